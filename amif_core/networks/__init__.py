@@ -1,0 +1,1 @@
+"""Neural networks of AMIF: the fusion backbone, CCWM and the C-SAMIC coupling."""

@@ -1,0 +1,1 @@
+"""Array transforms of AMIF: intensity normalisation, identifier masks, Haar wavelets, padding."""
