@@ -1,0 +1,1 @@
+"""Datasets of AMIF: the Harvard training pairs and the bundled demo volumes."""

@@ -1,0 +1,1 @@
+"""Engines of AMIF: inference (protect / unlock) and training."""

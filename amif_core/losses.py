@@ -1,0 +1,81 @@
+"""Training losses of AMIF.
+
+Fusion (stage 1, as in CDDFuse): intensity-max, Sobel gradient-max and SSIM.
+Protection (stage 2): identifier fidelity of the protected image against the
+composite target, CCWM ink contrast, in-range output, and the wrong-key hinge
+that makes the key necessary. All tensors are (B, 1, H, W) float in [0, 1]
+unless stated otherwise.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
+    """|grad x| as |Sobel_x| + |Sobel_y| with replicate padding; (B, 1, H, W)."""
+    kernel = torch.stack([_SOBEL_X, _SOBEL_X.t()]).unsqueeze(1).to(x)
+    grad = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel)
+    return grad.abs().sum(dim=1, keepdim=True)
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float32) - size // 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :])[None, None]
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM (11x11 Gaussian window, sigma 1.5, data range 1) per batch item, shape (B,)."""
+    window = _gaussian_window().to(x)
+    mu_x, mu_y = F.conv2d(x, window), F.conv2d(y, window)
+    sxx = F.conv2d(x * x, window) - mu_x**2
+    syy = F.conv2d(y * y, window) - mu_y**2
+    sxy = F.conv2d(x * y, window) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    value = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+    return value.mean(dim=(1, 2, 3))
+
+
+def fusion_loss(
+    fused: torch.Tensor, mri: torch.Tensor, other: torch.Tensor, grad_weight: float = 10.0, ssim_weight: float = 1.0
+) -> dict[str, torch.Tensor]:
+    """CDDFuse-style fusion loss; returns the terms and their weighted ``total``."""
+    intensity = F.l1_loss(fused, torch.maximum(mri, other))
+    gradient = F.l1_loss(sobel_magnitude(fused), torch.maximum(sobel_magnitude(mri), sobel_magnitude(other)))
+    structure = 1 - 0.5 * (ssim(fused, mri) + ssim(fused, other)).mean()
+    total = intensity + grad_weight * gradient + ssim_weight * structure
+    return {"total": total, "intensity": intensity, "gradient": gradient, "ssim": structure}
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` over ``mask`` > 0 per batch item, (B,); 0 where the mask is empty."""
+    weight = mask.expand_as(x)
+    return (x * weight).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3)).clamp_min(1.0)
+
+
+def ink_contrast_loss(ink: torch.Tensor, fused: torch.Tensor, mask: torch.Tensor, margin: float = 0.45) -> torch.Tensor:
+    """Hinge asking every stroke pixel to differ from the content by at least ``margin``."""
+    return masked_mean(F.relu(margin - (ink - fused).abs()), mask).mean()
+
+
+def out_of_range_loss(protected: torch.Tensor) -> torch.Tensor:
+    """Penalty for protected values outside [0, 1] (they cost key bytes to store)."""
+    return (F.relu(-protected) + F.relu(protected - 1)).mean()
+
+
+def wrong_key_hinge(
+    forced: torch.Tensor, protected: torch.Tensor, fused: torch.Tensor, mask: torch.Tensor, ratio: float = 1.5
+) -> torch.Tensor:
+    """Ask a wrong-key unlock to be no closer to ``fused`` inside the mask than ``protected`` is.
+
+    ``forced`` is the wrong-key unlock clipped to [0, 1]. The hinge is on the
+    in-mask MSE: it is zero once MSE(forced, f) >= ratio * MSE(p, f), i.e. once
+    the wrong-key PSNR in the mask is 10*log10(ratio) dB below that of ``p``.
+    """
+    reference = masked_mean((protected - fused) ** 2, mask).detach().clamp_min(1e-4)
+    achieved = masked_mean((forced - fused) ** 2, mask)
+    return F.relu(1 - achieved / (ratio * reference)).mean()
