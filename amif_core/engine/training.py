@@ -61,7 +61,7 @@ class TrainConfig:
     threads: int = 2
     crop: int = 128
     batch: int = 8
-    fusion_steps: int = 3000
+    fusion_steps: int = 2000
     fusion_lr: float = 1e-3
     gamma_augment: float = 0.25
     protect_steps: int = 1500
@@ -161,7 +161,7 @@ def random_identifier(rng: np.random.Generator) -> tuple[str, IdentifierStyle]:
     return text, style
 
 
-def _mask_pool(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
+def mask_pool_canvases(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
     """``count`` random identifier canvases for (size, size) slices: (count, 2*size, 2*size) float32."""
     canvases = []
     for _ in range(count):
@@ -170,7 +170,7 @@ def _mask_pool(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
     return np.stack(canvases).astype(np.float32)
 
 
-def _sample_masks(pool: np.ndarray, rng: np.random.Generator, batch: int, crop: int) -> np.ndarray:
+def sample_masks(pool: np.ndarray, rng: np.random.Generator, batch: int, crop: int) -> np.ndarray:
     out = np.empty((batch, 1, crop, crop), dtype=np.float32)
     for i in range(batch):
         canvas = pool[rng.integers(len(pool))]
@@ -268,14 +268,14 @@ def train(config: TrainConfig, quiet: bool = False) -> AMIFNet:
     if not protect.resume():
         stack = np.stack([pairs.mri, pairs.other, _cache_fusions(net, pairs, device)], axis=1)
         sampler = CropSampler(pairs, stack, config.crop)
-        pool = _mask_pool(rng, config.mask_pool, pairs.mri.shape[-1])
+        pool = mask_pool_canvases(rng, config.mask_pool, pairs.mri.shape[-1])
         generator = torch.Generator().manual_seed(config.seed)
         net.ccwm.train()
         net.csamic.train()
 
         def step() -> dict[str, torch.Tensor]:
             fused = _to_tensor(sampler.batch(rng, config.batch)[:, 2:3], device)
-            mask = _to_tensor(_sample_masks(pool, rng, config.batch, config.crop), device)
+            mask = _to_tensor(sample_masks(pool, rng, config.batch, config.crop), device)
             kinds = tuple(rng.choice(WRONG_KEY_KINDS, size=2, replace=False))
             return protect_losses(net, fused, mask, config.weights, kinds, generator)
 

@@ -84,12 +84,13 @@ def _tiled_canvas(text: str, height: int, width: int, font_px: int, angle_deg: f
     return (cropped >= 128).astype(np.uint8)
 
 
+@lru_cache(maxsize=16)
 def render_identifier_canvas(text: str, height: int, width: int, style: IdentifierStyle = IdentifierStyle()) -> np.ndarray:
-    """Tile ``text`` over a (2*height, 2*width) canvas; returns uint8 {0, 1}.
+    """Tile ``text`` over a (2*height, 2*width) canvas; returns read-only uint8 {0, 1}.
 
     Crop a (height, width) mask from it with :func:`crop_mask`. The gap between
     repeats is tuned (a few fixed-point steps) so the canvas covers about
-    ``style.coverage`` of its area.
+    ``style.coverage`` of its area. Results are cached per (text, size, style).
     """
     text = validate_identifier(text)
     canvas_h, canvas_w = 2 * height, 2 * width
@@ -103,6 +104,7 @@ def render_identifier_canvas(text: str, height: int, width: int, style: Identifi
         area_ratio = coverage / style.coverage
         gap = max(0.05, (1.0 + gap) * math.sqrt(area_ratio) - 1.0)
         canvas = _tiled_canvas(text, canvas_h, canvas_w, font_px, style.angle_deg, gap)
+    canvas.setflags(write=False)
     return canvas
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from amif_core.errors import InputError
+
 LOWER_PERCENTILE = 0.5
 UPPER_PERCENTILE = 99.9
 _MAX_SAMPLES = 4_000_000
@@ -45,10 +47,10 @@ def fit_normalisation(volume: np.ndarray) -> Normalisation:
     """
     flat = np.asarray(volume).reshape(-1)
     if flat.size == 0:
-        raise ValueError("Cannot normalise an empty volume.")
+        raise InputError("Cannot normalise an empty volume.")
     if flat.size > _MAX_SAMPLES:
         flat = flat[:: int(np.ceil(flat.size / _MAX_SAMPLES))]
     if not np.isfinite(flat).all():
-        raise ValueError("The volume contains NaN or infinite voxels; replace them (for example with 0) first.")
+        raise InputError("The volume contains NaN or infinite voxels; replace them (for example with 0) first.")
     low, high = np.percentile(flat.astype(np.float64), [LOWER_PERCENTILE, UPPER_PERCENTILE])
     return Normalisation(low=float(low), high=float(high))

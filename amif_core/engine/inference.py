@@ -1,0 +1,228 @@
+"""The inference engine: ``AMIFModel.protect``, ``unlock`` and ``fuse_clean`` on numpy arrays.
+
+Inputs are (H, W) slices or (D, H, W) volumes, processed slice by slice along
+axis 0 in batches. Each slice is padded (edge replication) to a multiple of 8,
+run through the network and cropped back, so any size works. Intensities are
+normalised per volume with robust percentiles (see
+:mod:`amif_core.transforms.intensity`), exactly as in training.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from amif_core.errors import CancelledError, InputError
+from amif_core.keys import Key, image_fingerprint, image_signature
+from amif_core.networks.amif import PAD_MULTIPLE, AMIFNet
+from amif_core.transforms.identifier import (
+    DEFAULT_IDENTIFIER,
+    IdentifierStyle,
+    crop_mask,
+    render_identifier_canvas,
+    slice_offsets,
+    validate_identifier,
+)
+from amif_core.transforms.intensity import Normalisation, fit_normalisation
+
+Progress = Callable[[int, int], None]
+Cancel = Callable[[], bool]
+
+
+@dataclass
+class Protected:
+    """Result of :meth:`AMIFModel.protect`.
+
+    ``image``: float32 in [0, 1], the input shape, identifier visible.
+    ``key``: the :class:`~amif_core.keys.Key` that unlocks it.
+    """
+
+    image: np.ndarray
+    key: Key
+
+
+def _as_volume(name: str, array: np.ndarray) -> np.ndarray:
+    data = np.asarray(array)
+    if data.dtype.kind not in "biuf":
+        raise InputError(f"The {name} must be a real-valued array, got dtype {data.dtype}.")
+    if data.ndim not in (2, 3):
+        raise InputError(
+            f"The {name} must be a 2D slice (H, W) or a 3D volume (D, H, W), got shape {data.shape}."
+        )
+    if min(data.shape) < 1:
+        raise InputError(f"The {name} is empty (shape {data.shape}).")
+    return data if data.ndim == 3 else data[None]
+
+
+def _padded(size: int) -> int:
+    return -(-size // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+def _batches(count: int, size: int) -> Iterator[slice]:
+    for start in range(0, count, size):
+        yield slice(start, min(count, start + size))
+
+
+def _inputs_seed(mri: np.ndarray, other: np.ndarray, identifier: str) -> int:
+    digest = hashlib.sha256(identifier.encode())
+    for volume in (mri, other):
+        digest.update(repr((volume.shape, volume.dtype.str)).encode())
+        for plane in volume:
+            digest.update(np.ascontiguousarray(plane).tobytes())
+    return int.from_bytes(digest.digest()[:8], "little")
+
+
+class AMIFModel:
+    """A loaded AMIF model. Use :func:`amif_core.load_model` to make one.
+
+    ``batch_size`` slices run at once; results do not depend on it.
+    """
+
+    def __init__(self, net: AMIFNet, device: torch.device, model_id: str, metadata: dict, batch_size: int = 4) -> None:
+        self.net = net.to(device=device, memory_format=torch.channels_last).eval()
+        self.device = device
+        self.model_id = model_id
+        self.metadata = metadata
+        self.batch_size = batch_size
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        h, w = array.shape[-2:]
+        t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)[:, None]).to(self.device)
+        padded = F.pad(t, (0, _padded(w) - w, 0, _padded(h) - h), mode="replicate")
+        return padded.contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def _tick(done: int, total: int, progress: Progress | None, cancel: Cancel | None) -> None:
+        if cancel is not None and cancel():
+            raise CancelledError("Cancelled by the user; nothing was written.")
+        if progress is not None:
+            progress(done, total)
+
+    def _check_pair(self, mri: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a, b = _as_volume("MRI", mri), _as_volume("second scan", other)
+        if a.shape != b.shape:
+            raise InputError(
+                f"The MRI {np.shape(mri)} and the second scan {np.shape(other)} must have the same shape; "
+                "resample the second scan onto the MRI grid first (the `amif fuse` command does this)."
+            )
+        return a, b
+
+    def _fused_batches(self, a: np.ndarray, b: np.ndarray, progress: Progress | None, cancel: Cancel | None
+                       ) -> Iterator[tuple[slice, torch.Tensor, Normalisation, Normalisation]]:
+        norm_a, norm_b = fit_normalisation(a), fit_normalisation(b)
+        self._tick(0, a.shape[0], progress, cancel)
+        for part in _batches(a.shape[0], self.batch_size):
+            with torch.inference_mode():
+                fused = self.net.fuse(self._tensor(norm_a.apply(a[part])), self._tensor(norm_b.apply(b[part])))
+            yield part, fused, norm_a, norm_b
+            self._tick(part.stop, a.shape[0], progress, cancel)
+
+    def fuse_clean(self, mri: np.ndarray, other: np.ndarray, progress: Progress | None = None,
+                   cancel: Cancel | None = None) -> np.ndarray:
+        """The watermark-free fusion, for the model owner's training and evaluation.
+
+        ``mri`` and ``other``: real arrays of one shape, (H, W) or (D, H, W), any
+        intensity range. Returns float32 in [0, 1] of the same shape.
+        """
+        a, b = self._check_pair(mri, other)
+        out = np.empty(a.shape, dtype=np.float32)
+        h, w = a.shape[1:]
+        for part, fused, _, _ in self._fused_batches(a, b, progress, cancel):
+            out[part] = fused[:, 0, :h, :w].cpu().numpy()
+        return out.reshape(np.shape(mri))
+
+    def protect(self, mri: np.ndarray, other: np.ndarray, identifier: str = DEFAULT_IDENTIFIER,
+                style: IdentifierStyle = IdentifierStyle(), progress: Progress | None = None,
+                cancel: Cancel | None = None) -> Protected:
+        """Fuse and protect: returns the image with the identifier burnt in, and its key.
+
+        ``mri`` and ``other``: real arrays of one shape, (H, W) or (D, H, W), any
+        intensity range (normalised here, per volume). ``identifier``: the owner's
+        text. ``progress(done, total)`` is called per batch of slices;
+        ``cancel()`` returning True stops with :class:`CancelledError`.
+        The result is deterministic for the same inputs on the same device.
+        """
+        identifier = validate_identifier(identifier)
+        a, b = self._check_pair(mri, other)
+        depth, h, w = a.shape
+        hp, wp = _padded(h), _padded(w)
+        canvas = render_identifier_canvas(identifier, h, w, style)
+        offsets = slice_offsets(_inputs_seed(a, b, identifier), depth, h, w)
+        image = np.empty(a.shape, dtype=np.float32)
+        bands = np.empty((depth, 4, hp // 2, wp // 2), dtype=np.float16)
+        border_bottom = np.empty((depth, hp - h, wp), dtype=np.float32)
+        border_right = np.empty((depth, h, wp - w), dtype=np.float32)
+        clip_index, clip_residual = [], []
+        for part, fused, norm_a, norm_b in self._fused_batches(a, b, progress, cancel):
+            masks = np.stack([crop_mask(canvas, tuple(o), h, w) for o in offsets[part]]).astype(np.float32)
+            mask = F.pad(torch.from_numpy(masks[:, None]).to(self.device), (0, wp - w, 0, hp - h))
+            with torch.inference_mode():
+                raw, key, _ = self.net.protect(fused, mask)
+            raw = raw[:, 0].cpu().numpy()
+            bands[part] = key.cpu().numpy().astype(np.float16)
+            border_bottom[part] = raw[:, h:, :]
+            border_right[part] = raw[:, :h, w:]
+            inner = raw[:, :h, :w]
+            image[part] = np.clip(inner, 0.0, 1.0)
+            outside = np.flatnonzero(inner != image[part])
+            clip_index.append(outside + part.start * h * w)
+            clip_residual.append((inner - image[part]).reshape(-1)[outside])
+        key = Key(
+            bands=bands,
+            border_bottom=border_bottom,
+            border_right=border_right,
+            clip_index=np.concatenate(clip_index).astype(np.int64),
+            clip_residual=np.concatenate(clip_residual).astype(np.float32),
+            shape=tuple(np.shape(mri)),
+            fingerprint=image_fingerprint(image.reshape(np.shape(mri))),
+            signature=image_signature(image),
+            model_id=self.model_id,
+            identifier=identifier,
+            identifier_style={"font_fraction": style.font_fraction, "angle_deg": style.angle_deg,
+                              "coverage": style.coverage},
+            normalisation={"mri": norm_a.to_dict(), "other": norm_b.to_dict()},
+            mask_offsets=offsets,
+        )
+        return Protected(image=image.reshape(np.shape(mri)), key=key)
+
+    def unlock(self, image: np.ndarray, key: Key, force: bool = False, progress: Progress | None = None,
+               cancel: Cancel | None = None) -> np.ndarray:
+        """Recover the clean fusion from a protected image and its key.
+
+        ``image``: float32-representable array in [0, 1] as returned by
+        :meth:`protect`. Raises :class:`~amif_core.errors.KeyMismatchError` (or a
+        subclass) when the key does not belong to the image; ``force=True`` skips
+        that check (evaluation of wrong keys only). Returns float32 in [0, 1].
+        """
+        if not force:
+            key.check(image, self.model_id)
+        elif tuple(np.shape(image)) != tuple(key.shape):
+            raise InputError(f"Image shape {np.shape(image)} differs from the key's {tuple(key.shape)}.")
+        volume = _as_volume("protected image", image)
+        depth, h, w = volume.shape
+        out = np.empty(volume.shape, dtype=np.float32)
+        self._tick(0, depth, progress, cancel)
+        for part in _batches(depth, self.batch_size):
+            inner = volume[part].astype(np.float32, copy=True)
+            first, last = np.searchsorted(key.clip_index, [part.start * h * w, part.stop * h * w])
+            inner.reshape(-1)[key.clip_index[first:last] - part.start * h * w] += key.clip_residual[first:last]
+            raw = np.concatenate([np.concatenate([inner, key.border_right[part]], axis=2),
+                                  key.border_bottom[part]], axis=1)
+            protected = torch.from_numpy(raw[:, None]).to(self.device)
+            bands = torch.from_numpy(key.bands[part].astype(np.float32)).to(self.device)
+            with torch.inference_mode():
+                clean = self.net.unlock(protected, bands)
+            out[part] = np.clip(clean[:, 0, :h, :w].cpu().numpy(), 0.0, 1.0)
+            self._tick(part.stop, depth, progress, cancel)
+        return out.reshape(np.shape(image))
+
+    def identifier_mask(self, key: Key) -> np.ndarray:
+        """The identifier mask a key was made with: uint8 {0, 1}, shape ``key.shape``."""
+        h, w = key.shape[-2:]
+        canvas = render_identifier_canvas(key.identifier, h, w, IdentifierStyle(**key.identifier_style))
+        masks = np.stack([crop_mask(canvas, tuple(o), h, w) for o in key.mask_offsets])
+        return masks.reshape(key.shape)

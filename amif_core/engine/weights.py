@@ -1,0 +1,62 @@
+"""Reading and writing the AMIF weights file.
+
+The file is a ``torch.save`` dict that loads with ``weights_only=True``::
+
+    format      "amif-weights"
+    version     1
+    config      AMIFConfig.to_dict()
+    state_dict  the network parameters (float32)
+    training    the TrainConfig used, as a dict
+    data_manifest_sha256, git_commit, created_utc
+    validation  the validation metrics measured after training
+
+The model id used in keys is the SHA-256 of the file's bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import torch
+
+from amif_core.errors import AMIFError
+from amif_core.networks.amif import AMIFConfig, AMIFNet
+
+WEIGHTS_FORMAT = "amif-weights"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "amif_v1.pt"
+
+
+def save_weights(net: AMIFNet, path: Path, metadata: dict, overwrite: bool = False) -> str:
+    """Write ``net`` with ``metadata`` atomically; returns the model id (SHA-256 hex)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (or --force) to replace it.")
+    buffer = io.BytesIO()
+    state = {k: v.detach().cpu().float().clone() for k, v in net.state_dict().items()}
+    torch.save({"format": WEIGHTS_FORMAT, "version": 1, "config": net.config.to_dict(), "state_dict": state,
+                **metadata}, buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(buffer.getvalue())
+    os.replace(tmp, path)
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
+
+
+def load_weights(path: Path | None = None) -> tuple[AMIFNet, str, dict]:
+    """Load a weights file -> (network on CPU in eval mode, model id, metadata dict)."""
+    path = Path(path) if path is not None else DEFAULT_WEIGHTS
+    if not path.is_file():
+        raise AMIFError(f"AMIF weights not found at {path}. Reinstall amif-core or pass the weights path.")
+    raw = path.read_bytes()
+    try:
+        payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise AMIFError(f"{path} is not a readable AMIF weights file: {error}") from error
+    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
+        raise AMIFError(f"{path} is not an AMIF weights file.")
+    net = AMIFNet(AMIFConfig.from_dict(payload["config"]))
+    net.load_state_dict(payload["state_dict"])
+    metadata = {k: v for k, v in payload.items() if k not in ("state_dict",)}
+    return net.eval(), hashlib.sha256(raw).hexdigest(), metadata
