@@ -41,13 +41,14 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def fusion_loss(
-    fused: torch.Tensor, mri: torch.Tensor, other: torch.Tensor, grad_weight: float = 10.0, ssim_weight: float = 1.0
+    fused: torch.Tensor, mri: torch.Tensor, other: torch.Tensor, intensity_weight: float = 1.0,
+    grad_weight: float = 10.0, ssim_weight: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """CDDFuse-style fusion loss; returns the terms and their weighted ``total``."""
     intensity = F.l1_loss(fused, torch.maximum(mri, other))
     gradient = F.l1_loss(sobel_magnitude(fused), torch.maximum(sobel_magnitude(mri), sobel_magnitude(other)))
     structure = 1 - 0.5 * (ssim(fused, mri) + ssim(fused, other)).mean()
-    total = intensity + grad_weight * gradient + ssim_weight * structure
+    total = intensity_weight * intensity + grad_weight * gradient + ssim_weight * structure
     return {"total": total, "intensity": intensity, "gradient": gradient, "ssim": structure}
 
 

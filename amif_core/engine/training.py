@@ -39,6 +39,15 @@ WRONG_KEY_KINDS = ("zero", "random", "shuffled", "other_slice")
 
 
 @dataclass
+class FusionLossWeights:
+    """Weights of the stage-1 (CDDFuse) loss terms; intensity-max has weight ``intensity``."""
+
+    intensity: float = 1.0
+    gradient: float = 10.0
+    ssim: float = 1.0
+
+
+@dataclass
 class ProtectLossWeights:
     """Weights of the stage-2 loss terms."""
 
@@ -69,6 +78,7 @@ class TrainConfig:
     mask_pool: int = 48
     checkpoint_every: int = 100
     model: AMIFConfig = field(default_factory=AMIFConfig)
+    fusion_weights: FusionLossWeights = field(default_factory=FusionLossWeights)
     weights: ProtectLossWeights = field(default_factory=ProtectLossWeights)
 
     def to_dict(self) -> dict:
@@ -205,7 +215,8 @@ def _fusion_step(net: AMIFNet, sampler: CropSampler, rng: np.random.Generator, c
                  device: torch.device) -> dict[str, torch.Tensor]:
     batch = _to_tensor(sampler.batch(rng, config.batch), device)
     mri, other = batch[:, 0:1], batch[:, 1:2]
-    return fusion_loss(net.fuse(mri, other), mri, other)
+    w = config.fusion_weights
+    return fusion_loss(net.fuse(mri, other), mri, other, w.intensity, w.gradient, w.ssim)
 
 
 def protect_losses(net: AMIFNet, fused: torch.Tensor, mask: torch.Tensor, weights: ProtectLossWeights,
