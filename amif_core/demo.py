@@ -1,0 +1,71 @@
+"""The embedded demo: protect and unlock the bundled MRI/PET pair, no user data needed.
+
+The bundled pair (amif_core/data/demo, made by scripts/make_demo_data.py) is
+an MNI152 T1 MRI and a synthetic FDG-like PET on a coarser grid, so the demo
+also exercises resampling.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from amif_core.atomic import check_outputs, write_atomically
+from amif_core.engine.inference import AMIFModel, Progress
+from amif_core.keyfile import key_output, read_key
+from amif_core.montage import MontageColumn, png_output, render_montage
+from amif_core.transforms.identifier import DEFAULT_IDENTIFIER
+from amif_core.volumes import protect_volume, read_volume, resample_to_reference, unlock_volume, volume_output
+
+DEMO_DIR = Path(__file__).resolve().parent / "data" / "demo"
+DEMO_MRI = DEMO_DIR / "mri.nrrd"
+DEMO_PET = DEMO_DIR / "pet.nrrd"
+OUTPUT_NAMES = {"protected": "protected.nrrd", "key": "protected.amifkey", "unlocked": "unlocked.nrrd",
+                "montage": "montage.png"}
+
+
+def demo_paths(out_dir: str | Path) -> dict[str, Path]:
+    """The files the demo writes into ``out_dir``, by role (see ``OUTPUT_NAMES``)."""
+    return {role: Path(out_dir) / name for role, name in OUTPUT_NAMES.items()}
+
+
+def run_demo(model: AMIFModel, out_dir: str | Path, force: bool = False, identifier: str = DEFAULT_IDENTIFIER,
+             progress: Callable[[str], Progress | None] = lambda stage: None,
+             notice: Callable[[str], None] = print, mri_path: Path | None = None,
+             pet_path: Path | None = None) -> dict[str, Path]:
+    """Protect the demo pair, unlock it from the written files, and write a montage.
+
+    Writes into ``out_dir`` (created if needed): the protected volume, its
+    key (not encrypted: demo data), the unlocked volume and a PNG montage
+    (axial, coronal and sagittal rows; MRI, PET, protected and unlocked
+    columns). Refuses to replace existing files unless ``force``; after a
+    failure or interruption none of them is left. ``progress(stage)`` gives the
+    progress callback of stage "protect" or "unlock". ``mri_path``/``pet_path``
+    replace the bundled pair. Returns the paths by role.
+    """
+    mri_path, pet_path = mri_path or DEMO_MRI, pet_path or DEMO_PET
+    out_dir = Path(out_dir)
+    paths = demo_paths(out_dir)
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        check_outputs(list(paths.values()), force, inputs=[mri_path, pet_path])
+        mri, pet = read_volume(mri_path), read_volume(pet_path)
+        protected, key = protect_volume(model, mri, pet, identifier, progress=progress("protect"), notice=notice)
+        write_atomically([volume_output(protected, paths["protected"]), key_output(paths["key"], key)], force)
+        try:
+            saved, saved_key = read_volume(paths["protected"]), read_key(paths["key"])
+            unlocked = unlock_volume(model, saved, saved_key, progress=progress("unlock"))
+            columns = [MontageColumn("MRI", mri), MontageColumn("PET", resample_to_reference(pet, mri)[0], "hot"),
+                       MontageColumn("Protected", protected, window=(0.0, 1.0)),
+                       MontageColumn("Unlocked", unlocked, window=(0.0, 1.0))]
+            write_atomically([volume_output(unlocked, paths["unlocked"]),
+                              png_output(render_montage(columns), paths["montage"])], force)
+        except BaseException:
+            paths["protected"].unlink(missing_ok=True)
+            paths["key"].unlink(missing_ok=True)
+            raise
+    except BaseException:
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+    return paths

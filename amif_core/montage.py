@@ -1,0 +1,130 @@
+"""PNG montages of volumes on one grid: an axial, a coronal and a sagittal slice per column.
+
+Slices are shown in the radiological convention (patient right on the image
+left, anterior up in axial views, superior up otherwise), found from each
+volume's direction cosines, and drawn at one common physical scale (mm per
+pixel), so anisotropic voxels are not squashed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import permutations
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+from PIL import Image, ImageDraw, ImageFont
+
+from amif_core.atomic import Output, write_atomically
+from amif_core.transforms.intensity import fit_normalisation
+
+COLORMAPS = ("grey", "hot")
+GAP = 4
+TITLE_PX = 16
+
+
+@dataclass(frozen=True)
+class MontageColumn:
+    """One column: ``title`` drawn above it, ``image`` a 3D scalar volume, ``colormap`` "grey" or "hot".
+
+    ``window``: (low, high) intensities mapped to black and white; None fits
+    the robust percentile window of the volume.
+    """
+
+    title: str
+    image: sitk.Image
+    colormap: str = "grey"
+    window: tuple[float, float] | None = None
+
+
+def oriented(image: sitk.Image) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """A view of the voxels with numpy axes (superior, posterior, left) increasing, and their spacings in mm.
+
+    Axes are permuted and flipped to the nearest LPS orientation (no
+    resampling); keep ``image`` alive while using the view.
+    """
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    perm = max(permutations(range(3)), key=lambda p: sum(abs(direction[axis, p[axis]]) for axis in range(3)))
+    array = sitk.GetArrayViewFromImage(image)  # numpy axis k is index axis 2 - k
+    view = np.transpose(array, [2 - perm[2], 2 - perm[1], 2 - perm[0]])
+    for k, physical in enumerate((2, 1, 0)):
+        if direction[physical, perm[physical]] < 0:
+            view = np.flip(view, axis=k)
+    spacing = image.GetSpacing()
+    return view, (spacing[perm[2]], spacing[perm[1]], spacing[perm[0]])
+
+
+def _slices(image: sitk.Image) -> list[tuple[np.ndarray, tuple[float, float]]]:
+    """Middle axial, coronal and sagittal slices (float32, rows top to bottom) with their (row, column) spacings."""
+    view, (s_si, s_ap, s_lr) = oriented(image)
+    depth, rows, cols = view.shape
+    return [
+        (np.array(view[depth // 2], dtype=np.float32), (s_ap, s_lr)),
+        (np.array(view[::-1, rows // 2, :], dtype=np.float32), (s_si, s_lr)),
+        (np.array(view[::-1, :, cols // 2], dtype=np.float32), (s_si, s_ap)),
+    ]
+
+
+def _colour(values: np.ndarray, colormap: str) -> np.ndarray:
+    """(H, W) float in [0, 1] -> (H, W, 3) uint8."""
+    if colormap == "hot":
+        rgb = np.stack([np.clip(3 * values - k, 0, 1) for k in range(3)], axis=-1)
+    else:
+        rgb = np.repeat(values[..., None], 3, axis=-1)
+    return np.round(rgb * 255).astype(np.uint8)
+
+
+def _window(column: MontageColumn) -> tuple[float, float]:
+    if column.window is not None:
+        return column.window
+    fitted = fit_normalisation(sitk.GetArrayViewFromImage(column.image))
+    return fitted.low, fitted.high
+
+
+def render_montage(columns: Sequence[MontageColumn], tile_px: int = 256) -> np.ndarray:
+    """Render rows (axial, coronal, sagittal) x ``columns`` into an RGB image: (H, W, 3) uint8.
+
+    All column volumes must share one grid. ``tile_px``: the longest
+    physical side among the three views is drawn this many pixels long.
+    """
+    if not columns:
+        raise ValueError("A montage needs at least one column.")
+    for column in columns:
+        if column.colormap not in COLORMAPS:
+            raise ValueError(f"Unknown colormap {column.colormap!r}; use one of {COLORMAPS}.")
+        if column.image.GetSize() != columns[0].image.GetSize():
+            raise ValueError("All montage volumes must share one grid; resample them first.")
+    views = [_slices(column.image) for column in columns]
+    extents = [(values.shape[0] * spacing[0], values.shape[1] * spacing[1]) for values, spacing in views[0]]
+    mm_per_px = max(max(e) for e in extents) / tile_px
+    tiles = [(max(1, round(h / mm_per_px)), max(1, round(w / mm_per_px))) for h, w in extents]
+    cell_w = max(w for _, w in tiles)
+    height = TITLE_PX + GAP + sum(h + GAP for h, _ in tiles)
+    canvas = np.zeros((height, len(columns) * (cell_w + GAP) - GAP, 3), dtype=np.uint8)
+    for c, (column, slices) in enumerate(zip(columns, views)):
+        low, high = _window(column)
+        top = TITLE_PX + GAP
+        for (values, _), (h, w) in zip(slices, tiles):
+            resized = np.asarray(Image.fromarray(values, mode="F").resize((w, h), Image.Resampling.BILINEAR))
+            scaled = np.clip((resized - low) / (high - low), 0, 1) if high > low else np.zeros_like(resized)
+            left = c * (cell_w + GAP) + (cell_w - w) // 2
+            canvas[top : top + h, left : left + w] = _colour(scaled, column.colormap)
+            top += h + GAP
+    picture = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.load_default(size=TITLE_PX - 3)
+    for c, column in enumerate(columns):
+        width = draw.textlength(column.title, font=font)
+        draw.text((c * (cell_w + GAP) + (cell_w - width) / 2, 1), column.title, font=font, fill=(255, 255, 255))
+    return np.asarray(picture)
+
+
+def png_output(rgb: np.ndarray, path: str | Path) -> Output:
+    """An :class:`~amif_core.atomic.Output` writing an (H, W, 3) uint8 array as PNG."""
+    return Output(Path(path), lambda temp: Image.fromarray(rgb).save(temp, format="PNG"))
+
+
+def write_montage(columns: Sequence[MontageColumn], path: str | Path, force: bool = False, tile_px: int = 256) -> None:
+    """Render :func:`render_montage` and write it as a PNG, atomically; never overwrites without ``force``."""
+    write_atomically([png_output(render_montage(columns, tile_px), path)], force)

@@ -1,0 +1,53 @@
+"""amif_core.montage: orientation, physical scale and colour of the PNG montage."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from PIL import Image
+
+from amif_core.montage import GAP, TITLE_PX, MontageColumn, oriented, render_montage, write_montage
+from volume_factory import grid
+
+FLIPPED = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)  # index x runs right, y runs anterior (like the demo)
+
+
+def marked(direction: tuple[float, ...]) -> sitk.Image:
+    """A 12x10x8 volume, 1 x 1 x 3 mm, with one bright voxel at a known physical corner."""
+    image = grid((12, 10, 8), (1.0, 1.0, 3.0), direction)
+    values = np.zeros((8, 10, 12), dtype=np.float32)
+    out = sitk.GetImageFromArray(values)
+    out.CopyInformation(image)
+    # The voxel nearest to the patient's right-anterior-inferior corner.
+    corner = np.array([-100.0, -100.0, -100.0])
+    points = [(i, j, k) for i in range(12) for j in range(10) for k in range(8)]
+    nearest = min(points, key=lambda idx: np.linalg.norm(np.array(out.TransformIndexToPhysicalPoint(idx)) - corner))
+    out[nearest] = 1.0
+    return out
+
+
+@pytest.mark.parametrize("direction", [(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0), FLIPPED])
+def test_oriented_view_is_superior_posterior_left(direction: tuple[float, ...]) -> None:
+    image = marked(direction)  # the view reads its memory: keep it alive
+    view, spacing = oriented(image)
+    assert view.shape == (8, 10, 12) and spacing == (3.0, 1.0, 1.0)
+    # Inferior, anterior, right: the first index of every oriented axis.
+    assert view[0, 0, 0] == 1.0 and view.sum() == 1.0
+
+
+def test_anisotropic_views_are_drawn_at_one_physical_scale(tmp_path: Path) -> None:
+    image = marked(FLIPPED)  # 12 mm (x) by 10 mm (y) by 24 mm (z)
+    rgb = render_montage([MontageColumn("A", image), MontageColumn("B", image, "hot", window=(0.0, 1.0))],
+                         tile_px=120)
+    # 5 mm per pixel: axial 10x12 mm -> 50x60 px, coronal 24x12 -> 120x60, sagittal 24x10 -> 120x50.
+    assert rgb.shape == (TITLE_PX + GAP + (50 + GAP) + (120 + GAP) + (120 + GAP), 2 * 60 + GAP, 3)
+    hot = rgb[TITLE_PX + GAP :, 60 + GAP :].astype(int)
+    assert (hot[..., 0] >= hot[..., 1]).all() and (hot[..., 1] >= hot[..., 2]).all()
+    write_montage([MontageColumn("A", image)], tmp_path / "m.png")
+    assert Image.open(tmp_path / "m.png").mode == "RGB"
+    with pytest.raises(FileExistsError):
+        write_montage([MontageColumn("A", image)], tmp_path / "m.png")
+    with pytest.raises(ValueError, match="share one grid"):
+        render_montage([MontageColumn("A", image), MontageColumn("B", grid((5, 5, 5), (1.0, 1.0, 1.0)))])
