@@ -1,0 +1,206 @@
+"""Installing the Python packages AMIF needs into Slicer, with the user's consent.
+
+Slicer bundles numpy, SimpleITK and VTK but not PyTorch. On first use the
+module asks before installing PyTorch (through the PyTorch extension's
+``PyTorchUtils`` when present, which picks the right CUDA build, else with
+pip), then asks before installing the small packages. Every pip call is
+constrained to the installed numpy and SimpleITK (and torch, once present),
+so pip can never replace Slicer's own builds. Nothing is installed at import
+time or in testing mode; after installing, PyTorch must run a small tensor
+operation on the chosen device.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from AMIFSlicerLib.errors import DependencyError
+
+PROTECTED_DISTRIBUTIONS = ("numpy", "SimpleITK")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A package AMIF imports: pip name, import name, minimum version and what it is for."""
+
+    distribution: str
+    importName: str
+    minimumVersion: str
+    purpose: str
+
+    @property
+    def specifier(self) -> str:
+        """The pip requirement, e.g. ``ptwt>=0.1.9``."""
+        return f"{self.distribution}>={self.minimumVersion}"
+
+
+TORCH = Requirement("torch", "torch", "2.4", "runs the AMIF network")
+SMALL_REQUIREMENTS = (
+    Requirement("ptwt", "ptwt", "0.1.9", "wavelet transforms"),
+    Requirement("cryptography", "cryptography", "41", "passphrase-protected key files"),
+    Requirement("pillow", "PIL", "10.1", "drawing the identifier text"),
+)
+REQUIREMENTS = (TORCH, *SMALL_REQUIREMENTS)
+
+
+def versionTuple(version: str) -> tuple[int, ...]:
+    """Leading numeric release parts of a version: "2.5.1+cu121" -> (2, 5, 1), "41.0.0rc1" -> (41, 0, 0)."""
+    parts = []
+    for piece in version.split("+")[0].split("."):
+        match = re.match(r"\d+", piece)
+        if match is None:
+            break
+        parts.append(int(match.group()))
+        if match.end() < len(piece):
+            break
+    return tuple(parts)
+
+
+def installedVersion(distribution: str) -> str | None:
+    """Installed version of a distribution, or None when it is not installed."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def isSatisfied(requirement: Requirement) -> bool:
+    """True when the package imports and is at least the minimum version."""
+    version = installedVersion(requirement.distribution)
+    if version is None or importlib.util.find_spec(requirement.importName) is None:
+        return False
+    return versionTuple(version) >= versionTuple(requirement.minimumVersion)
+
+
+def missingRequirements(requirements: tuple[Requirement, ...] = REQUIREMENTS) -> list[Requirement]:
+    """The requirements not installed, or installed in a version that is too old."""
+    return [r for r in requirements if not isSatisfied(r)]
+
+
+def writeConstraints(directory: Path, distributions: tuple[str, ...]) -> Path:
+    """Write a pip constraints file pinning each installed distribution of ``distributions`` to its version."""
+    lines = [f"{name}=={version}" for name in distributions if (version := installedVersion(name)) is not None]
+    path = Path(directory) / "amif-constraints.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def pyTorchUtilsInstaller() -> Callable[[str], bool] | None:
+    """An installer using the PyTorch extension's ``PyTorchUtils`` (right CUDA build), or None without it.
+
+    The returned function takes a version specifier such as ">=2.4" and
+    returns whether torch got installed.
+    """
+    if importlib.util.find_spec("PyTorchUtils") is None:
+        return None
+
+    def install(versionSpecifier: str) -> bool:
+        import PyTorchUtils
+
+        torchLogic = PyTorchUtils.PyTorchUtilsLogic()
+        return torchLogic.installTorch(askConfirmation=False, torchVersionRequirement=versionSpecifier) is not None
+
+    return install
+
+
+def verifyTorch(device: str) -> str:
+    """Import torch and run a small tensor operation on ``device``; return a one-line summary.
+
+    Raises :class:`DependencyError` when it cannot run there.
+    """
+    try:
+        import torch
+
+        from AMIFSlicerLib.devices import resolveDevice
+
+        resolved = resolveDevice(device)
+        value = (torch.ones(2, 2, device=resolved) @ torch.ones(2, 2, device=resolved)).sum().item()
+    except Exception as error:
+        raise DependencyError(f"PyTorch is installed but could not run on the {device} device: {error}. "
+                              "Choose CPU as the device, or reinstall PyTorch with the PyTorch Utils module.") from error
+    if value != 8.0:
+        raise DependencyError(f"PyTorch gave a wrong result on {resolved} ({value} instead of 8); choose CPU.")
+    return f"PyTorch {torch.__version__} runs on {resolved}."
+
+
+class DependencyInstaller:
+    """Checks and installs AMIF's packages; the caller supplies the dialogs and the installers.
+
+    ``confirm(question) -> bool`` asks the user (an OK/Cancel dialog in
+    Slicer); ``pipInstall(arguments)`` runs ``pip install`` with a list of
+    arguments (``slicer.util.pip_install``); ``torchInstaller(specifier) ->
+    bool`` installs PyTorch the PyTorch extension's way, or is None to use
+    pip; ``testing`` (Slicer's testing mode) forbids installing.
+    ``requirements`` and ``torch`` (the entry of ``requirements`` installed
+    the PyTorch way) default to AMIF's own.
+    """
+
+    def __init__(self, confirm: Callable[[str], bool], pipInstall: Callable[[list[str]], None],
+                 torchInstaller: Callable[[str], bool] | None, testing: bool,
+                 log: Callable[[str], None] = logging.info, requirements: tuple[Requirement, ...] = REQUIREMENTS,
+                 torch: Requirement = TORCH) -> None:
+        self.confirm = confirm
+        self.pipInstall = pipInstall
+        self.torchInstaller = torchInstaller
+        self.testing = testing
+        self.log = log
+        self.requirements = requirements
+        self.torch = torch
+
+    def ensure(self, device: str) -> str:
+        """Make sure every requirement is installed (asking first) and PyTorch runs on ``device``.
+
+        Returns :func:`verifyTorch`'s summary. Raises :class:`DependencyError`
+        when the user declines, an install fails, or in testing mode.
+        """
+        missing = missingRequirements(self.requirements)
+        if missing and self.testing:
+            raise DependencyError(
+                "Testing mode: AMIF does not install Python packages. Missing: "
+                f"{', '.join(r.specifier for r in missing)}. Install them before running the tests.")
+        if self.torch in missing:
+            self._installTorch()
+        small = [r for r in missing if r != self.torch]
+        if small:
+            self._installSmall(small)
+        if missing:
+            importlib.invalidate_caches()
+            stillMissing = missingRequirements(self.requirements)
+            if stillMissing:
+                raise DependencyError(
+                    f"Installing {', '.join(r.specifier for r in stillMissing)} did not succeed; see the Python "
+                    "console for pip's messages. Restart Slicer and try again.")
+        return verifyTorch(device)
+
+    def _installTorch(self) -> None:
+        how = "with the PyTorch extension (it picks the build for your GPU)" if self.torchInstaller else "with pip"
+        if not self.confirm(
+                f"AMIF needs PyTorch ({self.torch.specifier}) to run its network, and it is not installed in this "
+                f"Slicer.\n\nInstall it now {how}? This downloads about 1 to 3 GB and can take several minutes."):
+            raise DependencyError("AMIF cannot run without PyTorch; its installation was cancelled. Click the "
+                                  "button again to be asked again.")
+        self.log(f"Installing {self.torch.specifier} {how}...")
+        if self.torchInstaller is not None:
+            if not self.torchInstaller(f">={self.torch.minimumVersion}"):
+                raise DependencyError("The PyTorch extension did not install PyTorch; see the Python console.")
+            return
+        with tempfile.TemporaryDirectory() as directory:
+            constraints = writeConstraints(Path(directory), PROTECTED_DISTRIBUTIONS)
+            self.pipInstall([self.torch.specifier, "-c", str(constraints)])
+
+    def _installSmall(self, requirements: list[Requirement]) -> None:
+        listed = "\n".join(f"  - {r.specifier}: {r.purpose}" for r in requirements)
+        if not self.confirm(f"AMIF needs these Python packages:\n{listed}\n\nInstall them now with pip?"):
+            raise DependencyError(f"AMIF cannot run without {', '.join(r.distribution for r in requirements)}; "
+                                  "the installation was cancelled. Click the button again to be asked again.")
+        self.log(f"Installing {', '.join(r.specifier for r in requirements)}...")
+        with tempfile.TemporaryDirectory() as directory:
+            constraints = writeConstraints(Path(directory), (*PROTECTED_DISTRIBUTIONS, self.torch.distribution))
+            self.pipInstall([*(r.specifier for r in requirements), "-c", str(constraints)])

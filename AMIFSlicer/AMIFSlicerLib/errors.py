@@ -1,0 +1,23 @@
+"""Exceptions raised by the AMIF Slicer logic.
+
+Their messages are written for the person at the panel: the module shows them
+as they are. Errors of the AMIF core (:mod:`amif_core.errors`) pass through
+unchanged, since their messages follow the same rule.
+"""
+from __future__ import annotations
+
+
+class AMIFSlicerError(Exception):
+    """Base class of the errors the Slicer logic raises on purpose."""
+
+
+class InvalidInputError(AMIFSlicerError, ValueError):
+    """A selected node or option cannot be used; the message says what to choose instead."""
+
+
+class MemoryLimitError(AMIFSlicerError):
+    """The estimated memory need of a run exceeds what the chosen device (or this computer) has free."""
+
+
+class DependencyError(AMIFSlicerError):
+    """A required Python package is missing and was not installed (declined, failed or testing mode)."""

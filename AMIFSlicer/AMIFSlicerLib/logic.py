@@ -1,0 +1,364 @@
+"""AMIFLogic: protect and unlock volume nodes, show them, and tell the panel what is ready.
+
+Protect reads the MRI and the CT/PET/SPECT node in world space, runs
+:func:`amif_core.volumes.protect_volume`, writes the key file and only then
+adds the protected node; unlock reads the key and adds the unlocked node.
+Input nodes are never modified, and key material never enters the scene:
+output nodes carry only provenance attributes (``AMIF.*``: role, AMIF
+version, model version, weights checksum, device, identifier text).
+"""
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+
+from AMIFSlicerLib import devices, display
+from AMIFSlicerLib.errors import DependencyError, InvalidInputError
+from AMIFSlicerLib.volumenodes import (
+    addScalarVolumeNode,
+    localIjkToRas,
+    sitkImageFromArray,
+    volumeProblem,
+    voxelArray,
+    worldBounds,
+    worldVoxels,
+)
+
+if TYPE_CHECKING:  # amif_core imports torch: only type checkers import it here
+    from amif_core import AMIFModel
+    from amif_core.volumes import VolumeKey
+
+DEFAULT_IDENTIFIER = "AMIF \u00a9"
+PROTECTED_SUFFIX = " AMIF protected"
+UNLOCKED_SUFFIX = " AMIF unlocked"
+KEY_SUFFIX = ".amifkey"
+ROLE_ATTRIBUTE = "AMIF.role"
+PROVENANCE_ATTRIBUTES = ("AMIF.role", "AMIF.version", "AMIF.modelVersion", "AMIF.weightsSHA256", "AMIF.device",
+                         "AMIF.identifier")
+MRI_ROLE = "MRI"
+OTHER_ROLE = "CT/PET/SPECT volume"
+PROTECTED_ROLE = "protected volume"
+PARTIAL_OVERLAP_WARNING = 0.5  # warn when the second scan covers less than this fraction of the MRI
+CORE_MODULES = ("amif_core.volumes", "amif_core.keyfile", "amif_core.engine.weights", "amif_core.transforms.identifier")
+
+Progress = Callable[[int, int], None]
+Cancel = Callable[[], bool]
+Notice = Callable[[str], None]
+
+
+class AMIFLogic:
+    """Headless logic of the AMIF module on one MRML scene.
+
+    ``applicationLogic`` is needed only to show the comparison layouts (in
+    Slicer: ``slicer.app.applicationLogic()``). ``weightsPath`` overrides the
+    weights shipped with ``amif_core``. Loaded models are kept per device.
+    """
+
+    def __init__(self, scene: slicer.vtkMRMLScene, applicationLogic: slicer.vtkMRMLApplicationLogic | None = None,
+                 weightsPath: str | Path | None = None) -> None:
+        self.scene = scene
+        self.applicationLogic = applicationLogic
+        self.weightsPath = Path(weightsPath) if weightsPath is not None else None
+        self._models: dict[str, AMIFModel] = {}
+
+    # ------------------------------------------------------------------ core access
+
+    @staticmethod
+    def core() -> ModuleType:
+        """The ``amif_core`` package with its volume and key-file modules loaded.
+
+        Raises :class:`DependencyError` (saying what to install) when it or
+        one of its packages cannot be imported.
+        """
+        try:
+            core = importlib.import_module("amif_core")
+            for name in CORE_MODULES:
+                importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            raise DependencyError(
+                f"AMIF cannot start: the Python package '{error.name}' is missing. Open the AMIF module and click "
+                "Protect or Unlock to install the dependencies, or reinstall the AMIF extension.") from error
+        return core
+
+    def model(self, device: str, batchSize: int) -> AMIFModel:
+        """The AMIF model on ``device`` (loaded once per device), set to ``batchSize`` slices per batch."""
+        if device not in self._models:
+            self._models[device] = self.core().load_model(device, weights=self.weightsPath)
+        model = self._models[device]
+        model.batch_size = batchSize
+        return model
+
+    def _provenance(self, node: slicer.vtkMRMLScalarVolumeNode, role: str, model: AMIFModel, device: str,
+                    identifier: str) -> None:
+        core = self.core()
+        weights = self.weightsPath or core.engine.weights.DEFAULT_WEIGHTS
+        values = {
+            "AMIF.role": role,
+            "AMIF.version": core.__version__,
+            "AMIF.modelVersion": f"{Path(weights).stem} (weights format {model.metadata.get('version', '?')})",
+            "AMIF.weightsSHA256": model.model_id,
+            "AMIF.device": devices.deviceLabel(device) + ("" if device == devices.CPU else f" ({device})"),
+            "AMIF.identifier": identifier,
+        }
+        for name in PROVENANCE_ATTRIBUTES:
+            node.SetAttribute(name, values[name])
+
+    def _plan(self, image: sitk.Image, axis: int, device: str) -> devices.RunPlan:
+        resolved = devices.resolveDevice(device)
+        shape = sitk.GetArrayViewFromImage(image).shape
+        sliceShape = tuple(s for i, s in enumerate(shape) if i != axis)
+        return devices.planRun(int(np.prod(shape)), sliceShape, resolved, device == devices.AUTO,
+                               devices.freeHostMemory(), devices.freeDeviceMemory(resolved))
+
+    # ------------------------------------------------------------------ protect
+
+    def protect(self, mriNode: slicer.vtkMRMLScalarVolumeNode, otherNode: slicer.vtkMRMLScalarVolumeNode,
+                keyPath: str | Path, identifier: str = DEFAULT_IDENTIFIER, device: str = devices.AUTO,
+                progress: Progress | None = None, cancel: Cancel | None = None, passphrase: str | None = None,
+                overwriteKey: bool = False, notice: Notice | None = None) -> slicer.vtkMRMLScalarVolumeNode:
+        """Fuse ``mriNode`` with ``otherNode``, burn in ``identifier``, write the key; return the new protected node.
+
+        Both inputs are used in world space (parent transforms applied); the
+        result, "<MRI name> AMIF protected", lies on the MRI's world grid
+        (exactly the MRI's IJK-to-RAS when the MRI has no parent transform),
+        with a window/level for viewing. The key goes to ``keyPath``
+        (encrypted when ``passphrase`` is given; an existing file is replaced
+        only with ``overwriteKey``). ``progress(done, total)`` counts slices;
+        ``cancel()`` returning True stops the run, and nothing is written.
+        ``notice`` receives one-line remarks (resampling, memory fallbacks).
+        """
+        notice = notice or (lambda text: None)
+        passphrase = passphrase or None
+        problem = self.protectBlocker(mriNode, otherNode, identifier, keyPath, overwriteKey)
+        if problem is not None:
+            raise InvalidInputError(problem)
+        core = self.core()
+        try:
+            identifier = core.transforms.identifier.validate_identifier(identifier)
+        except ValueError as error:
+            raise InvalidInputError(str(error)) from error
+
+        images = {}
+        for role, node in ((MRI_ROLE, mriNode), (OTHER_ROLE, otherNode)):
+            voxels, ijkToWorld, resampled = worldVoxels(node)
+            if resampled:
+                notice(f"'{node.GetName()}' is under a non-linear or shearing transform; it was resampled through "
+                       "that transform into world space.")
+            images[role] = (sitkImageFromArray(voxels, ijkToWorld), ijkToWorld)
+        mriImage, mriIjkToWorld = images[MRI_ROLE]
+        otherImage = images[OTHER_ROLE][0]
+        plan = self._plan(mriImage, core.volumes.slice_axis(mriImage), device)
+        for note in plan.notes:
+            notice(note)
+
+        def run(runDevice: str, batchSize: int) -> tuple[sitk.Image, VolumeKey]:
+            return core.volumes.protect_volume(self.model(runDevice, batchSize), mriImage, otherImage, identifier,
+                                               progress=progress, cancel=cancel, notice=notice)
+
+        (protectedImage, key), ranOn = devices.runWithMemoryFallback(run, plan, notice)
+        core.keyfile.write_key(keyPath, key, passphrase=passphrase, force=overwriteKey)
+        voxels = sitk.GetArrayViewFromImage(protectedImage)
+        node = addScalarVolumeNode(self.scene, voxels, mriIjkToWorld, mriNode.GetName() + PROTECTED_SUFFIX)
+        display.setWindowLevel(node, *display.fusionWindowLevel(voxels))
+        self._provenance(node, "protected", self._models[ranOn], ranOn, identifier)
+        return node
+
+    # ------------------------------------------------------------------ unlock
+
+    def keyNeedsPassphrase(self, keyPath: str | Path) -> bool:
+        """True when the key file at ``keyPath`` is encrypted; False when it is not, or cannot be read yet."""
+        path = Path(keyPath)
+        if not path.is_file():
+            return False
+        try:
+            return bool(self.core().keyfile.key_needs_passphrase(path))
+        except Exception:
+            return False  # unreadable or core not installed: unlock reports the reason
+
+    def unlock(self, protectedNode: slicer.vtkMRMLScalarVolumeNode, keyPath: str | Path,
+               passphrase: str | None = None, device: str = devices.AUTO, progress: Progress | None = None,
+               cancel: Cancel | None = None, notice: Notice | None = None) -> slicer.vtkMRMLScalarVolumeNode:
+        """Recover the watermark-free fusion of ``protectedNode`` with the key at ``keyPath``; return the new node.
+
+        The voxels are used as stored (no resampling: the key is bound to
+        them), so the new node "<name> AMIF unlocked" has the protected
+        node's IJK-to-RAS and parent transform. A wrong key, passphrase or
+        volume raises the core's error (its message says which) and changes
+        nothing in the scene.
+        """
+        notice = notice or (lambda text: None)
+        passphrase = passphrase or None
+        problem = self.unlockBlocker(protectedNode, keyPath)
+        if problem is not None:
+            raise InvalidInputError(problem)
+        core = self.core()
+        if passphrase is None and core.keyfile.key_needs_passphrase(keyPath):
+            raise InvalidInputError("This key file is protected by a passphrase. Enter it in the Passphrase field "
+                                    "and click Unlock again.")
+        key = core.keyfile.read_key(keyPath, passphrase=passphrase)
+        ijkToRas = localIjkToRas(protectedNode)
+        protectedImage = sitkImageFromArray(voxelArray(protectedNode), ijkToRas)
+        plan = self._plan(protectedImage, key.axis, device)
+        for note in plan.notes:
+            notice(note)
+
+        def run(runDevice: str, batchSize: int) -> sitk.Image:
+            return core.volumes.unlock_volume(self.model(runDevice, batchSize), protectedImage, key,
+                                              progress=progress, cancel=cancel)
+
+        unlockedImage, ranOn = devices.runWithMemoryFallback(run, plan, notice)
+        voxels = sitk.GetArrayViewFromImage(unlockedImage)
+        baseName = re.sub(re.escape(PROTECTED_SUFFIX) + r"(_\d+)?$", "", protectedNode.GetName())
+        node = addScalarVolumeNode(self.scene, voxels, ijkToRas, baseName + UNLOCKED_SUFFIX,
+                                   protectedNode.GetParentTransformNode())
+        protectedDisplay = protectedNode.GetDisplayNode()
+        if protectedDisplay is not None and not protectedDisplay.GetAutoWindowLevel():
+            display.setWindowLevel(node, protectedDisplay.GetWindow(), protectedDisplay.GetLevel())
+        else:
+            display.setWindowLevel(node, *display.fusionWindowLevel(voxels))
+        self._provenance(node, "unlocked", self._models[ranOn], ranOn, key.key.identifier)
+        return node
+
+    # ------------------------------------------------------------------ showing
+
+    def showComparison(self, mriNode: slicer.vtkMRMLScalarVolumeNode, otherNode: slicer.vtkMRMLScalarVolumeNode,
+                       protectedNode: slicer.vtkMRMLScalarVolumeNode) -> str | None:
+        """Show MRI | CT/PET/SPECT | protected in the linked AMIF comparison layout, centred on the MRI.
+
+        A PET or SPECT volume still in default grey gets a PET colour table
+        and window/level preset; returns that preset's name (None if unchanged).
+        """
+        preset = display.applyFunctionalDisplay(otherNode)
+        display.showLayout(self.scene, self._applicationLogic(), display.COMPARISON_LAYOUT_ID,
+                           [mriNode, otherNode, protectedNode], centreOn=mriNode)
+        return preset
+
+    def showUnlocked(self, protectedNode: slicer.vtkMRMLScalarVolumeNode,
+                     unlockedNode: slicer.vtkMRMLScalarVolumeNode) -> None:
+        """Show protected | unlocked side by side in the linked AMIF unlock layout."""
+        display.showLayout(self.scene, self._applicationLogic(), display.UNLOCK_LAYOUT_ID,
+                           [protectedNode, unlockedNode], centreOn=protectedNode)
+
+    def _applicationLogic(self) -> slicer.vtkMRMLApplicationLogic:
+        if self.applicationLogic is None:
+            raise InvalidInputError("This AMIF logic has no application logic, so it cannot show views.")
+        return self.applicationLogic
+
+    # ------------------------------------------------------------------ panel state
+
+    @staticmethod
+    def isAmifOutput(node: slicer.vtkMRMLNode) -> bool:
+        """True for nodes this module created (protected or unlocked volumes)."""
+        return bool(node.GetAttribute(ROLE_ATTRIBUTE))
+
+    def suggestInputs(self) -> tuple[slicer.vtkMRMLScalarVolumeNode | None, slicer.vtkMRMLScalarVolumeNode | None]:
+        """The first suitable (MRI, CT/PET/SPECT) pair of the scene, by modality, for preselection.
+
+        Label maps, vector volumes and AMIF outputs are skipped. The MRI is
+        the first volume that looks like MR (else the first that is not
+        CT/PET/SPECT); the other is the first CT/PET/SPECT volume (else the
+        next suitable one).
+        """
+        candidates = [node for node in self._scalarVolumes()
+                      if volumeProblem(node, MRI_ROLE) is None and not self.isAmifOutput(node)]
+        modalities = {node.GetID(): display.guessModality(node) for node in candidates}
+        mri = next((n for n in candidates if modalities[n.GetID()] == display.MR), None)
+        mri = mri or next((n for n in candidates if modalities[n.GetID()] not in (display.CT, *display.FUNCTIONAL_MODALITIES)), None)
+        others = [n for n in candidates if n is not mri]
+        other = next((n for n in others if modalities[n.GetID()] in (display.CT, *display.FUNCTIONAL_MODALITIES)), None)
+        return mri, other or next(iter(others), None)
+
+    def suggestProtectedVolume(self) -> slicer.vtkMRMLScalarVolumeNode | None:
+        """The most recently added protected volume of the scene, for the unlock selector."""
+        protected = [n for n in self._scalarVolumes() if n.GetAttribute(ROLE_ATTRIBUTE) == "protected"]
+        return protected[-1] if protected else None
+
+    def _scalarVolumes(self) -> list[slicer.vtkMRMLScalarVolumeNode]:
+        return [self.scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
+                for i in range(self.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
+
+    def protectBlocker(self, mriNode: slicer.vtkMRMLScalarVolumeNode | None,
+                       otherNode: slicer.vtkMRMLScalarVolumeNode | None, identifier: str,
+                       keyPath: str | Path | None, overwriteKey: bool = True) -> str | None:
+        """Why Protect cannot run with these choices (the button's tooltip), or None when it can."""
+        problem = volumeProblem(mriNode, MRI_ROLE) or volumeProblem(otherNode, OTHER_ROLE)
+        if problem is not None:
+            return problem
+        if mriNode is otherNode:
+            return "The MRI and the CT/PET/SPECT volume are the same node; select two different volumes."
+        for node in (mriNode, otherNode):
+            if self.isAmifOutput(node):
+                return (f"'{node.GetName()}' is an AMIF {node.GetAttribute(ROLE_ATTRIBUTE)} volume; select the "
+                        "original scans.")
+        if not identifier or not identifier.strip():
+            return "Enter the identifier text (for example 'AMIF \u00a9')."
+        return keyPathProblem(keyPath, mustExist=False, overwrite=overwriteKey)
+
+    def unlockBlocker(self, protectedNode: slicer.vtkMRMLScalarVolumeNode | None,
+                      keyPath: str | Path | None) -> str | None:
+        """Why Unlock cannot run with these choices (the button's tooltip), or None when it can."""
+        return volumeProblem(protectedNode, PROTECTED_ROLE) or keyPathProblem(keyPath, mustExist=True)
+
+    def inputWarnings(self, mriNode: slicer.vtkMRMLScalarVolumeNode | None,
+                      otherNode: slicer.vtkMRMLScalarVolumeNode | None) -> list[str]:
+        """Warnings about a valid input pair: no or little overlap in world space, transforms in use."""
+        if volumeProblem(mriNode, MRI_ROLE) or volumeProblem(otherNode, OTHER_ROLE) or mriNode is otherNode:
+            return []
+        warnings = []
+        mriBox, otherBox = worldBounds(mriNode), worldBounds(otherNode)
+        low, high = np.maximum(mriBox[:, 0], otherBox[:, 0]), np.minimum(mriBox[:, 1], otherBox[:, 1])
+        shared = float(np.prod(np.clip(high - low, 0, None)))
+        covered = shared / max(float(np.prod(mriBox[:, 1] - mriBox[:, 0])), 1e-12)
+        if shared <= 0:
+            warnings.append(f"'{mriNode.GetName()}' and '{otherNode.GetName()}' do not overlap in world space. "
+                            "Register them first (for example with the General Registration (Elastix or BRAINS) "
+                            "module) and place the second scan under the resulting transform.")
+        elif covered < PARTIAL_OVERLAP_WARNING:
+            warnings.append(f"'{otherNode.GetName()}' covers only about {covered:.0%} of the MRI's field of view; "
+                            "outside it the fusion shows the MRI alone. Check the registration.")
+        for node in (mriNode, otherNode):
+            transform = node.GetParentTransformNode()
+            if transform is not None:
+                warnings.append(f"'{node.GetName()}' is used in world space, through its transform "
+                                f"'{transform.GetName()}'.")
+        return warnings
+
+    def defaultKeyPath(self, mriNode: slicer.vtkMRMLScalarVolumeNode) -> Path:
+        """A key file name next to the scene's data directory that does not exist yet.
+
+        The file, "<MRI name> AMIF key.amifkey", goes in the folder that holds
+        the data directory, not inside it: a scene saved to the data directory
+        then does not put the protected image and its key side by side.
+        """
+        dataDirectory = Path(self.scene.GetRootDirectory() or ".").expanduser().resolve()
+        stem = re.sub(r'[<>:"/\\|?*\x00-\x1f]', "_", mriNode.GetName()).strip(" .") or "volume"
+        path = dataDirectory.parent / f"{stem} AMIF key{KEY_SUFFIX}"
+        counter = 1
+        while path.exists():
+            counter += 1
+            path = dataDirectory.parent / f"{stem} AMIF key {counter}{KEY_SUFFIX}"
+        return path
+
+
+def keyPathProblem(keyPath: str | Path | None, mustExist: bool, overwrite: bool = True) -> str | None:
+    """What is wrong with a key file path (to read when ``mustExist``, else to write), or None."""
+    text = str(keyPath).strip() if keyPath is not None else ""
+    if not text or text == ".":
+        return "Choose the key file." if mustExist else "Choose where to save the key file."
+    path = Path(text).expanduser()
+    if mustExist:
+        return None if path.is_file() else f"The key file '{path}' does not exist; choose the key written with the protected volume."
+    if path.is_dir():
+        return f"'{path}' is a folder; give a key file name such as 'patient{KEY_SUFFIX}'."
+    if not path.parent.is_dir():
+        return f"The folder '{path.parent}' does not exist; choose another place for the key file."
+    if path.exists() and not overwrite:
+        return f"The key file '{path}' exists already; choose another name, or confirm that it may be replaced."
+    return None

@@ -1,0 +1,157 @@
+"""Devices, memory planning, out-of-memory fallback and the dependency installer (with stand-in dialogs)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy
+import pytest
+import SimpleITK
+import torch
+
+from AMIFSlicerLib import dependencies, devices
+from AMIFSlicerLib.dependencies import DependencyInstaller, Requirement
+from AMIFSlicerLib.errors import DependencyError, MemoryLimitError
+
+GB = 2**30
+
+
+def test_device_list_offers_auto_each_gpu_and_the_cpu():
+    options = devices.availableDevices()
+    assert options[0].deviceId == "auto" and options[-1] == devices.DeviceOption("cpu", "CPU")
+    gpus = [o for o in options if o.deviceId.startswith("cuda:")]
+    assert len(gpus) == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    assert all(o.label.startswith(f"GPU {o.deviceId[5:]}: ") and o.label.endswith(" GB)") for o in gpus)
+    assert ("mps" in [o.deviceId for o in options]) == torch.backends.mps.is_available()
+    assert devices.resolveDevice("cpu") == "cpu"
+    assert devices.deviceLabel("cuda:1") == "GPU 1" and devices.deviceLabel("cpu") == "CPU"
+
+
+def test_memory_plan_refuses_what_cannot_fit_and_sizes_gpu_batches():
+    slices = (512, 512)
+    assert devices.planRun(10_000_000, slices, "cpu", False, 8 * GB, None).batchSize == devices.CPU_BATCH_SIZE
+    with pytest.raises(MemoryLimitError, match=r"needs about 44\.9 GB of memory, but only 8\.0 GB is free"):
+        devices.planRun(1_000_000_000, slices, "cpu", False, 8 * GB, None)
+
+    perSlice = 512 * 512 * devices.DEVICE_BYTES_PER_PIXEL
+    plan = devices.planRun(10_000_000, slices, "cuda:0", False, 64 * GB, 4 * perSlice)
+    assert plan.device == "cuda:0" and plan.batchSize == 3  # 80 % of the free memory
+    assert devices.planRun(10_000_000, slices, "cuda:0", False, 64 * GB, 1000 * perSlice).batchSize == \
+        devices.MAX_GPU_BATCH_SIZE
+    with pytest.raises(MemoryLimitError, match="GPU 0 has 0.2 GB of memory free.*Choose CPU"):
+        devices.planRun(10_000_000, slices, "cuda:0", False, 64 * GB, perSlice)
+    automatic = devices.planRun(10_000_000, slices, "cuda:0", True, 64 * GB, perSlice)
+    assert automatic.device == "cpu" and "Running on the CPU instead" in automatic.notes[0]
+
+
+def test_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu():
+    attempts, notices = [], []
+
+    def run(device: str, batch: int) -> str:
+        attempts.append((device, batch))
+        if device != "cpu":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return "fused"
+
+    result = devices.runWithMemoryFallback(run, devices.RunPlan("cuda:0", 4, 0, 0), notices.append)
+    assert result == ("fused", "cpu")
+    assert attempts == [("cuda:0", 4), ("cuda:0", 2), ("cuda:0", 1), ("cpu", devices.CPU_BATCH_SIZE)]
+    assert notices[0] == "GPU 0 ran out of memory with 4 slices at a time; retrying with 2."
+    assert notices[-1] == "GPU 0 ran out of memory even with one slice at a time; falling back to the CPU."
+
+    def cpuExhausted(device: str, batch: int) -> str:
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: not enough memory")
+
+    with pytest.raises(MemoryLimitError, match="even with one slice at a time on the CPU"):
+        devices.runWithMemoryFallback(cpuExhausted, devices.RunPlan("cpu", 1, 0, 0), notices.append)
+
+    def broken(device: str, batch: int) -> str:
+        raise ValueError("not a memory problem")
+
+    with pytest.raises(ValueError, match="not a memory problem"):
+        devices.runWithMemoryFallback(broken, devices.RunPlan("cuda:0", 4, 0, 0), notices.append)
+
+
+def fakePackage(site: Path, requirement: Requirement, version: str) -> None:
+    """Install a minimal distribution (module + dist-info) into ``site``, as pip would."""
+    (site / requirement.importName).mkdir(parents=True)
+    (site / requirement.importName / "__init__.py").write_text("")
+    distInfo = site / f"{requirement.distribution.replace('-', '_')}-{version}.dist-info"
+    distInfo.mkdir()
+    (distInfo / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {requirement.distribution}\nVersion: {version}\n")
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch) -> Path:
+    """An empty folder on sys.path where the stand-in installers put packages."""
+    folder = tmp_path / "site-packages"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    return folder
+
+
+FAKE_TORCH = Requirement("amif-test-torch", "amif_test_torch", "2.4", "runs the network")
+FAKE_SMALL = Requirement("amif-test-wavelets", "amif_test_wavelets", "0.1.9", "wavelet transforms")
+
+
+def test_missing_packages_are_installed_after_consent_and_never_replace_slicers_own(site):
+    questions, pipCalls, torchCalls = [], [], []
+
+    def pipInstall(arguments: list[str]) -> None:
+        constraints = Path(arguments[arguments.index("-c") + 1]).read_text().split()
+        pipCalls.append((arguments[:arguments.index("-c")], constraints))
+        fakePackage(site, FAKE_SMALL, "0.2.0")
+
+    def torchInstaller(specifier: str) -> bool:
+        torchCalls.append(specifier)
+        fakePackage(site, FAKE_TORCH, "2.5.1+cu121")
+        return True
+
+    installer = DependencyInstaller(lambda question: questions.append(question) or True, pipInstall, torchInstaller,
+                                    testing=False, requirements=(FAKE_TORCH, FAKE_SMALL), torch=FAKE_TORCH)
+    summary = installer.ensure("cpu")
+
+    assert summary.startswith(f"PyTorch {torch.__version__} runs on cpu")
+    assert "PyTorch (amif-test-torch>=2.4)" in questions[0] and "PyTorch extension" in questions[0]
+    assert "amif-test-wavelets>=0.1.9: wavelet transforms" in questions[1]
+    assert torchCalls == [">=2.4"]
+    assert pipCalls == [(["amif-test-wavelets>=0.1.9"],
+                         [f"numpy=={numpy.__version__}", f"SimpleITK=={SimpleITK.Version.VersionString()}",
+                          "amif-test-torch==2.5.1+cu121"])]
+    assert dependencies.missingRequirements((FAKE_TORCH, FAKE_SMALL)) == []
+
+
+def test_without_the_pytorch_extension_torch_comes_from_pip_constrained(site):
+    pipCalls = []
+
+    def pipInstall(arguments: list[str]) -> None:
+        pipCalls.append((arguments[0], Path(arguments[arguments.index("-c") + 1]).read_text().split()))
+        fakePackage(site, FAKE_TORCH, "2.6.0")
+
+    DependencyInstaller(lambda question: True, pipInstall, None, testing=False, requirements=(FAKE_TORCH,),
+                        torch=FAKE_TORCH).ensure("cpu")
+    assert pipCalls == [("amif-test-torch>=2.4",
+                         [f"numpy=={numpy.__version__}", f"SimpleITK=={SimpleITK.Version.VersionString()}"])]
+
+
+def test_declining_or_testing_mode_installs_nothing(site):
+    def refuse(arguments):
+        raise AssertionError("nothing may be installed")
+
+    with pytest.raises(DependencyError, match="cannot run without PyTorch; its installation was cancelled"):
+        DependencyInstaller(lambda question: False, refuse, refuse, testing=False,
+                            requirements=(FAKE_TORCH, FAKE_SMALL), torch=FAKE_TORCH).ensure("cpu")
+    with pytest.raises(DependencyError, match="Testing mode: AMIF does not install Python packages. Missing: "
+                                              "amif-test-torch>=2.4, amif-test-wavelets>=0.1.9"):
+        DependencyInstaller(refuse, refuse, refuse, testing=True, requirements=(FAKE_TORCH, FAKE_SMALL),
+                            torch=FAKE_TORCH).ensure("cpu")
+    fakePackage(site, FAKE_SMALL, "0.1.2")  # installed, but too old
+    assert dependencies.missingRequirements((FAKE_SMALL,)) == [FAKE_SMALL]
+
+
+def test_amif_requirements_are_satisfied_here_and_torch_runs():
+    assert dependencies.missingRequirements() == []
+    assert DependencyInstaller(None, None, None, testing=True).ensure("cpu").endswith("runs on cpu.")
+    assert dependencies.pyTorchUtilsInstaller() is None  # no PyTorch extension outside Slicer
+    assert dependencies.versionTuple("2.5.1+cu121") == (2, 5, 1)
+    assert dependencies.versionTuple("41.0.0rc1") == (41, 0, 0)
+    assert dependencies.versionTuple("0.1.9") < dependencies.versionTuple("0.1.10")

@@ -1,0 +1,315 @@
+"""AMIFLogic on real MRML nodes: geometry, unlocking, untouched inputs, refusals, transforms, layouts."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import slicer
+import vtk
+from vtk.util import numpy_support
+
+import amif_core
+from amif_core.keyfile import read_key, write_key
+from amifslicer_testing import cleanFusion, psnr, saveStandInWeights, voxelDigest
+from AMIFSlicerLib import display
+from AMIFSlicerLib.errors import InvalidInputError
+from AMIFSlicerLib.logic import PROVENANCE_ATTRIBUTES, AMIFLogic
+from AMIFSlicerLib.testdata import addPhantomPair
+from AMIFSlicerLib.volumenodes import (
+    RAS_TO_LPS,
+    addScalarVolumeNode,
+    arrayToMatrix,
+    localIjkToRas,
+    sitkImageFromArray,
+    voxelArray,
+    worldIjkToRas,
+    worldVoxels,
+)
+
+SMALL_MRI_SHAPE = (6, 24, 20)
+
+
+def nodeCount(scene: slicer.vtkMRMLScene) -> int:
+    return scene.GetNumberOfNodes()
+
+
+def test_protected_node_keeps_the_mri_geometry(protectedPhantom):
+    mri, pet, protected = protectedPhantom.mri, protectedPhantom.pet, protectedPhantom.protected
+    axes = localIjkToRas(mri)[:3, :3]
+    spacing = np.linalg.norm(axes, axis=0)
+    assert np.abs(axes / spacing - np.diag(np.diag(axes / spacing))).max() > 0.1, "the MRI grid must be oblique"
+    assert len(set(np.round(spacing, 6))) == 3, "the MRI spacing must be anisotropic"
+    assert voxelArray(pet).shape != voxelArray(mri).shape
+    assert not np.allclose(localIjkToRas(pet), localIjkToRas(mri))
+
+    assert protected.GetName() == "phantom T1 AMIF protected"
+    assert np.array_equal(localIjkToRas(protected), localIjkToRas(mri))
+    voxels = voxelArray(protected)
+    assert voxels.shape == voxelArray(mri).shape and voxels.dtype == np.float32
+    assert 0.0 <= voxels.min() and voxels.max() <= 1.0
+    assert any("Resampled the second scan" in notice for notice in protectedPhantom.notices)
+    assert protected.GetParentTransformNode() is None
+    assert not protected.GetDisplayNode().GetAutoWindowLevel()
+    assert protected.GetDisplayNode().GetWindow() > 0.05
+
+
+def test_protected_node_carries_provenance_only(protectedPhantom, weightsPath):
+    protected = protectedPhantom.protected
+    attributes = {name: protected.GetAttribute(name) for name in protected.GetAttributeNames()}
+    assert set(attributes) == set(PROVENANCE_ATTRIBUTES)
+    assert attributes["AMIF.role"] == "protected"
+    assert attributes["AMIF.version"] == amif_core.__version__
+    assert attributes["AMIF.identifier"] == "AMIF \u00a9"
+    assert attributes["AMIF.device"] == "CPU"
+    assert attributes["AMIF.weightsSHA256"] == read_key(protectedPhantom.keyPath).key.model_id
+    assert attributes["AMIF.modelVersion"].startswith(weightsPath.stem)
+
+
+def test_unlock_restores_the_clean_fusion_and_leaves_inputs_alone(protectedPhantom, coreModel):
+    space = protectedPhantom
+    protectedDigest = voxelDigest(space.protected)
+    unlocked = space.logic.unlock(space.protected, space.keyPath, device="cpu")
+
+    clean = cleanFusion(coreModel, space.mri, space.pet)
+    assert unlocked.GetName() == "phantom T1 AMIF unlocked"
+    assert np.array_equal(localIjkToRas(unlocked), localIjkToRas(space.protected))
+    assert psnr(voxelArray(unlocked), clean) >= 50.0
+    assert psnr(voxelArray(space.protected), clean) < 40.0, "the protected volume must differ from the clean fusion"
+    assert unlocked.GetAttribute("AMIF.role") == "unlocked"
+    assert unlocked.GetDisplayNode().GetWindow() == pytest.approx(space.protected.GetDisplayNode().GetWindow())
+
+    assert (voxelDigest(space.mri), voxelDigest(space.pet)) == space.inputDigests
+    assert voxelDigest(space.protected) == protectedDigest
+    assert space.mri.GetAttributeNames() == () and space.pet.GetAttributeNames() == ()
+
+
+def test_label_map_and_colour_volumes_get_their_own_messages(workspace):
+    scene = workspace.scene
+    mri, pet = addPhantomPair(scene, SMALL_MRI_SHAPE)
+    labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "brain labels")
+    labels.SetAndObserveImageData(mri.GetImageData())
+    rgbImage = vtk.vtkImageData()
+    rgbImage.SetDimensions(20, 24, 6)
+    rgbImage.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 3)
+    rgb = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", "photo")
+    rgb.SetAndObserveImageData(rgbImage)
+    keyPath = workspace.directory / "never.amifkey"
+    before = nodeCount(scene)
+
+    with pytest.raises(InvalidInputError, match="'brain labels' is a label map"):
+        workspace.logic.protect(labels, pet, keyPath, device="cpu")
+    with pytest.raises(InvalidInputError, match=r"'photo' is a colour \(RGB\) or vector volume with 3 values"):
+        workspace.logic.protect(mri, rgb, keyPath, device="cpu")
+    with pytest.raises(InvalidInputError, match="'photo' is a colour"):
+        workspace.logic.unlock(rgb, keyPath)
+    with pytest.raises(InvalidInputError, match="same node"):
+        workspace.logic.protect(mri, mri, keyPath, device="cpu")
+    assert nodeCount(scene) == before
+    assert not keyPath.exists()
+
+
+def test_an_existing_key_file_is_not_replaced_without_consent(workspace):
+    mri, pet = addPhantomPair(workspace.scene, SMALL_MRI_SHAPE)
+    keyPath = workspace.directory / "existing.amifkey"
+    keyPath.write_bytes(b"someone else's key")
+    with pytest.raises(InvalidInputError, match="exists already"):
+        workspace.logic.protect(mri, pet, keyPath, device="cpu")
+    assert keyPath.read_bytes() == b"someone else's key"
+
+
+def test_wrong_keys_passphrases_and_volumes_get_clear_messages(protectedPhantom, tmp_path):
+    space = protectedPhantom
+    scene = space.scene
+    otherMri, otherPet = addPhantomPair(scene, SMALL_MRI_SHAPE, seed=3)
+    otherKey = tmp_path / "other.amifkey"
+    space.logic.protect(otherMri, otherPet, otherKey, device="cpu")
+
+    encryptedKey = tmp_path / "encrypted.amifkey"
+    write_key(encryptedKey, read_key(space.keyPath), passphrase="correct horse")
+    damagedKey = tmp_path / "damaged.amifkey"
+    damaged = bytearray(space.keyPath.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    damagedKey.write_bytes(bytes(damaged))
+    edited = voxelArray(space.protected).copy()
+    edited[:, 10:20, 10:20] += 0.01
+    editedNode = addScalarVolumeNode(scene, edited, localIjkToRas(space.protected), "edited protected")
+    otherWeights = tmp_path / "other-weights.pt"
+    shutil.copy(saveStandInWeights(tmp_path / "base.pt"), otherWeights)
+    with open(otherWeights, "ab") as file:
+        file.write(b"\0")  # same network, another file: another model id
+    otherModelLogic = AMIFLogic(scene, weightsPath=otherWeights)
+
+    protectedDigest = voxelDigest(space.protected)
+    before = nodeCount(scene)
+    cases = [
+        (lambda: space.logic.unlock(space.protected, otherKey), amif_core.KeyMismatchError,
+         "This key belongs to another volume"),
+        (lambda: space.logic.unlock(editedNode, space.keyPath), amif_core.ImageModifiedError,
+         "was modified after it was protected"),
+        (lambda: space.logic.unlock(space.protected, encryptedKey), InvalidInputError,
+         "protected by a passphrase. Enter it in the Passphrase field"),
+        (lambda: space.logic.unlock(space.protected, encryptedKey, passphrase="wrong horse"),
+         amif_core.WrongPassphraseError, "The passphrase does not open the key file"),
+        (lambda: space.logic.unlock(space.protected, damagedKey), amif_core.KeyFormatError,
+         "is corrupted"),
+        (lambda: otherModelLogic.unlock(space.protected, space.keyPath), amif_core.ModelMismatchError,
+         "another model version"),
+        (lambda: space.logic.unlock(space.protected, tmp_path / "missing.amifkey"), InvalidInputError,
+         "does not exist"),
+    ]
+    for call, errorType, message in cases:
+        with pytest.raises(errorType, match=message.replace("(", r"\(").replace(")", r"\)")):
+            call()
+        assert nodeCount(scene) == before
+    assert voxelDigest(space.protected) == protectedDigest
+
+    unlocked = space.logic.unlock(space.protected, encryptedKey, passphrase="correct horse")
+    assert unlocked.GetName().startswith("phantom T1 AMIF unlocked")
+
+
+def test_linear_parent_transform_is_used_in_world_space(workspace):
+    scene = workspace.scene
+    mri, pet = addPhantomPair(scene, SMALL_MRI_SHAPE)
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "registration")
+    rotation = vtk.vtkTransform()
+    rotation.Translate(4.0, -3.0, 2.5)
+    rotation.RotateZ(7.0)
+    transform.SetMatrixTransformToParent(rotation.GetMatrix())
+    pet.SetAndObserveTransformNodeID(transform.GetID())
+    hardened = addScalarVolumeNode(scene, voxelArray(pet), localIjkToRas(pet), "hardened PET", transform)
+    assert slicer.vtkSlicerTransformLogic.hardenTransform(hardened)
+    assert hardened.GetParentTransformNode() is None
+    assert np.allclose(worldIjkToRas(pet), localIjkToRas(hardened), atol=1e-9)
+    digest = voxelDigest(pet)
+
+    throughTransform = workspace.logic.protect(mri, pet, workspace.directory / "a.amifkey", device="cpu")
+    fromHardened = workspace.logic.protect(mri, hardened, workspace.directory / "b.amifkey", device="cpu")
+    assert np.allclose(voxelArray(throughTransform), voxelArray(fromHardened), atol=1e-6)
+    assert voxelDigest(pet) == digest and pet.GetTransformNodeID() == transform.GetID()
+
+    pet.SetAndObserveTransformNodeID(None)
+    ignoringTransform = worldVoxels(pet)[1]
+    assert not np.allclose(ignoringTransform, localIjkToRas(hardened), atol=1e-3)
+
+
+def test_warping_parent_transform_resamples_through_it(workspace):
+    scene = workspace.scene
+    mri, pet = addPhantomPair(scene, SMALL_MRI_SHAPE)
+    shift = np.array([4.5, -3.0, 1.5])
+    grid = vtk.vtkImageData()
+    grid.SetDimensions(6, 6, 6)
+    grid.SetSpacing(40.0, 40.0, 40.0)
+    grid.SetOrigin(-100.0, -100.0, -100.0)
+    grid.AllocateScalars(vtk.VTK_DOUBLE, 3)
+    numpy_support.vtk_to_numpy(grid.GetPointData().GetScalars())[:] = shift
+    gridTransform = slicer.vtkOrientedGridTransform()
+    gridTransform.SetDisplacementGridData(grid)
+    transformNode = scene.AddNewNodeByClass("vtkMRMLGridTransformNode", "warp")
+    transformNode.SetAndObserveTransformToParent(gridTransform)
+    pet.SetAndObserveTransformNodeID(transformNode.GetID())
+
+    voxels, ijkToWorld, resampled = worldVoxels(pet)
+    assert resampled and worldIjkToRas(pet) is None
+    assert voxels.shape != voxelArray(pet).shape, "the grid grows to hold the moved volume"
+    # Independently: SimpleITK resamples the untransformed PET with the same (constant) shift.
+    source = sitkImageFromArray(voxelArray(pet), localIjkToRas(pet))
+    reference = sitkImageFromArray(np.zeros(voxels.shape, np.float32), ijkToWorld)
+    shiftBack = sitk.TranslationTransform(3, [float(v) for v in RAS_TO_LPS @ -shift])
+    expected = sitk.GetArrayFromImage(sitk.Resample(source, reference, shiftBack, sitk.sitkLinear, 0.0,
+                                                    sitk.sitkFloat32))
+    assert np.allclose(voxels, expected, atol=1e-4)
+
+    notices = []
+    protected = workspace.logic.protect(mri, pet, workspace.directory / "warp.amifkey", device="cpu",
+                                        notice=notices.append)
+    assert any("resampled through that transform" in notice for notice in notices)
+    assert np.array_equal(localIjkToRas(protected), localIjkToRas(mri))
+
+
+def test_volumes_that_do_not_overlap_get_a_warning_and_are_refused(workspace):
+    scene = workspace.scene
+    mri, pet = addPhantomPair(scene, SMALL_MRI_SHAPE)
+    shifted = localIjkToRas(pet)
+    shifted[:3, 3] += (60.0, 0.0, 0.0)
+    pet.SetIJKToRASMatrix(arrayToMatrix(shifted))
+    assert any("covers only about" in warning for warning in workspace.logic.inputWarnings(mri, pet))
+
+    shifted[:3, 3] += (500.0, 0.0, 0.0)
+    pet.SetIJKToRASMatrix(arrayToMatrix(shifted))
+    warnings = workspace.logic.inputWarnings(mri, pet)
+    assert any("do not overlap in world space" in warning for warning in warnings)
+    before = nodeCount(scene)
+    with pytest.raises(amif_core.InputError, match="do not overlap in physical space"):
+        workspace.logic.protect(mri, pet, workspace.directory / "none.amifkey", device="cpu")
+    assert nodeCount(scene) == before
+    assert not (workspace.directory / "none.amifkey").exists()
+
+
+def test_panel_helpers_preselect_and_explain(workspace):
+    scene, logic = workspace.scene, workspace.logic
+    labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "segmentation")
+    labels.SetAndObserveImageData(vtk.vtkImageData())
+    ct = addScalarVolumeNode(scene, np.full((4, 8, 8), -1000, np.int16), np.eye(4), "head scan")
+    mri, pet = addPhantomPair(scene, SMALL_MRI_SHAPE)
+    pet.SetName("FDG_PET")
+    assert display.guessModality(ct) == display.CT
+    assert display.guessModality(pet) == display.PET
+    assert display.guessModality(mri) == display.MR
+    assert logic.suggestInputs() == (mri, ct)  # the first CT/PET/SPECT volume in the scene
+
+    assert logic.protectBlocker(None, pet, "AMIF", "k.amifkey") == "Select the MRI."
+    assert "label map" in logic.protectBlocker(labels, pet, "AMIF", "k.amifkey")
+    assert logic.protectBlocker(mri, pet, "  ", "k.amifkey").startswith("Enter the identifier text")
+    assert logic.protectBlocker(mri, pet, "AMIF", None) == "Choose where to save the key file."
+    assert "does not exist" in logic.protectBlocker(mri, pet, "AMIF", workspace.directory / "no" / "k.amifkey")
+    assert logic.protectBlocker(mri, pet, "AMIF", workspace.directory / "k.amifkey") is None
+    assert logic.unlockBlocker(mri, None) == "Choose the key file."
+
+    dataDirectory = workspace.directory / "Slicer data"
+    dataDirectory.mkdir()
+    scene.SetRootDirectory(str(dataDirectory))
+    firstKey = logic.defaultKeyPath(mri)
+    assert firstKey == workspace.directory / "phantom T1 AMIF key.amifkey", "next to the data directory"
+    firstKey.write_bytes(b"")
+    assert logic.defaultKeyPath(mri) == workspace.directory / "phantom T1 AMIF key 2.amifkey"
+
+
+def test_comparison_layout_is_linked_centred_and_coloured(protectedPhantom):
+    space = protectedPhantom
+    preset = space.logic.showComparison(space.mri, space.pet, space.protected)
+    layoutNode = display.layoutNode(space.scene)
+    assert layoutNode.GetViewArrangement() == display.COMPARISON_LAYOUT_ID
+
+    views = [display.MRI_VIEW, display.OTHER_VIEW, display.PROTECTED_VIEW]
+    logics = [space.views.sliceLogic(view.name) for view in views]
+    for sliceLogic, volume in zip(logics, (space.mri, space.pet, space.protected)):
+        composite = sliceLogic.GetSliceCompositeNode()
+        assert composite.GetBackgroundVolumeID() == volume.GetID()
+        assert composite.GetLinkedControl() and not composite.GetDoPropagateVolumeSelection()
+        assert sliceLogic.GetSliceNode().GetViewGroup() == display.VIEW_GROUP
+    bounds = [0.0] * 6
+    space.mri.GetRASBounds(bounds)
+    centre = np.mean(np.reshape(bounds, (3, 2)), axis=1)
+    halfVoxel = np.linalg.norm(localIjkToRas(space.mri)[:3, :3], axis=0).max() / 2
+    for sliceLogic in logics:
+        sliceToRas = sliceLogic.GetSliceNode().GetSliceToRAS()
+        position = np.array([sliceToRas.GetElement(r, 3) for r in range(3)])
+        assert np.allclose(position[:2], centre[:2], atol=1e-6), "centred in the axial plane"
+        assert abs(position[2] - centre[2]) <= halfVoxel, "at the MRI's middle slice"
+    assert len({tuple(np.round(logic.GetSliceNode().GetFieldOfView(), 6)) for logic in logics}) == 1
+    assert len({round(logic.GetSliceOffset(), 6) for logic in logics}) == 1
+
+    first = logics[0].GetSliceNode()
+    first.SetInteractionFlags(first.SliceToRASFlag)
+    first.InteractingOn()
+    logics[0].SetSliceOffset(logics[0].GetSliceOffset() + 4.0)
+    first.InteractingOff()
+    assert len({round(logic.GetSliceOffset(), 6) for logic in logics}) == 1, "the views must be linked"
+
+    petDisplay = space.pet.GetDisplayNode()
+    assert preset == "PET SUV 0-10"
+    assert petDisplay.GetColorNodeID() == display.PET_COLOR_IDS[0]
+    assert (petDisplay.GetWindow(), petDisplay.GetLevel()) == (10.0, 5.0)
+    assert space.logic.showComparison(space.mri, space.pet, space.protected) is None, "a user's colours are kept"
