@@ -28,13 +28,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+import torch
 from tqdm import tqdm
 
 from amif_core import __version__, load_model
-from amif_core.atomic import check_outputs, write_atomically
+from amif_core.atomic import Output, check_outputs, write_atomically
+from amif_core.benchmark import run_benchmark
 from amif_core.demo import run_demo
+from amif_core.engine.devices import resolve_device
 from amif_core.engine.inference import AMIFModel, Progress
+from amif_core.engine.release import release_weights
+from amif_core.engine.training import TrainConfig, train
 from amif_core.errors import AMIFError, InputError, KeyFormatError, KeyMismatchError, WrongPassphraseError
+from amif_core.evaluation import evaluate, format_report
 from amif_core.heap import use_mmap_for_large_allocations
 from amif_core.keyfile import key_output, read_key, read_key_header
 from amif_core.transforms.identifier import DEFAULT_IDENTIFIER
@@ -320,6 +326,85 @@ def demo(args: argparse.Namespace) -> int:
                          progress=lambda stage: bars.enter_context(progress_bar(titles[stage], args.quiet)))
     for role, path in paths.items():
         say(args, f"{role + ':':11s}{path}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- the model owner's subcommands
+
+
+def _data_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True, metavar="DIR",
+                        help="the Harvard pairs folder (pairs.csv and the CT-MRI, PET-MRI, SPECT-MRI folders)")
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainConfig(data="")
+    parser.add_argument("--out", type=Path, default=Path(defaults.out), metavar="DIR",
+                        help=f"checkpoint folder; an interrupted run resumes from it (default: {defaults.out})")
+    parser.add_argument("--weights-out", type=Path, metavar="PATH",
+                        help="weights file to write (default: <out>/amif_v1.pt)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--threads", type=int, default=defaults.threads, help="CPU threads (0: torch's default)")
+    parser.add_argument("--fusion-steps", type=int, default=defaults.fusion_steps)
+    parser.add_argument("--protect-steps", type=int, default=defaults.protect_steps)
+    parser.add_argument("--batch", type=int, default=defaults.batch)
+    parser.add_argument("--crop", type=int, default=defaults.crop)
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps")
+
+
+@command("train", "Train AMIF from scratch on the Harvard pairs, evaluate it and write a weights file.",
+         example="amif train --data ../shared/data/harvard --out runs/amif",
+         arguments=(_data_option, _train_arguments, force_option))
+def train_command(args: argparse.Namespace) -> int:
+    weights_out = args.weights_out or args.out / "amif_v1.pt"
+    check_outputs([weights_out], args.force, inputs=[])
+    config = TrainConfig(data=str(args.data), out=str(args.out), seed=args.seed, device=args.device,
+                         threads=args.threads, crop=args.crop, batch=args.batch, fusion_steps=args.fusion_steps,
+                         protect_steps=args.protect_steps)
+    net = train(config, quiet=args.quiet)
+    model = AMIFModel(net, resolve_device(args.device), "unreleased", {})
+    result = evaluate(model, args.data, "val", quiet=args.quiet)
+    model_id = release_weights(net, config, result, weights_out, overwrite=args.force)
+    print(format_report(result))
+    say(args, f"Weights: {weights_out} (model id {model_id[:12]})")
+    return EXIT_OK
+
+
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--split", choices=("val", "train", "all"), default="val")
+    parser.add_argument("--limit", type=int, metavar="N", help="at most N slices per pair (quick check)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the full result as JSON")
+
+
+@command("evaluate", "Fusion metrics per pair and the protection criteria on the Harvard validation patients.",
+         example="amif evaluate --data ../shared/data/harvard --split val",
+         arguments=(_data_option, _evaluate_arguments, model_options, force_option))
+def evaluate_command(args: argparse.Namespace) -> int:
+    if args.json is not None:
+        check_outputs([args.json], args.force, inputs=[])
+    result = evaluate(load(args), args.data, args.split, limit=args.limit, quiet=args.quiet)
+    print(format_report(result))
+    if args.json is not None:
+        text = json.dumps(result, indent=2)
+        write_atomically([Output(args.json, lambda temp: temp.write_text(text))], args.force)
+    return EXIT_OK
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size", type=int, default=256, help="slice height and width (default 256)")
+    parser.add_argument("--depth", type=int, default=180, help="slices of the whole-volume run (default 180)")
+    parser.add_argument("--repeats", type=int, default=20, help="single-slice calls timed (median)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+
+
+@command("bench", "Print the model's cost: GFLOPs per slice, median CPU time per slice, whole-volume time.",
+         example="amif bench --device cpu --threads 2",
+         arguments=(_bench_arguments, model_options))
+def bench_command(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    figures = run_benchmark(load(args), depth=args.depth, size=args.size, repeats=args.repeats)
+    for name, value in figures.items():
+        print(f"{name:28s} {value:.4f}" if isinstance(value, float) else f"{name:28s} {value}")
     return EXIT_OK
 
 
