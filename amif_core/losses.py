@@ -40,16 +40,32 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return value.mean(dim=(1, 2, 3))
 
 
+def _correlation(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    x = x - x.mean(dim=(1, 2, 3), keepdim=True)
+    y = y - y.mean(dim=(1, 2, 3), keepdim=True)
+    return (x * y).sum(dim=(1, 2, 3)) / ((x * x).sum(dim=(1, 2, 3)) * (y * y).sum(dim=(1, 2, 3)) + 1e-8).sqrt()
+
+
+def difference_correlation(fused: torch.Tensor, mri: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """Sum of the correlations of differences, corr(a, f - b) + corr(b, f - a), per batch item (B,).
+
+    It is high when the fusion carries each source's content on top of the
+    other, not one source instead of the other.
+    """
+    return _correlation(mri, fused - other) + _correlation(other, fused - mri)
+
+
 def fusion_loss(
     fused: torch.Tensor, mri: torch.Tensor, other: torch.Tensor, intensity_weight: float = 1.0,
-    grad_weight: float = 10.0, ssim_weight: float = 1.0,
+    grad_weight: float = 10.0, ssim_weight: float = 1.0, scd_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
-    """CDDFuse-style fusion loss; returns the terms and their weighted ``total``."""
+    """CDDFuse-style fusion loss plus an optional difference-correlation term; returns the terms and ``total``."""
     intensity = F.l1_loss(fused, torch.maximum(mri, other))
     gradient = F.l1_loss(sobel_magnitude(fused), torch.maximum(sobel_magnitude(mri), sobel_magnitude(other)))
     structure = 1 - 0.5 * (ssim(fused, mri) + ssim(fused, other)).mean()
-    total = intensity_weight * intensity + grad_weight * gradient + ssim_weight * structure
-    return {"total": total, "intensity": intensity, "gradient": gradient, "ssim": structure}
+    correlation = 2 - difference_correlation(fused, mri, other).mean()
+    total = intensity_weight * intensity + grad_weight * gradient + ssim_weight * structure + scd_weight * correlation
+    return {"total": total, "intensity": intensity, "gradient": gradient, "ssim": structure, "scd": correlation}
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

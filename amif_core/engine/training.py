@@ -45,6 +45,7 @@ class FusionLossWeights:
     intensity: float = 1.0
     gradient: float = 10.0
     ssim: float = 1.0
+    scd: float = 0.0
 
 
 @dataclass
@@ -216,7 +217,7 @@ def _fusion_step(net: AMIFNet, sampler: CropSampler, rng: np.random.Generator, c
     batch = _to_tensor(sampler.batch(rng, config.batch), device)
     mri, other = batch[:, 0:1], batch[:, 1:2]
     w = config.fusion_weights
-    return fusion_loss(net.fuse(mri, other), mri, other, w.intensity, w.gradient, w.ssim)
+    return fusion_loss(net.fuse(mri, other), mri, other, w.intensity, w.gradient, w.ssim, w.scd)
 
 
 def protect_losses(net: AMIFNet, fused: torch.Tensor, mask: torch.Tensor, weights: ProtectLossWeights,
