@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from amif_core import __version__, load_model
 from amif_core.atomic import Output, check_outputs, write_atomically
+from amif_core.attacks.remover import RemoverConfig
 from amif_core.benchmark import run_benchmark
 from amif_core.demo import run_demo
 from amif_core.engine.devices import resolve_device
@@ -405,6 +406,58 @@ def bench_command(args: argparse.Namespace) -> int:
     figures = run_benchmark(load(args), depth=args.depth, size=args.size, repeats=args.repeats)
     for name, value in figures.items():
         print(f"{name:28s} {value:.4f}" if isinstance(value, float) else f"{name:28s} {value}")
+    return EXIT_OK
+
+
+def _leaked_budgets(text: str) -> list[int | str]:
+    """--leaked: comma-separated positive pair counts or 'all'; '' for no remover."""
+    budgets: list[int | str] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        if item != "all" and not (item.isdigit() and int(item) > 0):
+            raise argparse.ArgumentTypeError(f"{item!r} is neither a positive number of pairs nor 'all'")
+        budgets.append(item if item == "all" else int(item))
+    return budgets
+
+
+def _attack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, metavar="N", help="at most N validation slices per pair (quick check)")
+    parser.add_argument("--leaked", type=_leaked_budgets, default="10,100,all", metavar="LIST",
+                        help="leaked (protected, clean) training pairs, one U-Net remover per budget: comma-separated "
+                             "counts or 'all' (default: 10,100,all; '' trains none)")
+    parser.add_argument("--remover-steps", type=int, default=RemoverConfig.steps, metavar="N",
+                        help=f"training steps of each U-Net remover (default {RemoverConfig.steps})")
+    parser.add_argument("--seed", type=int, default=0, help="seeds every random choice (default 0)")
+    parser.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads (0: torch's default)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the full result as JSON")
+    parser.add_argument("--picture", type=Path, metavar="PATH",
+                        help="write a PNG: protected | strongest attack | authorized unlock, one validation slice")
+
+
+@command("attack-eval", "Try to remove the identifier without the key and measure how close each attack gets.",
+         example="amif attack-eval --data ../shared/data/harvard --json attacks.json --picture attacks.png",
+         arguments=(_data_option, _attack_arguments, model_options, force_option))
+def attack_eval_command(args: argparse.Namespace) -> int:
+    try:  # OpenCV and scikit-image come with the optional [attack] extra
+        from amif_core.attacks.report import format_report as format_attacks, save_picture
+        from amif_core.attacks.runner import run_attack_eval
+    except ImportError as error:
+        raise AMIFError(str(error)) from error
+    outputs = [path for path in (args.json, args.picture) if path is not None]
+    check_outputs(outputs, args.force, inputs=[])
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    evaluation = run_attack_eval(load(args), args.data, limit=args.limit, leaked=args.leaked,
+                                 config=RemoverConfig(steps=args.remover_steps), seed=args.seed, quiet=args.quiet)
+    print(format_attacks(evaluation.result))
+    writes = []
+    if args.json is not None:
+        text = json.dumps(evaluation.result, indent=2)
+        writes.append(Output(args.json, lambda temp: temp.write_text(text)))
+    if args.picture is not None:
+        writes.append(Output(args.picture, lambda temp: save_picture(evaluation, temp)))
+    write_atomically(writes, args.force)
+    for path in outputs:
+        say(args, f"Wrote {path}")
     return EXIT_OK
 
 

@@ -45,15 +45,16 @@ def psnr(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> float:
 
 
 def wrong_key(key: Key, kind: str, other: Key, rng: np.random.Generator) -> Key:
-    """A key of ``kind`` in WRONG_KEYS for forced-unlock evaluation.
+    """A key of ``kind`` in WRONG_KEYS, or "other_volume", for forced-unlock evaluation.
 
     random: Gaussian bands with the true key's mean and std; zero: zero bands;
     shuffled: the true bands in a random spatial order; other_slice: ``other``,
-    the whole key of another slice of the same size.
+    the whole key of another slice of the same size; other_volume: ``other``,
+    the whole key of a different volume (another patient) of the same shape.
     """
     bands = key.bands.astype(np.float32)
     empty = {"clip_index": np.zeros(0, np.int64), "clip_residual": np.zeros(0, np.float32)}
-    if kind == "other_slice":
+    if kind in ("other_slice", "other_volume"):
         return dataclasses.replace(other, fingerprint=key.fingerprint)
     if kind == "random":
         new = rng.normal(bands.mean(), bands.std(), size=bands.shape)

@@ -1,0 +1,180 @@
+"""The attack benchmark's mechanics on small synthetic data (the real figures need the trained weights)."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import amif_core.cli as cli
+from amif_core.attacks import filters, inpainting, mask_estimation, require
+from amif_core.attacks.remover import RemoverConfig, UNet, fit, loss_fn, remove, sample_crops
+from amif_core.attacks.runner import REFERENCES, labels
+from amif_core.data.harvard import VALIDATION_PATIENTS
+from amif_core.evaluation import wrong_key
+from amif_core.transforms.identifier import DEFAULT_IDENTIFIER, crop_mask, render_identifier_canvas
+
+SIZE = 256
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: one thread is faster, and never oversubscribes a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def head(size: int, seed: int) -> np.ndarray:
+    """A (size, size) float32 'fusion': dark background, a bright textured ellipse with a dark ventricle."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    inside = (yy - 0.5) ** 2 / 0.14 + (xx - 0.5) ** 2 / 0.1 < 1
+    ventricle = (yy - 0.45) ** 2 / 0.004 + (xx - 0.5) ** 2 / 0.002 < 1
+    tissue = 0.65 + 0.1 * np.sin(9 * xx) * np.cos(7 * yy)
+    image = np.where(inside & ~ventricle, tissue, 0.05) + rng.normal(0, 0.01, (size, size))
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+def strokes(size: int, offset: tuple[int, int] = (37, 91)) -> np.ndarray:
+    """The default identifier's (size, size) uint8 {0, 1} mask at ``offset``."""
+    return crop_mask(render_identifier_canvas(DEFAULT_IDENTIFIER, size, size), offset, size, size).copy()
+
+
+def draw(clean: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Identifier ink as AMIF draws it: bright on dark content, dark on bright content."""
+    ink = np.where(clean < 0.5, 0.95, 0.05)
+    return np.where(mask > 0, ink, clean).astype(np.float32)
+
+
+def test_estimated_mask_finds_synthetic_strokes() -> None:
+    mask = strokes(SIZE)
+    estimated = mask_estimation.estimate_mask(draw(head(SIZE, 0), mask))
+    precision, recall = mask_estimation.precision_recall(estimated, mask)
+    assert estimated.shape == mask.shape and estimated.dtype == np.uint8
+    assert precision > 0.7 and recall > 0.7, (precision, recall)
+
+
+def test_estimated_mask_is_nearly_empty_without_identifier() -> None:
+    assert mask_estimation.estimate_mask(head(SIZE, 1)).mean() < 0.01
+
+
+@pytest.mark.parametrize("method", [inpainting.inpaint_telea, inpainting.inpaint_navier_stokes,
+                                    inpainting.inpaint_biharmonic])
+def test_inpainting_fills_strokes_of_a_flat_image(method) -> None:
+    mask = strokes(128)
+    out = method(draw(np.full((128, 128), 0.3, np.float32), mask), mask)
+    assert out.shape == (128, 128) and out.dtype == np.float32 and np.isfinite(out).all()
+    assert out.min() >= 0 and out.max() <= 1
+    assert np.abs(out - 0.3).max() < 0.02  # the strokes (0.95 ink) are gone
+
+
+def test_inpainting_returns_unit_range_on_a_textured_image() -> None:
+    clean = head(SIZE, 2)
+    mask = strokes(SIZE)
+    protected = draw(clean, mask)
+    for method in (inpainting.inpaint_telea, inpainting.inpaint_navier_stokes, inpainting.inpaint_biharmonic):
+        out = method(protected, mask)
+        assert out.shape == clean.shape and np.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
+        inside = mask > 0
+        assert np.abs(out - clean)[inside].mean() < np.abs(protected - clean)[inside].mean() / 2
+
+
+def test_dilate_grows_by_one_pixel() -> None:
+    mask = np.zeros((9, 9), np.uint8)
+    mask[4, 4] = 1
+    assert inpainting.dilate(mask).sum() == 9 and inpainting.dilate(mask, 0).sum() == 1
+
+
+def test_median_and_jpeg_change_the_image() -> None:
+    image = draw(head(128, 3), strokes(128))
+    for out in [filters.median(image, s) for s in filters.MEDIAN_SIZES] + [filters.jpeg(image, q) for q in
+                                                                          filters.JPEG_QUALITIES]:
+        assert out.shape == image.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+        assert np.abs(out - image).mean() > 1e-3
+    flat = np.full((64, 64), 0.4, np.float32)
+    assert np.array_equal(filters.median(flat, 5), flat)
+    assert np.abs(filters.jpeg(flat, 50) - 0.4).max() <= 1 / 255 + 1e-6
+    assert np.abs(filters.jpeg(image, 95) - image).mean() < np.abs(filters.jpeg(image, 50) - image).mean()
+
+
+def fixed_batch_loss(net: UNet, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
+    with torch.inference_mode():
+        return float(loss_fn(net(batch[0]), batch[1]))
+
+
+def test_unet_remover_reduces_its_loss() -> None:
+    torch.manual_seed(0)
+    clean = np.stack([head(64, s) for s in range(4)])
+    protected = np.stack([draw(c, strokes(64, (5 * s, 7 * s))) for s, c in enumerate(clean)])
+    fixed = sample_crops(protected, clean, np.random.default_rng(1), 4, 64)
+    net = UNet()
+    before = fixed_batch_loss(net, fixed)
+    losses = fit(net, protected, clean, RemoverConfig(steps=50, batch=4, crop=64, lr=3e-3), np.random.default_rng(0))
+    assert len(losses) == 50 and not net.training
+    assert fixed_batch_loss(net, fixed) < 0.7 * before
+    out = remove(net, protected[0][:61, :58])  # any size: padded to a multiple of 4 and cropped back
+    assert out.shape == (61, 58) and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+
+
+def test_other_volume_wrong_key_is_the_other_key(model) -> None:
+    first = model.protect(head(64, 0) * 100, head(64, 1) * 50)
+    second = model.protect(head(64, 2) * 100, head(64, 3) * 50)
+    forged = wrong_key(first.key, "other_volume", second.key, np.random.default_rng(0))
+    assert forged.fingerprint == first.key.fingerprint
+    assert np.array_equal(forged.bands, second.key.bands) and forged.mask_offsets is second.key.mask_offsets
+
+
+def fake_harvard(root: Path, size: int = 64) -> Path:
+    """A Harvard-layout folder: 2 training and 3 validation grey slices of ``size`` x ``size``."""
+    rows = [("CT-MRI", "2"), ("CT-MRI", "2"), ("CT-MRI", VALIDATION_PATIENTS["CT-MRI"][0]),
+            ("CT-MRI", VALIDATION_PATIENTS["CT-MRI"][0]), ("PET-MRI", VALIDATION_PATIENTS["PET-MRI"][0])]
+    with (root / "pairs.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["pair", "file", "patient", "slice"])
+        for index, (pair, patient) in enumerate(rows):
+            name = f"{patient}{index:03d}.png"
+            writer.writerow([pair, name, patient, f"{index:03d}"])
+            for modality, seed in (("MRI", index), (pair.split("-")[0], 50 + index)):
+                (root / pair / modality).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.round(head(size, seed) * 255).astype(np.uint8)).save(root / pair / modality / name)
+    return root
+
+
+def test_attack_eval_command_reports_every_attack(tmp_path: Path, weights_file: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    data = fake_harvard(tmp_path)
+    code = cli.main(["attack-eval", "--data", str(data), "--leaked", "1,all", "--remover-steps", "2",
+                     "--weights", str(weights_file), "--device", "cpu", "--json", str(tmp_path / "a.json"),
+                     "--picture", str(tmp_path / "a.png"), "-q"])
+    report = capsys.readouterr().out
+    assert code == 0
+    result = json.loads((tmp_path / "a.json").read_text())
+    names = labels({"unet_1": 1, "unet_all": 2})
+    assert result["labels"] == names and result["slices"] == {"CT-MRI": 2, "PET-MRI": 1, "SPECT-MRI": 0}
+    assert set(result["summary"]) == set(names)
+    for row, label in names.items():
+        assert report.count(f"| {label} |") == 2  # one row in each table
+        if row not in REFERENCES:
+            assert f"- {label}: in-mask PSNR gap to authorized unlock (dB)" in report
+    # PET-MRI's single slice has no other slice of its patient: that row is skipped there only.
+    assert [("key_other_slice" in s["figures"]) for s in result["per_slice"]] == [True, True, False]
+    assert all(row["psnr_mask"] <= 100.0 for row in result["summary"].values())  # capped
+    with Image.open(tmp_path / "a.png") as picture:
+        assert picture.mode == "L" and picture.size == (3 * 2 * 64 + 2 * 8, 2 * 64 + 24)
+
+
+def test_leaked_budget_option_rejects_bad_values(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["attack-eval", "--data", ".", "--leaked", "10,none"]) == cli.EXIT_USAGE
+    assert "neither a positive number of pairs nor 'all'" in capsys.readouterr().err
+
+
+def test_missing_attack_dependency_says_how_to_install() -> None:
+    with pytest.raises(ImportError, match=r'pip install "amif-core\[attack\]"'):
+        require("amif_no_such_module")
