@@ -36,8 +36,8 @@ def check_outputs(paths: Sequence[str | Path], force: bool = False, inputs: Sequ
     """Fail early, before any work, if the outputs cannot be written as asked.
 
     Raises :class:`FileExistsError` for an existing output without ``force``
-    and :class:`InputError` for a missing folder, an output given twice, or an
-    output that is one of ``inputs`` (never overwritten, even with ``force``).
+    and :class:`InputError` for a missing or unwritable folder, an output given
+    twice, or an output that is one of ``inputs`` (never overwritten, even with ``force``).
     """
     seen: set[Path] = set()
     input_paths = [Path(p).resolve() for p in inputs]
@@ -51,6 +51,9 @@ def check_outputs(paths: Sequence[str | Path], force: bool = False, inputs: Sequ
                              "Choose another output name.")
         if not path.parent.is_dir():
             raise InputError(f"The folder {path.parent} does not exist; create it first or choose another output path.")
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise InputError(f"The folder {path.parent} is not writable (read-only, or not yours); choose another "
+                             "output path.")
         if path.is_dir():
             raise InputError(f"The output {raw} is a folder; give a file name.")
         if path.exists() and not force:

@@ -12,8 +12,12 @@ the inputs only the output volume and the key are held in memory.
 """
 from __future__ import annotations
 
+import errno
+import gzip
 import hashlib
 import json
+import math
+import zlib
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
@@ -36,6 +40,7 @@ SCALAR_TYPES = {
 }
 FLOAT_TYPES = {sitk.sitkFloat32, sitk.sitkFloat64}
 MIN_SLICE_SIDE = 8
+PARTIAL_COVERAGE = 0.99  # the resampling notice says how much of the MRI the second scan covers below this
 # Tolerances under which a re-read geometry counts as unchanged (NIfTI stores it in float32).
 GEOMETRY_ATOL_MM = 1e-4
 DIRECTION_ATOL = 1e-5
@@ -60,7 +65,8 @@ def check_volume(image: sitk.Image, name: str = "volume") -> None:
     if image.GetNumberOfComponentsPerPixel() != 1 or image.GetPixelID() not in SCALAR_TYPES:
         raise InputError(f"The {name} holds voxels of type '{image.GetPixelIDTypeAsString()}' "
                          f"({image.GetNumberOfComponentsPerPixel()} values each); AMIF needs one real value per voxel. "
-                         "Convert colour, vector or complex images to a single-channel (greyscale) volume first.")
+                         "Convert colour, vector, complex or label-map images to a single-channel (greyscale) "
+                         "volume first.")
 
 
 def _read_dicom_series(folder: Path) -> sitk.Image:
@@ -82,7 +88,8 @@ def read_volume(path: str | Path) -> sitk.Image:
 
     Returns the image with its own pixel type and geometry. Raises
     :class:`InputError` for a missing path, an unsupported or unreadable file,
-    and anything but a 3D single-channel real-valued volume.
+    anything but a 3D single-channel real-valued volume, and a NIfTI file
+    that stores NaN or infinite voxels (ITK's reader would silently make them 0).
     """
     path = Path(path)
     if not path.exists():
@@ -95,7 +102,28 @@ def read_volume(path: str | Path) -> sitk.Image:
     except RuntimeError as error:
         raise InputError(f"Could not read {path}: {_first_line(error)}") from error
     check_volume(image, f"volume in {path}")
+    if _suffix(path) in (".nii", ".nii.gz") and image.GetPixelID() in FLOAT_TYPES:
+        _check_nifti_finite(path)
     return image
+
+
+def _check_nifti_finite(path: Path) -> None:
+    """Refuse a float NIfTI file that stores NaN or infinite voxels, which ITK's reader silently reads as 0."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    header = {key: reader.GetMetaData(key) for key in ("datatype", "vox_offset") if reader.HasMetaDataKey(key)}
+    itemsize = {"16": 4, "64": 8}.get(header.get("datatype", ""))  # NIfTI codes of float32 and float64
+    if itemsize is None or "vox_offset" not in header:
+        return
+    with (gzip.open if _suffix(path) == ".nii.gz" else open)(path, "rb") as file:
+        order = "<" if int.from_bytes(file.read(4), "little") in (348, 540) else ">"  # sizeof_hdr, NIfTI-1 or -2
+        file.seek(int(float(header["vox_offset"])))
+        dtype = np.dtype(f"{order}f{itemsize}")
+        while chunk := file.read(8 << 20):
+            if not np.isfinite(np.frombuffer(chunk[: len(chunk) - len(chunk) % itemsize], dtype)).all():
+                raise InputError(f"The volume in {path} contains NaN or infinite voxels (NIfTI readers silently "
+                                 "read them as 0); replace them (for example with 0) first.")
 
 
 def check_volume_path(path: str | Path) -> None:
@@ -113,10 +141,38 @@ def volume_output(image: sitk.Image, path: str | Path) -> Output:
     path = Path(path)
     check_volume_path(path)
 
+    compressed = _suffix(path) == ".nii.gz"
+
     def write(temp: Path) -> None:
-        sitk.WriteImage(image, str(temp), useCompression=_suffix(path) == ".nii.gz")
+        try:
+            sitk.WriteImage(image, str(temp), useCompression=compressed)
+        except RuntimeError as error:  # ITK reports a failed write (e.g. a full disk) as a RuntimeError
+            raise OSError(errno.EIO, f"Could not write the volume: {_first_line(error)}", str(path)) from error
+        _check_complete(temp, path, image, compressed)
 
     return Output(path, write)
+
+
+def _check_complete(temp: Path, path: Path, image: sitk.Image, compressed: bool) -> None:
+    """Raise OSError unless ``temp`` holds at least the image's voxel bytes (an intact gzip stream if ``compressed``).
+
+    ITK's NIfTI writer ignores failed writes: on a full disk it leaves a
+    truncated file and reports success.
+    """
+    needed = math.prod(image.GetSize()) * image.GetNumberOfComponentsPerPixel() * image.GetSizeOfPixelComponent()
+    written = 0
+    try:
+        if compressed:
+            with gzip.open(temp, "rb") as stream:
+                while piece := stream.read(1 << 20):
+                    written += len(piece)
+        else:
+            written = temp.stat().st_size
+    except (EOFError, gzip.BadGzipFile, zlib.error):
+        pass  # a cut-off stream: ``written`` stays short of ``needed``
+    if written < needed:
+        raise OSError(errno.EIO, f"The volume writer left an incomplete file ({written} of at least {needed} "
+                                 "bytes of voxels); is the disk full?", str(path))
 
 
 def write_volume(image: sitk.Image, path: str | Path, force: bool = False) -> None:
@@ -204,6 +260,14 @@ def same_grid(a: sitk.Image, b: sitk.Image) -> bool:
             and np.allclose(a.GetDirection(), b.GetDirection(), rtol=0, atol=DIRECTION_ATOL))
 
 
+def coverage(moving: sitk.Image, reference: sitk.Image) -> float:
+    """Fraction of ``reference``'s voxel centres that lie inside ``moving`` (where resampling finds its data)."""
+    ones = sitk.Image(moving.GetSize(), sitk.sitkUInt8) + 1
+    ones.CopyInformation(moving)
+    inside = sitk.Resample(ones, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    return np.count_nonzero(sitk.GetArrayViewFromImage(inside)) / math.prod(reference.GetSize())
+
+
 def resample_to_reference(moving: sitk.Image, reference: sitk.Image) -> tuple[sitk.Image, bool]:
     """Put ``moving`` on the voxel grid of ``reference`` with linear interpolation.
 
@@ -211,13 +275,13 @@ def resample_to_reference(moving: sitk.Image, reference: sitk.Image) -> tuple[si
     when it already shares the grid, else a float32 image with the
     reference's geometry where voxels outside ``moving`` take its minimum
     (background) value. Raises :class:`InputError` when the two volumes do not
-    overlap in physical space.
+    overlap in physical space (no voxel centre of ``reference`` inside ``moving``).
     """
     check_volume(moving, "second scan")
     check_volume(reference, "MRI")
     if same_grid(moving, reference):
         return moving, False
-    if not extents_overlap(moving, reference):
+    if not extents_overlap(moving, reference) or not coverage(moving, reference):
         raise InputError("The second scan and the MRI do not overlap in physical space (their origins, spacings "
                          "and directions place them in different regions). Check that both scans are of the same "
                          "patient and were registered to each other; AMIF needs registered scans.")
@@ -280,13 +344,22 @@ def _check_finite(image: sitk.Image, name: str) -> None:
                                  "before protecting.")
 
 
+def _slice_size(image: sitk.Image, axis: int) -> tuple[int, int]:
+    rows, cols = [s for i, s in enumerate(image.GetSize()[::-1]) if i != axis]
+    return rows, cols
+
+
 def _check_axis(axis: int, image: sitk.Image) -> None:
     if axis not in (0, 1, 2):
         raise InputError(f"The slice axis must be 0, 1 or 2 (a numpy axis of the (z, y, x) array), got {axis}.")
-    rows, cols = [s for i, s in enumerate(image.GetSize()[::-1]) if i != axis]
+    rows, cols = _slice_size(image, axis)
     if min(rows, cols) < MIN_SLICE_SIDE:
+        usable = [f"--axis {a} ({'x'.join(map(str, _slice_size(image, a)))} slices)" for a in range(3)
+                  if min(_slice_size(image, a)) >= MIN_SLICE_SIDE]
+        advice = f"Choose {' or '.join(usable)}." if usable else \
+            f"No axis does: the volume ({describe(image)}) is too small for AMIF."
         raise InputError(f"Slicing along axis {axis} gives {rows}x{cols} slices; AMIF needs slices of at least "
-                         f"{MIN_SLICE_SIDE}x{MIN_SLICE_SIDE} voxels. Choose another --axis.")
+                         f"{MIN_SLICE_SIDE}x{MIN_SLICE_SIDE} voxels. {advice}")
 
 
 def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identifier: str = DEFAULT_IDENTIFIER,
@@ -312,7 +385,11 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
     _check_finite(other, "second scan")
     on_grid, resampled = resample_to_reference(other, mri)
     if resampled:
-        notice(f"Resampled the second scan ({describe(other)}) onto the MRI grid ({describe(mri)}), linear interpolation.")
+        covered = coverage(other, mri)
+        partial = (f"; it covers only {covered:.0%} of the MRI, the rest takes its lowest value (the fusion shows the "
+                   "MRI alone there): check the registration") if covered < PARTIAL_COVERAGE else ""
+        notice(f"Resampled the second scan ({describe(other)}) onto the MRI grid ({describe(mri)}), linear "
+               f"interpolation{partial}.")
     result = model.protect(_axis_first(mri, axis), _axis_first(on_grid, axis), identifier,
                            progress=progress, cancel=cancel)
     del on_grid
@@ -364,6 +441,10 @@ def check_key_fits(model: AMIFModel, protected: sitk.Image, key: VolumeKey) -> N
         raise ImageModifiedError(
             f"The protected volume's voxels are intact, but its {' and '.join(changes)} changed since it was "
             f"protected {prints}. Unlock the original protected file, or restore its geometry.")
+    if protected.GetPixelID() in FLOAT_TYPES and not all(np.isfinite(plane).all() for plane in voxels):
+        raise ImageModifiedError(
+            f"The protected volume contains NaN or infinite voxels, which AMIF never writes: it was modified after "
+            f"it was protected {prints}. Unlock the original protected file.")
     if protected.GetPixelID() not in FLOAT_TYPES:
         raise ImageModifiedError(
             f"The protected volume is stored as '{protected.GetPixelIDTypeAsString()}', but AMIF wrote it as 32-bit "

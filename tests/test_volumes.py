@@ -120,7 +120,7 @@ def test_write_volume_is_atomic_and_never_overwrites(tmp_path: Path, monkeypatch
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(sitk, "WriteImage", failing_write)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(OSError, match="Could not write the volume: disk full"):
         write_volume(image, tmp_path / "second.nrrd")
     assert sorted(os.listdir(tmp_path)) == ["out.nrrd"]
     with pytest.raises(InputError, match="second file"):
