@@ -45,7 +45,7 @@ class FusionLossWeights:
     intensity: float = 1.0
     gradient: float = 10.0
     ssim: float = 1.0
-    scd: float = 0.0
+    scd: float = 0.5
 
 
 @dataclass
@@ -57,7 +57,7 @@ class ProtectLossWeights:
     unlock: float = 1.0
     wrong_key: float = 0.5
     ink: float = 1.0
-    out_of_range: float = 2.0
+    out_of_range: float = 20.0
 
 
 @dataclass
