@@ -358,6 +358,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
          arguments=(_data_option, _train_arguments, force_option))
 def train_command(args: argparse.Namespace) -> int:
     weights_out = args.weights_out or args.out / "amif_v1.pt"
+    args.out.mkdir(parents=True, exist_ok=True)
     check_outputs([weights_out], args.force, inputs=[])
     config = TrainConfig(data=str(args.data), out=str(args.out), seed=args.seed, device=args.device,
                          threads=args.threads, crop=args.crop, batch=args.batch, fusion_steps=args.fusion_steps,
