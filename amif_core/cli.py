@@ -222,6 +222,7 @@ def _fuse_arguments(parser: argparse.ArgumentParser) -> None:
          example="amif fuse mri.nii.gz pet.nrrd -o protected.nrrd --key protected.amifkey --passphrase-prompt",
          arguments=(_fuse_arguments, identifier_option, passphrase_options, model_options, force_option))
 def fuse(args: argparse.Namespace) -> int:
+    use_mmap_for_large_allocations()
     check_identifier(args.identifier)
     check_volume_path(args.output)
     check_outputs([args.output, args.key], args.force, inputs=[args.mri, args.other])
@@ -250,6 +251,7 @@ def _unlock_arguments(parser: argparse.ArgumentParser) -> None:
          example="amif unlock protected.nrrd --key protected.amifkey -o fused.nrrd",
          arguments=(_unlock_arguments, passphrase_options, model_options, force_option))
 def unlock(args: argparse.Namespace) -> int:
+    use_mmap_for_large_allocations()
     check_volume_path(args.output)
     check_outputs([args.output], args.force, inputs=[args.protected, args.key])
     encrypted = read_key_header(args.key)["encryption"] is not None
@@ -319,6 +321,7 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
          example="amif demo --out amif-demo-output",
          arguments=(_demo_arguments, identifier_option, model_options, force_option))
 def demo(args: argparse.Namespace) -> int:
+    use_mmap_for_large_allocations()
     check_identifier(args.identifier)
     model = load(args)
     titles = {"protect": "Protecting", "unlock": "Unlocking"}
@@ -521,7 +524,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    use_mmap_for_large_allocations()
     with _sigterm_raises():
         try:
             return args.run(args)
