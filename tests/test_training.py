@@ -8,9 +8,12 @@ import torch
 from PIL import Image
 
 from amif_core.data.harvard import load_pairs
-from amif_core.engine.training import ProtectLossWeights, TrainConfig, mask_pool_canvases, sample_masks, protect_losses, train
+from amif_core.engine.sampling import CropSampler
+from amif_core.engine.training import (
+    ProtectLossWeights, TrainConfig, _fusion_step, _Stage, mask_pool_canvases, protect_losses, sample_masks, train,
+)
 from amif_core.losses import fusion_loss
-from amif_core.networks.amif import AMIFConfig
+from amif_core.networks.amif import AMIFConfig, AMIFNet
 from amif_core.networks.fusion import FusionConfig
 
 
@@ -33,34 +36,67 @@ def _synthetic_harvard(root: Path, slices: int = 6, size: int = 48) -> None:
     (root / "pairs.csv").write_text("\n".join(rows) + "\n")
 
 
-def test_training_steps_lower_the_losses(tmp_path: Path) -> None:
-    torch.set_num_threads(2)
+def _tiny_config(tmp_path: Path) -> TrainConfig:
     data = tmp_path / "harvard"
     _synthetic_harvard(data)
     small = AMIFConfig(fusion=FusionConfig(dim=8, heads=2, shared_blocks=1, decoder_blocks=1))
-    config = TrainConfig(data=str(data), out=str(tmp_path / "run"), crop=32, batch=4, fusion_steps=0,
-                         protect_steps=0, fusion_lr=3e-3, protect_lr=3e-3, mask_pool=4, model=small)
-    untrained = train(config, quiet=True)
+    return TrainConfig(data=str(data), out=str(tmp_path / "run"), crop=32, batch=4, fusion_steps=0,
+                       protect_steps=0, fusion_lr=3e-3, protect_lr=3e-3, mask_pool=4, model=small)
 
-    pairs = load_pairs(data, "train")
-    mri = torch.from_numpy(pairs.mri[:4, None])
-    other = torch.from_numpy(pairs.other[:4, None])
+
+def _eval_batch(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs = load_pairs(Path(config.data), "train")
+    return torch.from_numpy(pairs.mri[:4, None]), torch.from_numpy(pairs.other[:4, None])
+
+
+def _stage1_loss(net: AMIFNet, config: TrainConfig) -> float:
+    mri, other = _eval_batch(config)
+    w = config.fusion_weights
+    with torch.no_grad():
+        return fusion_loss(net.fuse(mri, other), mri, other, w.intensity, w.gradient, w.ssim, w.scd)["total"].item()
+
+
+def test_fusion_stage_lowers_its_loss_from_a_perturbed_start(tmp_path: Path) -> None:
+    """The untrained decoder outputs the pixel-wise max exactly (a stationary
+    point on this synthetic data), so the stage is started from a head with
+    random output weights: 40 steps must then win back most of the gap."""
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    config = _tiny_config(tmp_path)
+    config.fusion_steps = 40
+    net = AMIFNet(config.model)
+    torch.nn.init.normal_(net.backbone.head[-1].weight, std=0.2)
+    pairs = load_pairs(Path(config.data), "train")
+    sampler = CropSampler(pairs, np.stack([pairs.mri, pairs.other], axis=1), config.crop)
+    rng = np.random.default_rng(0)
+    stage = _Stage("fusion", config, net, list(net.backbone.parameters()), config.fusion_steps, config.fusion_lr, rng)
+    before = _stage1_loss(net, config)
+    net.train()
+    stage.run(lambda: _fusion_step(net, sampler, rng, config, torch.device("cpu")), quiet=True)
+    after = _stage1_loss(net.eval(), config)
+    assert after < 0.8 * before, f"fusion loss {before:.4f} -> {after:.4f}"
+    assert (Path(config.out) / "fusion.ckpt").is_file()
+
+
+def test_training_keeps_the_fusion_and_lowers_the_protection_loss(tmp_path: Path) -> None:
+    torch.set_num_threads(2)
+    config = _tiny_config(tmp_path)
+    untrained = train(config, quiet=True)
+    mri, other = _eval_batch(config)
     masks = torch.from_numpy(sample_masks(mask_pool_canvases(np.random.default_rng(1), 2, 48), np.random.default_rng(2), 4, 48))
 
-    def losses(net):
+    def protection_loss(net: AMIFNet) -> float:
         with torch.no_grad():
             fused = net.fuse(mri, other)
-            stage1 = fusion_loss(fused, mri, other)["total"].item()
-            stage2 = protect_losses(net, fused, masks, ProtectLossWeights(), ("zero",), torch.Generator().manual_seed(0))
-        return stage1, stage2["total"].item()
+            losses = protect_losses(net, fused, masks, ProtectLossWeights(), ("zero",), torch.Generator().manual_seed(0))
+        return losses["total"].item()
 
     config.fusion_steps = 40
     fusion_trained = train(config, quiet=True)
     config.protect_steps = 40
     fully_trained = train(config, quiet=True)
-    untrained_loss, _ = losses(untrained)
-    fusion_loss_after, protect_before = losses(fusion_trained)
-    _, protect_after = losses(fully_trained)
-    assert fusion_loss_after < 0.9 * untrained_loss, f"fusion loss {untrained_loss:.4f} -> {fusion_loss_after:.4f}"
+    untrained_loss, fusion_loss_after = _stage1_loss(untrained, config), _stage1_loss(fusion_trained, config)
+    assert fusion_loss_after < 1.02 * untrained_loss, f"fusion loss {untrained_loss:.4f} -> {fusion_loss_after:.4f}"
+    protect_before, protect_after = protection_loss(fusion_trained), protection_loss(fully_trained)
     assert protect_after < 0.9 * protect_before, f"protection loss {protect_before:.4f} -> {protect_after:.4f}"
     assert (Path(config.out) / "protect.ckpt").is_file()
