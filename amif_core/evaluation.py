@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from amif_core.data.harvard import PAIRS, read_grey, read_records, source_paths, split_records
 from amif_core.engine.inference import AMIFModel
-from amif_core.keys import Key
+from amif_core.keys import Key, quantise_bands
 from amif_core.metrics import METRIC_NAMES, fusion_metrics
 from amif_core.transforms.intensity import fit_normalisation
 
@@ -52,7 +52,7 @@ def wrong_key(key: Key, kind: str, other: Key, rng: np.random.Generator) -> Key:
     the whole key of another slice of the same size; other_volume: ``other``,
     the whole key of a different volume (another patient) of the same shape.
     """
-    bands = key.bands.astype(np.float32)
+    bands = key.band_values()
     empty = {"clip_index": np.zeros(0, np.int64), "clip_residual": np.zeros(0, np.float32)}
     if kind in ("other_slice", "other_volume"):
         return dataclasses.replace(other, fingerprint=key.fingerprint)
@@ -65,7 +65,8 @@ def wrong_key(key: Key, kind: str, other: Key, rng: np.random.Generator) -> Key:
         new = bands.reshape(d, c, h * w)[:, :, rng.permutation(h * w)].reshape(bands.shape)
     else:
         raise ValueError(f"unknown wrong-key kind {kind!r}")
-    return dataclasses.replace(key, bands=new.astype(np.float16), **empty)
+    codes, scale = quantise_bands(new)
+    return dataclasses.replace(key, bands=codes, band_scale=scale, **empty)
 
 
 def protection_figures(model: AMIFModel, mri: np.ndarray, other: np.ndarray, other_key: Key | None,

@@ -67,7 +67,8 @@ def _arrays_layout(shape: tuple[int, int, int], clip_count: int) -> list[tuple[s
     depth, h, w = shape
     hp, wp = -(-h // PAD_MULTIPLE) * PAD_MULTIPLE, -(-w // PAD_MULTIPLE) * PAD_MULTIPLE
     return [
-        ("bands", "<f2", (depth, 4, hp // 2, wp // 2)),
+        ("bands", "<i2", (depth, 4, hp // 2, wp // 2)),
+        ("band_scale", "<f4", (depth, 4, 2)),
         ("border_bottom", "<f4", (depth, hp - h, wp)),
         ("border_right", "<f4", (depth, h, wp - w)),
         ("clip_index_delta", "<i8", (clip_count,)),
@@ -107,7 +108,7 @@ def _header(key: VolumeKey, encryption: dict | None) -> dict[str, Any]:
 def _payload_arrays(key: VolumeKey) -> list[np.ndarray]:
     core = key.key
     index = np.asarray(core.clip_index, dtype=np.int64)
-    arrays = [core.bands, core.border_bottom, core.border_right, np.diff(index, prepend=0), core.clip_residual,
+    arrays = [core.bands, core.band_scale, core.border_bottom, core.border_right, np.diff(index, prepend=0), core.clip_residual,
               core.signature]
     out = []
     for array, (name, dtype, shape) in zip(arrays, _arrays_layout(tuple(core.shape), len(index))):
@@ -475,9 +476,12 @@ def read_key(path: str | Path, passphrase: str | None = None) -> VolumeKey:
     if deltas.size and (deltas[0] < 0 or (deltas[1:] < 1).any()
                         or deltas.sum(dtype=np.float64) >= math.prod(shape)):
         raise _corrupted(path, "damaged (its clip indices are out of order or out of range)")
+    scale = arrays["band_scale"]
+    if not (np.isfinite(scale).all() and (scale[..., 1] >= 0).all()):
+        raise _corrupted(path, "damaged (its band scales are not finite and non-negative)")
     geometry = header["geometry"]
     core = Key(
-        bands=arrays["bands"], border_bottom=arrays["border_bottom"], border_right=arrays["border_right"],
+        bands=arrays["bands"], band_scale=arrays["band_scale"], border_bottom=arrays["border_bottom"], border_right=arrays["border_right"],
         clip_index=np.cumsum(deltas), clip_residual=arrays["clip_residual"], shape=shape,
         fingerprint=header["image_fingerprint"], signature=arrays["signature"], model_id=header["model_id"],
         identifier=header["identifier"], identifier_style=dict(header["identifier_style"]),

@@ -1,6 +1,7 @@
 """The AMIF key: what unlocks one protected image, and how it is checked.
 
-Key material is ``bands`` (the coupling's y2 per slice, float16), the padding
+Key material is ``bands`` (the coupling's y2 per slice, stored as int16 codes
+with a per-slice, per-band origin and step: see :func:`quantise_bands`), the padding
 border of the raw protected image and the few values the [0, 1] clip removed.
 Everything else here (fingerprint, signature, normalisation, identifier,
 offsets) describes the image and is safe to show.
@@ -16,6 +17,33 @@ import numpy as np
 from amif_core.errors import ImageModifiedError, KeyMismatchError, ModelMismatchError
 
 SIGNATURE_GRID = 8
+BAND_CODE_MAX = 32767
+
+
+def quantise_bands(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed-point codes of key bands: ``values`` (N, 4, h, w) float32, any range.
+
+    Returns ``codes`` (N, 4, h, w) int16 in [-32767, 32767] and ``scale``
+    (N, 4, 2) float32 holding each band's origin and step, so that
+    ``origin + codes * step`` (see :func:`dequantise_bands`) is within half a
+    step, (max - min) / 131068, of ``values``. Unlike float16, whose step
+    grows with magnitude (0.125 at 200), the error does not depend on the
+    value, which keeps unlock within half an 8-bit grey level of the clean fusion.
+    """
+    data = np.asarray(values, dtype=np.float64)
+    low, high = data.min(axis=(2, 3)), data.max(axis=(2, 3))
+    origin = (low + high) / 2
+    step = (high - low) / (2 * BAND_CODE_MAX)
+    safe = np.where(step > 0, step, 1.0)
+    codes = np.rint((data - origin[..., None, None]) / safe[..., None, None])
+    codes = np.clip(codes, -BAND_CODE_MAX, BAND_CODE_MAX).astype(np.int16)
+    return codes, np.stack([origin, step], axis=-1).astype(np.float32)
+
+
+def dequantise_bands(codes: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Key band values (N, 4, h, w) float32 from :func:`quantise_bands`'s ``codes`` and ``scale``."""
+    origin, step = scale[..., 0, None, None], scale[..., 1, None, None]
+    return (origin + codes.astype(np.float32) * step).astype(np.float32)
 
 
 def image_fingerprint(image: np.ndarray) -> str:
@@ -56,7 +84,8 @@ class Key:
 
     Shapes, with D slices of H x W padded to Hp x Wp (multiples of 8):
 
-    - ``bands``: (D, 4, Hp/2, Wp/2) float16, the key tensors;
+    - ``bands``: (D, 4, Hp/2, Wp/2) int16 and ``band_scale``: (D, 4, 2)
+      float32, the key tensors as fixed-point codes (:func:`quantise_bands`);
     - ``border_bottom``: (D, Hp-H, Wp) float32 and ``border_right``:
       (D, H, Wp-W) float32, the raw protected image in the padding;
     - ``clip_index`` (N,) int64 flat indices into the (D, H, W) image and
@@ -66,6 +95,7 @@ class Key:
     """
 
     bands: np.ndarray
+    band_scale: np.ndarray
     border_bottom: np.ndarray
     border_right: np.ndarray
     clip_index: np.ndarray
@@ -83,6 +113,10 @@ class Key:
     @property
     def slices(self) -> int:
         return int(self.bands.shape[0])
+
+    def band_values(self, part: slice = slice(None)) -> np.ndarray:
+        """The key bands of slices ``part``: (d, 4, Hp/2, Wp/2) float32."""
+        return dequantise_bands(self.bands[part], self.band_scale[part])
 
     def check(self, image: np.ndarray, model_id: str) -> None:
         """Raise if this key cannot unlock ``image`` with the model ``model_id``.

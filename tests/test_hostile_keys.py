@@ -374,7 +374,7 @@ def test_a_header_one_byte_over_the_limit_is_refused_unread(keys: Keys) -> None:
 def test_the_largest_header_amif_writes_fits_the_limit() -> None:
     """The 1 MiB limit is no stricter than the writer: 65535 slices of 65535 x 65535 with 5-digit offsets."""
     side = 65535
-    core = Key(bands=np.zeros(0, np.float16), border_bottom=np.zeros(0, np.float32),
+    core = Key(bands=np.zeros(0, np.int16), band_scale=np.zeros(0, np.float32), border_bottom=np.zeros(0, np.float32),
                border_right=np.zeros(0, np.float32), clip_index=np.zeros(0, np.int64),
                clip_residual=np.zeros(0, np.float32), shape=(side, side, side), fingerprint="a" * 64,
                signature=np.zeros(0, np.float32), model_id="b" * 64, identifier="\u00a9" * 64,

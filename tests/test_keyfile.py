@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from amif_core.errors import InputError, KeyFormatError, WrongPassphraseError
 from amif_core.keyfile import MAGIC, key_needs_passphrase, read_key, read_key_header, write_key
-from amif_core.keys import Key
+from amif_core.keys import Key, dequantise_bands, quantise_bands
 from amif_core.volumes import VolumeKey
 from volume_factory import rotation
 
@@ -36,8 +36,10 @@ def synthetic_key(size=(10, 13, 3), axis=0, clips=7, seed=0) -> VolumeKey:
     depth = zyx.pop(axis)
     h, w = zyx
     hp, wp = -(-h // 8) * 8, -(-w // 8) * 8
+    bands, band_scale = quantise_bands(rng.normal(scale=50, size=(depth, 4, hp // 2, wp // 2)))
     core = Key(
-        bands=rng.normal(size=(depth, 4, hp // 2, wp // 2)).astype(np.float16),
+        bands=bands,
+        band_scale=band_scale,
         border_bottom=rng.random((depth, hp - h, wp), dtype=np.float32),
         border_right=rng.random((depth, h, wp - w), dtype=np.float32),
         clip_index=np.sort(rng.choice(depth * h * w, clips, replace=False)).astype(np.int64),
@@ -56,7 +58,7 @@ def synthetic_key(size=(10, 13, 3), axis=0, clips=7, seed=0) -> VolumeKey:
 
 
 def assert_same_key(a: VolumeKey, b: VolumeKey) -> None:
-    for name in ("bands", "border_bottom", "border_right", "clip_index", "clip_residual", "signature", "mask_offsets"):
+    for name in ("bands", "band_scale", "border_bottom", "border_right", "clip_index", "clip_residual", "signature", "mask_offsets"):
         x, y = getattr(a.key, name), getattr(b.key, name)
         assert x.dtype == y.dtype or name == "mask_offsets"
         np.testing.assert_array_equal(x, y)
@@ -105,7 +107,7 @@ def test_header_describes_the_volume_and_holds_no_key_material(tmp_path: Path) -
     assert header["mask_offsets"] == key.key.mask_offsets.tolist()
     assert header["payload"] == {"compression": "zlib", "filter": "byteshuffle", "clip_count": 7}
     text = json.dumps(header)
-    for secret in (key.key.bands, key.key.border_bottom, key.key.clip_residual):
+    for secret in (key.key.band_values(), key.key.border_bottom, key.key.clip_residual):
         assert repr(float(secret.ravel()[0]))[:8] not in text
 
 
@@ -256,3 +258,16 @@ def test_random_damage_never_escapes_key_format_error(tmp_path: Path, data: st.D
     else:
         damaged = good[:position] + data.draw(st.binary(min_size=1, max_size=16)) + good[position:]
     expect_format_error(tmp_path, damaged)
+
+
+def test_band_codes_are_within_half_a_step_whatever_the_magnitude() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.normal(scale=60, size=(3, 4, 16, 20)).astype(np.float32) + np.array([0, 200, -150, 1e4])[:, None, None]
+    values[1, 2] = 7.25  # a constant band
+    codes, scale = quantise_bands(values)
+    assert codes.dtype == np.int16 and scale.shape == (3, 4, 2) and scale.dtype == np.float32
+    restored = dequantise_bands(codes, scale)
+    step = scale[..., 1]
+    assert np.all(np.abs(restored - values) <= 0.5 * step[..., None, None] + 1e-6 * np.abs(values) + 1e-6)
+    assert np.abs(codes).max() == 32767 and (restored[1, 2] == 7.25).all()
+    assert float(step.max()) < 2 * 6 * 60 / 65534 + 1e-3  # range of a Gaussian band is ~12 sigma at most here

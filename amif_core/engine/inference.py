@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from amif_core.errors import CancelledError, InputError
-from amif_core.keys import Key, image_fingerprint, image_signature
+from amif_core.keys import Key, image_fingerprint, image_signature, quantise_bands
 from amif_core.networks.amif import PAD_MULTIPLE, AMIFNet
 from amif_core.transforms.identifier import (
     DEFAULT_IDENTIFIER,
@@ -153,7 +153,8 @@ class AMIFModel:
         canvas = render_identifier_canvas(identifier, h, w, style)
         offsets = slice_offsets(_inputs_seed(a, b, identifier), depth, h, w)
         image = np.empty(a.shape, dtype=np.float32)
-        bands = np.empty((depth, 4, hp // 2, wp // 2), dtype=np.float16)
+        bands = np.empty((depth, 4, hp // 2, wp // 2), dtype=np.int16)
+        band_scale = np.empty((depth, 4, 2), dtype=np.float32)
         border_bottom = np.empty((depth, hp - h, wp), dtype=np.float32)
         border_right = np.empty((depth, h, wp - w), dtype=np.float32)
         clip_index, clip_residual = [], []
@@ -163,7 +164,7 @@ class AMIFModel:
             with torch.inference_mode():
                 raw, key, _ = self.net.protect(fused, mask)
             raw = raw[:, 0].cpu().numpy()
-            bands[part] = key.cpu().numpy().astype(np.float16)
+            bands[part], band_scale[part] = quantise_bands(key.cpu().numpy())
             border_bottom[part] = raw[:, h:, :]
             border_right[part] = raw[:, :h, w:]
             inner = raw[:, :h, :w]
@@ -173,6 +174,7 @@ class AMIFModel:
             clip_residual.append((inner - image[part]).reshape(-1)[outside])
         key = Key(
             bands=bands,
+            band_scale=band_scale,
             border_bottom=border_bottom,
             border_right=border_right,
             clip_index=np.concatenate(clip_index).astype(np.int64),
@@ -213,7 +215,7 @@ class AMIFModel:
             raw = np.concatenate([np.concatenate([inner, key.border_right[part]], axis=2),
                                   key.border_bottom[part]], axis=1)
             protected = torch.from_numpy(raw[:, None]).to(self.device)
-            bands = torch.from_numpy(key.bands[part].astype(np.float32)).to(self.device)
+            bands = torch.from_numpy(key.band_values(part)).to(self.device)
             with torch.inference_mode():
                 clean = self.net.unlock(protected, bands)
             out[part] = np.clip(clean[:, 0, :h, :w].cpu().numpy(), 0.0, 1.0)
