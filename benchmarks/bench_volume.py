@@ -12,9 +12,7 @@ is included):
 
 Every command runs in its own child process, measured with
 resource.getrusage(RUSAGE_CHILDREN), so the numbers include Python and torch
-start-up. Without --weights the shipped weights are used, or an untrained
-stand-in network of the same architecture when they do not exist yet (same
-cost, but a different key ratio: train first for the real figure).
+start-up. Without --weights the shipped weights are used.
 
 Usage::
 
@@ -91,18 +89,13 @@ def measure(args: list[str], cwd: Path) -> dict:
     return result
 
 
-def weights_for(args: argparse.Namespace, folder: Path) -> tuple[Path, str]:
+def weights_for(args: argparse.Namespace) -> tuple[Path, str]:
     """The weights to benchmark and how to describe them."""
-    from amif_core.engine.weights import DEFAULT_WEIGHTS, save_weights
-    from amif_core.networks.amif import AMIFNet
+    from amif_core.engine.weights import DEFAULT_WEIGHTS
 
     if args.weights is not None:
         return args.weights, str(args.weights)
-    if DEFAULT_WEIGHTS.exists():
-        return DEFAULT_WEIGHTS, f"shipped ({DEFAULT_WEIGHTS.name})"
-    path = folder / "untrained.pt"
-    save_weights(AMIFNet(), path, {"note": "benchmark stand-in"})
-    return path, "UNTRAINED stand-in (the shipped weights do not exist yet; the key ratio will differ)"
+    return DEFAULT_WEIGHTS, f"shipped ({DEFAULT_WEIGHTS.name})"
 
 
 def gigabytes(count: float) -> str:
@@ -122,7 +115,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="amif-bench-") as temp:
         folder = Path(temp)
-        weights, described = weights_for(args, folder)
+        weights, described = weights_for(args)
         common = ["--weights", str(weights), "--device", args.device, "--quiet"]
         print(f"AMIF volume benchmark: device {args.device}, {os.cpu_count()} CPU cores, weights {described}")
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Render the 3D Slicer screenshots of docs/slicer.md from real MRML slice views, headless.
+"""Render the 3D Slicer screenshots of the README from real MRML slice views, headless.
 
 Loads the bundled demo volumes (``amif_core/data/demo``) into an MRML scene
 with Slicer's own reader, runs the AMIFSlicer logic (protect, then unlock)
@@ -11,13 +11,11 @@ views included. Writes:
 * ``docs/images/slicer-comparison.png``: MRI | PET | AMIF protected
 * ``docs/images/slicer-unlock.png``: AMIF protected | AMIF unlocked
 
-Needs the shipped weights (``amif_core/weights/amif_v1.pt``) or ``--weights``.
-``--stand-in`` renders with the untrained test stand-in instead and says so
-in the pictures (for checking the pipeline before the weights exist).
+Uses the shipped weights (``amif_core/weights/amif_v1.pt``) unless ``--weights`` is given.
 
 Usage::
 
-    python scripts/render_slicer_screenshots.py [--out DIR] [--weights PATH | --stand-in]
+    python scripts/render_slicer_screenshots.py [--out DIR] [--weights PATH]
 """
 from __future__ import annotations
 
@@ -42,7 +40,6 @@ DEMO = REPO_ROOT / "amif_core" / "data" / "demo"
 DEFAULT_OUT = REPO_ROOT / "docs" / "images"
 VIEW_SIZE = (360, 360)
 SLICE_OFFSET_MM = 30.0  # axial slice through the demo PET's lesion (see scripts/make_demo_data.py)
-STAND_IN_NOTE = "untrained stand-in weights: not the real AMIF fusion"
 
 
 def loadVolume(scene: slicer.vtkMRMLScene, path: Path) -> slicer.vtkMRMLScalarVolumeNode:
@@ -66,21 +63,13 @@ def setSliceOffset(views: HeadlessViews, layoutId: int, offset: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--weights", type=Path, default=None, help="weights file (default: the shipped weights)")
-    source.add_argument("--stand-in", action="store_true", help="use the untrained test stand-in (labelled)")
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="weights file (default: the shipped weights)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="amif-screenshots-"))
-    if args.stand_in:
-        sys.path.insert(0, str(MODULE_DIR / "Testing" / "Python"))
-        from amifslicer_testing import saveStandInWeights
-
-        weights = saveStandInWeights(work / "standin.pt")
-    else:
-        weights = args.weights or DEFAULT_WEIGHTS
-        if not weights.is_file():
-            raise SystemExit(f"weights not found at {weights}: train them first, pass --weights, or use --stand-in")
+    weights = args.weights
+    if not weights.is_file():
+        raise SystemExit(f"weights not found at {weights}: pass --weights")
 
     scene = slicer.vtkMRMLScene()
     scene.SetRootDirectory(str(work))
@@ -99,19 +88,18 @@ def main() -> None:
                             progress=lambda done, total: print(f"\r  unlock: {done}/{total} slices", end=""))
     print(f"\nunlocked in {time.time() - start:.0f} s")
 
-    footer = STAND_IN_NOTE if args.stand_in else None
     args.out.mkdir(parents=True, exist_ok=True)
     logic.showComparison(mri, pet, protected)
     setSliceOffset(views, display.COMPARISON_LAYOUT_ID, SLICE_OFFSET_MM)
     comparison = composeViews([views.render(view.name) for view in (display.MRI_VIEW, display.OTHER_VIEW,
                                                                      display.PROTECTED_VIEW)],
-                              ["MRI", "PET (PET-DICOM colours)", "AMIF protected"], footer)
+                              ["MRI", "PET (PET-DICOM colours)", "AMIF protected"])
     comparison.save(args.out / "slicer-comparison.png", optimize=True)
 
     logic.showUnlocked(protected, unlocked)
     setSliceOffset(views, display.UNLOCK_LAYOUT_ID, SLICE_OFFSET_MM)
     unlock = composeViews([views.render(view.name) for view in (display.PROTECTED_VIEW, display.UNLOCKED_VIEW)],
-                          ["AMIF protected", "AMIF unlocked (with the key)"], footer)
+                          ["AMIF protected", "AMIF unlocked (with the key)"])
     unlock.save(args.out / "slicer-unlock.png", optimize=True)
     views.close()
     print(f"wrote {args.out / 'slicer-comparison.png'} and {args.out / 'slicer-unlock.png'}")

@@ -13,17 +13,9 @@ HARVARD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "harv
 
 
 @pytest.fixture(scope="session")
-def weights_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped weights file, or an untrained stand-in written once per session until it exists."""
-    if DEFAULT_WEIGHTS.exists():
-        return DEFAULT_WEIGHTS
-    from amif_core.engine.weights import save_weights
-    from amif_core.networks.amif import AMIFNet
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "untrained.pt"
-    save_weights(AMIFNet(), path, {"note": "untrained stand-in until the shipped weights exist"})
-    return path
+def weights_file() -> Path:
+    """The shipped weights file."""
+    return DEFAULT_WEIGHTS
 
 
 @pytest.fixture(scope="session")

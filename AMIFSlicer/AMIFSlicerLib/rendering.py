@@ -87,18 +87,16 @@ def _detachSliceLogics(scene: slicer.vtkMRMLScene, sliceLogics: vtk.vtkCollectio
         sliceLogics.GetItemAsObject(index).SetMRMLScene(None)
 
 
-def composeViews(images: list[np.ndarray], titles: list[str], footer: str | None = None, gap: int = 4,
-                 titleHeight: int = 26):
-    """Put rendered views side by side on a dark background, each with its title above; returns a PIL image.
+def composeViews(images: list[np.ndarray], titles: list[str], gap: int = 4, titleHeight: int = 26):
+    """Put rendered views (H, W, 3) uint8 side by side on a dark background, each with its title above.
 
-    ``footer``, when given, is written in amber under the views (for caveats such as stand-in weights).
+    Returns a PIL image.
     """
     from PIL import Image, ImageDraw, ImageFont
 
     height = max(image.shape[0] for image in images)
     width = sum(image.shape[1] for image in images) + gap * (len(images) + 1)
-    footerHeight = titleHeight if footer else 0
-    canvas = Image.new("RGB", (width, height + titleHeight + footerHeight + 2 * gap), (24, 24, 24))
+    canvas = Image.new("RGB", (width, height + titleHeight + 2 * gap), (24, 24, 24))
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default(size=int(titleHeight * 0.6))
     x = gap
@@ -108,8 +106,4 @@ def composeViews(images: list[np.ndarray], titles: list[str], footer: str | None
         draw.text((x + (image.shape[1] - textWidth) / 2, gap + titleHeight * 0.15), title, fill=(235, 235, 235),
                   font=font)
         x += image.shape[1] + gap
-    if footer:
-        textWidth = draw.textlength(footer, font=font)
-        draw.text(((width - textWidth) / 2, titleHeight + gap + height + titleHeight * 0.15), footer,
-                  fill=(240, 170, 40), font=font)
     return canvas

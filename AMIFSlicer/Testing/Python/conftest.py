@@ -24,7 +24,7 @@ import torch  # noqa: E402
 
 import amif_core  # noqa: E402
 from amif_core.engine.weights import DEFAULT_WEIGHTS  # noqa: E402
-from amifslicer_testing import saveStandInWeights, voxelDigest  # noqa: E402
+from amifslicer_testing import voxelDigest  # noqa: E402
 from AMIFSlicerLib.logic import AMIFLogic  # noqa: E402
 from AMIFSlicerLib.rendering import HeadlessViews  # noqa: E402
 from AMIFSlicerLib.testdata import addPhantomPair  # noqa: E402
@@ -64,12 +64,10 @@ def makeWorkspace(weightsPath: Path, directory: Path) -> Workspace:
 
 
 @pytest.fixture(scope="session")
-def weightsPath(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped weights, or the visible stand-in until they exist."""
+def weightsPath() -> Path:
+    """The shipped weights."""
     torch.set_num_threads(2)
-    if DEFAULT_WEIGHTS.exists():
-        return DEFAULT_WEIGHTS
-    return saveStandInWeights(tmp_path_factory.mktemp("weights") / "standin.pt")
+    return DEFAULT_WEIGHTS
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from vtk.util import numpy_support
 
 import amif_core
 from amif_core.keyfile import read_key, write_key
-from amifslicer_testing import cleanFusion, psnr, saveStandInWeights, voxelDigest
+from amifslicer_testing import cleanFusion, psnr, voxelDigest
 from AMIFSlicerLib import display
 from AMIFSlicerLib.errors import InvalidInputError
 from AMIFSlicerLib.logic import PROVENANCE_ATTRIBUTES, AMIFLogic
@@ -119,7 +119,7 @@ def test_an_existing_key_file_is_not_replaced_without_consent(workspace):
     assert keyPath.read_bytes() == b"someone else's key"
 
 
-def test_wrong_keys_passphrases_and_volumes_get_clear_messages(protectedPhantom, tmp_path):
+def test_wrong_keys_passphrases_and_volumes_get_clear_messages(protectedPhantom, weightsPath, tmp_path):
     space = protectedPhantom
     scene = space.scene
     otherMri, otherPet = addPhantomPair(scene, SMALL_MRI_SHAPE, seed=3)
@@ -136,7 +136,7 @@ def test_wrong_keys_passphrases_and_volumes_get_clear_messages(protectedPhantom,
     edited[:, 10:20, 10:20] += 0.01
     editedNode = addScalarVolumeNode(scene, edited, localIjkToRas(space.protected), "edited protected")
     otherWeights = tmp_path / "other-weights.pt"
-    shutil.copy(saveStandInWeights(tmp_path / "base.pt"), otherWeights)
+    shutil.copy(weightsPath, otherWeights)
     with open(otherWeights, "ab") as file:
         file.write(b"\0")  # same network, another file: another model id
     otherModelLogic = AMIFLogic(scene, weightsPath=otherWeights)
