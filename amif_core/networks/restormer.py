@@ -44,12 +44,14 @@ class TransposedAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        q, k, v = self.qkv_dw(self.qkv(x)).chunk(3, dim=1)
-        q = F.normalize(q.reshape(b, self.heads, c // self.heads, h * w), dim=-1)
-        k = F.normalize(k.reshape(b, self.heads, c // self.heads, h * w), dim=-1)
-        v = v.reshape(b, self.heads, c // self.heads, h * w)
-        attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
-        return self.proj((attn @ v).reshape(b, c, h, w))
+        qkv = self.qkv_dw(self.qkv(x))
+        # Pixels-first view (b, h*w, 3, heads, c/heads): free for the channels_last
+        # tensors of inference, which a (b, heads, c/heads, h*w) view would copy.
+        q, k, v = qkv.permute(0, 2, 3, 1).reshape(b, h * w, 3, self.heads, c // self.heads).unbind(dim=2)
+        q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+        attn = (torch.einsum("bnhd,bnhe->bhde", q, k) * self.temperature).softmax(dim=-1)
+        out = torch.einsum("bhde,bnhe->bnhd", attn, v).reshape(b, h, w, c)
+        return self.proj(out.permute(0, 3, 1, 2))
 
 
 class GatedFeedForward(nn.Module):
