@@ -39,8 +39,9 @@ def flops_per_slice(model: AMIFModel, size: int = 256) -> dict[str, float]:
             "unlock_gflops": unlock_count.get_total_flops() / 1e9}
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    fn()
+def _median_seconds(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -49,7 +50,7 @@ def _median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def latency(model: AMIFModel, size: int = 256, repeats: int = 20) -> dict[str, float]:
+def latency(model: AMIFModel, size: int = 256, repeats: int = 40) -> dict[str, float]:
     """Median wall seconds of one protect and one unlock call on a single size x size slice."""
     mri, pet = _synthetic_pair(1, size)
     protected = model.protect(mri[0], pet[0])
@@ -71,7 +72,7 @@ def volume_time(model: AMIFModel, depth: int = 180, size: int = 256) -> dict[str
             "volume_protect_s_per_slice": (middle - start) / depth}
 
 
-def run_benchmark(model: AMIFModel, depth: int = 180, size: int = 256, repeats: int = 20) -> dict[str, float]:
+def run_benchmark(model: AMIFModel, depth: int = 180, size: int = 256, repeats: int = 40) -> dict[str, float]:
     """All figures above, plus the device and thread count they were measured with."""
     figures: dict[str, float | str] = {"device": str(model.device), "threads": torch.get_num_threads()}
     figures.update(flops_per_slice(model, size))

@@ -398,7 +398,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=256, help="slice height and width (default 256)")
     parser.add_argument("--depth", type=int, default=180, help="slices of the whole-volume run (default 180)")
-    parser.add_argument("--repeats", type=int, default=20, help="single-slice calls timed (median)")
+    parser.add_argument("--repeats", type=int, default=40, help="single-slice calls timed after 3 warm-up calls (median)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
 
 
