@@ -41,8 +41,7 @@ from amif_core.engine.inference import AMIFModel, Progress
 from amif_core.engine.release import release_weights
 from amif_core.engine.training import TrainConfig, train
 from amif_core.errors import AMIFError, InputError, KeyFormatError, KeyMismatchError, WrongPassphraseError
-from amif_core.evaluation import evaluate, format_report
-from amif_core.heap import use_mmap_for_large_allocations
+from amif_core.heap import trim_heap
 from amif_core.keyfile import key_output, read_key, read_key_header
 from amif_core.transforms.identifier import DEFAULT_IDENTIFIER
 from amif_core.volumes import (
@@ -166,7 +165,11 @@ def prompt_passphrase(confirm: bool) -> str:
 
 @contextmanager
 def progress_bar(description: str, quiet: bool) -> Iterator[Progress]:
-    """A tqdm bar on stderr, driven by a ``progress(done, total)`` callback (slices)."""
+    """A tqdm bar on stderr, driven by a ``progress(done, total)`` callback (slices).
+
+    The callback also returns the batch's freed memory to the system
+    (:func:`amif_core.heap.trim_heap`), which keeps long series from growing.
+    """
     bars: list[tqdm] = []  # made at the first call, when the total is known
 
     def update(done: int, total: int) -> None:
@@ -174,6 +177,7 @@ def progress_bar(description: str, quiet: bool) -> Iterator[Progress]:
             bars.append(tqdm(desc=description, total=total, unit="slice", disable=quiet, file=sys.stderr,
                              dynamic_ncols=True))
         bars[0].update(done - bars[0].n)
+        trim_heap()
 
     try:
         yield update
@@ -222,7 +226,6 @@ def _fuse_arguments(parser: argparse.ArgumentParser) -> None:
          example="amif fuse mri.nii.gz pet.nrrd -o protected.nrrd --key protected.amifkey --passphrase-prompt",
          arguments=(_fuse_arguments, identifier_option, passphrase_options, model_options, force_option))
 def fuse(args: argparse.Namespace) -> int:
-    use_mmap_for_large_allocations()
     check_identifier(args.identifier)
     check_volume_path(args.output)
     check_outputs([args.output, args.key], args.force, inputs=[args.mri, args.other])
@@ -251,7 +254,6 @@ def _unlock_arguments(parser: argparse.ArgumentParser) -> None:
          example="amif unlock protected.nrrd --key protected.amifkey -o fused.nrrd",
          arguments=(_unlock_arguments, passphrase_options, model_options, force_option))
 def unlock(args: argparse.Namespace) -> int:
-    use_mmap_for_large_allocations()
     check_volume_path(args.output)
     check_outputs([args.output], args.force, inputs=[args.protected, args.key])
     encrypted = read_key_header(args.key)["encryption"] is not None
@@ -321,7 +323,6 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
          example="amif demo --out amif-demo-output",
          arguments=(_demo_arguments, identifier_option, model_options, force_option))
 def demo(args: argparse.Namespace) -> int:
-    use_mmap_for_large_allocations()
     check_identifier(args.identifier)
     model = load(args)
     titles = {"protect": "Protecting", "unlock": "Unlocking"}
@@ -366,6 +367,8 @@ def train_command(args: argparse.Namespace) -> int:
     config = TrainConfig(data=str(args.data), out=str(args.out), seed=args.seed, device=args.device,
                          threads=args.threads, crop=args.crop, batch=args.batch, fusion_steps=args.fusion_steps,
                          protect_steps=args.protect_steps)
+    from amif_core.evaluation import evaluate, format_report  # scipy: loaded by the model-owner commands only
+
     net = train(config, quiet=args.quiet)
     model = AMIFModel(net, resolve_device(args.device), "unreleased", {})
     result = evaluate(model, args.data, "val", quiet=args.quiet)
@@ -387,6 +390,8 @@ def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 def evaluate_command(args: argparse.Namespace) -> int:
     if args.json is not None:
         check_outputs([args.json], args.force, inputs=[])
+    from amif_core.evaluation import evaluate, format_report  # scipy: loaded by the model-owner commands only
+
     result = evaluate(load(args), args.data, args.split, limit=args.limit, quiet=args.quiet)
     print(format_report(result))
     if args.json is not None:

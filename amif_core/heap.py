@@ -1,29 +1,37 @@
 """Keep the process's memory from growing batch after batch on Linux (glibc).
 
-glibc serves large allocations from its heap once it has seen a few freed
-ones (its mmap threshold adapts up to 32 MiB). The network's per-batch
-buffers then fragment the heap, and resident memory grows with every batch:
-about 11 bytes per voxel on a 512x512 series, measured. Fixing the threshold
-at 1 MiB serves every large buffer with mmap, so freeing it returns it to
-the system at once. It is a process-wide setting: call it once, early, in
-the program that owns the process (the CLI does).
+The network's per-batch buffers are freed into glibc's heap, which keeps
+them, fragmented, and resident memory creeps up with every batch of a long
+series. ``malloc_trim(0)`` after each batch hands the free pages back to the
+system. Measured with ``amif_core.volumes.protect_volume`` on 2 CPU threads:
+
+* 512 x 512 x 96: peak RSS 1.46 GB without, 1.33 GB with it; time 70 s and 67 s;
+* 256 x 256 x 180: 0.83 GB and 0.75 GB.
+
+(Serving every buffer of 1 MiB or more with mmap instead, an earlier choice,
+gave 1.30 GB but doubled the time: each fresh mapping is page-faulted in.)
+It is a process-wide, harmless call; the CLI's progress callback makes it.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 
-M_MMAP_THRESHOLD = -3  # from glibc's <malloc.h>
 
-
-def use_mmap_for_large_allocations(threshold: int = 1 << 20) -> bool:
-    """Serve allocations of ``threshold`` bytes and more with mmap; True when applied (glibc only)."""
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
-        return False
-    name = ctypes.util.find_library("c")
+        return None
     try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, int(threshold)))
-    except (OSError, AttributeError):  # not glibc (e.g. musl has no mallopt)
-        return False
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None  # musl and other C libraries lack it
+
+
+def trim_heap() -> bool:
+    """Return the heap's free memory to the system; True when done (glibc only)."""
+    libc = _libc()
+    return bool(libc is not None and libc.malloc_trim(0))

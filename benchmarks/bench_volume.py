@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--rss-size", type=int, nargs=3, default=(512, 512, 400), metavar=("X", "Y", "Z"),
                         help="volume for the peak memory run (default 512 512 400)")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak memory run")
-    parser.add_argument("--weights", type=Path, help="weights file (default: shipped, else an untrained stand-in)")
+    parser.add_argument("--weights", type=Path, help="weights file (default: the shipped weights)")
     parser.add_argument("--device", default="cpu", help="device for amif (default cpu)")
     args = parser.parse_args()
 
