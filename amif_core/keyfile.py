@@ -60,6 +60,8 @@ MAX_SCRYPT_COST = 64 << 20  # bytes of 128 * n * r * p: twice what AMIF writes, 
 SALT_SIZE = 16
 NONCE_SIZE = 12
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+STYLE_NUMBERS = ("font_fraction", "angle_deg", "coverage")
+STYLE_FLAGS = ("transpose", "flip_rows", "flip_cols")
 
 
 def _arrays_layout(shape: tuple[int, int, int], clip_count: int) -> list[tuple[str, str, tuple[int, ...]]]:
@@ -308,10 +310,13 @@ def _validate_header(header: Any, payload_length: int) -> None:
         _float(header["normalisation"][part]["high"], f"normalisation.{part}.high")
     _text(header["identifier"], "identifier", 64)
     style = header["identifier_style"]
-    if not isinstance(style, dict) or set(style) != {"font_fraction", "angle_deg", "coverage"}:
-        raise ValueError("identifier_style must hold font_fraction, angle_deg and coverage")
-    for name, value in style.items():
-        _float(value, f"identifier_style.{name}")
+    if not isinstance(style, dict) or set(style) != set(STYLE_NUMBERS + STYLE_FLAGS):
+        raise ValueError(f"identifier_style must hold {', '.join(STYLE_NUMBERS + STYLE_FLAGS)}")
+    for name in STYLE_NUMBERS:
+        _float(style[name], f"identifier_style.{name}")
+    for name in STYLE_FLAGS:
+        if not isinstance(style[name], bool):
+            raise ValueError(f"identifier_style.{name} must be true or false")
     offsets = header["mask_offsets"]
     if not isinstance(offsets, list) or len(offsets) != shape[0]:
         raise ValueError(f"mask_offsets must list one (row, column) pair per slice ({shape[0]})")

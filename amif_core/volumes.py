@@ -30,7 +30,7 @@ from amif_core.atomic import Output, write_atomically
 from amif_core.engine.inference import AMIFModel, Cancel, Progress
 from amif_core.errors import ImageModifiedError, InputError, KeyMismatchError, ModelMismatchError
 from amif_core.keys import Key, image_fingerprint, image_signature, short, signatures_match
-from amif_core.transforms.identifier import DEFAULT_IDENTIFIER, validate_identifier
+from amif_core.transforms.identifier import DEFAULT_IDENTIFIER, IdentifierStyle, validate_identifier
 
 READ_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 WRITE_SUFFIXES = (".nrrd", ".nii", ".nii.gz", ".mha")  # single-file formats only: they can be written atomically
@@ -223,6 +223,34 @@ def slice_axis(image: sitk.Image) -> int:
     return int(np.argmax(si_component[::-1]))  # numpy axis 0 is index axis z
 
 
+# Screen directions of the standard viewer layouts (3D Slicer's, radiological
+# convention), in LPS: (right, down) for views whose normal is mostly L-R, A-P, S-I.
+_SCREEN_AXES = {
+    0: ((0.0, 1.0, 0.0), (0.0, 0.0, -1.0)),  # sagittal: anterior on the left, superior up
+    1: ((1.0, 0.0, 0.0), (0.0, 0.0, -1.0)),  # coronal: patient right on the left, superior up
+    2: ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),  # axial: patient right on the left, anterior up
+}
+
+
+def display_orientation(image: sitk.Image, axis: int) -> dict[str, bool]:
+    """How to map upright screen text onto the (rows, cols) of slices along numpy ``axis``.
+
+    Returns the ``transpose``, ``flip_rows`` and ``flip_cols`` fields of
+    :class:`~amif_core.transforms.identifier.IdentifierStyle` that make the
+    identifier read left to right, upright, where a viewer shows these
+    slices: the view whose normal is nearest the slice normal (axial,
+    coronal or sagittal), in the radiological convention.
+    """
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    index_axes = [2 - a for a in range(3) if a != axis]  # rows, then columns (numpy axis k is index axis 2 - k)
+    normal = direction[:, 2 - axis]
+    right, down = (np.asarray(v) for v in _SCREEN_AXES[int(np.argmax(np.abs(normal)))])
+    rows, cols = direction[:, index_axes[0]], direction[:, index_axes[1]]
+    if abs(cols @ right) >= abs(rows @ right):
+        return {"transpose": False, "flip_rows": bool(rows @ down < 0), "flip_cols": bool(cols @ right < 0)}
+    return {"transpose": True, "flip_rows": bool(rows @ right < 0), "flip_cols": bool(cols @ down < 0)}
+
+
 def _corners(image: sitk.Image) -> np.ndarray:
     """(8, 3) physical corners of the volume's extent (voxel edges, not centres)."""
     size = np.asarray(image.GetSize(), dtype=np.float64)
@@ -373,8 +401,10 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
     :func:`slice_axis` of the MRI. ``progress(done, total)`` counts slices;
     ``cancel()`` returning True stops with :class:`~amif_core.errors.CancelledError`.
 
-    Returns the protected volume (float32 in [0, 1], exactly the MRI's
-    geometry, no metadata) and its :class:`VolumeKey`. The inputs are not modified.
+    The identifier is drawn to read upright in the standard view of the
+    slices (:func:`display_orientation`). Returns the protected volume
+    (float32 in [0, 1], exactly the MRI's geometry, no metadata) and its
+    :class:`VolumeKey`. The inputs are not modified.
     """
     check_volume(mri, "MRI")
     check_volume(other, "second scan")
@@ -390,7 +420,8 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
                    "MRI alone there): check the registration") if covered < PARTIAL_COVERAGE else ""
         notice(f"Resampled the second scan ({describe(other)}) onto the MRI grid ({describe(mri)}), linear "
                f"interpolation{partial}.")
-    result = model.protect(_axis_first(mri, axis), _axis_first(on_grid, axis), identifier,
+    style = IdentifierStyle(**display_orientation(mri, axis))
+    result = model.protect(_axis_first(mri, axis), _axis_first(on_grid, axis), identifier, style,
                            progress=progress, cancel=cancel)
     del on_grid
     protected = _from_axis_first(result.image, axis, mri)

@@ -379,7 +379,8 @@ def test_the_largest_header_amif_writes_fits_the_limit() -> None:
                clip_residual=np.zeros(0, np.float32), shape=(side, side, side), fingerprint="a" * 64,
                signature=np.zeros(0, np.float32), model_id="b" * 64, identifier="\u00a9" * 64,
                identifier_style={"font_fraction": 0.123456789012345, "angle_deg": -30.123456789012345,
-                                 "coverage": 0.123456789012345},
+                                 "coverage": 0.123456789012345, "transpose": False, "flip_rows": False,
+                                 "flip_cols": False},
                normalisation={part: {"low": -1.2345678901234567e300, "high": 1.2345678901234567e300}
                               for part in ("mri", "other")},
                mask_offsets=np.full((side, 2), side, dtype=np.int64))

@@ -49,7 +49,8 @@ def synthetic_key(size=(10, 13, 3), axis=0, clips=7, seed=0) -> VolumeKey:
         signature=rng.random((depth, 8, 8), dtype=np.float32),
         model_id="b" * 64,
         identifier="Clinic \u00a9 2025",
-        identifier_style={"font_fraction": 0.1, "angle_deg": 30.0, "coverage": 0.14},
+        identifier_style={"font_fraction": 0.1, "angle_deg": 30.0, "coverage": 0.14, "transpose": False,
+                          "flip_rows": True, "flip_cols": True},
         normalisation={"mri": {"low": 1.5, "high": 812.25}, "other": {"low": 0.0, "high": 7.125}},
         mask_offsets=np.stack([rng.integers(0, h + 1, depth), rng.integers(0, w + 1, depth)], axis=1),
     )

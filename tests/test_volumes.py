@@ -13,7 +13,10 @@ import SimpleITK as sitk
 from amif_core.engine.inference import AMIFModel
 from amif_core.errors import CancelledError, ImageModifiedError, InputError, KeyMismatchError, ModelMismatchError
 from amif_core.keyfile import read_key, write_key
+from amif_core.montage import oriented
+from amif_core.transforms.identifier import IdentifierStyle, render_identifier_canvas
 from amif_core.volumes import (
+    display_orientation,
     extents_overlap,
     image_geometry,
     protect_volume,
@@ -136,6 +139,27 @@ def test_write_volume_is_atomic_and_never_overwrites(tmp_path: Path, monkeypatch
 ])
 def test_slice_axis_follows_superior_inferior(direction: tuple[float, ...], axis: int) -> None:
     assert slice_axis(grid((5, 6, 7), (1.0, 1.0, 1.0), direction)) == axis
+
+
+@pytest.mark.parametrize("direction", [
+    IDENTITY,  # LPS: no change
+    (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0),  # RAS-stored, like the demo MRI: both in-plane axes reversed
+    (0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0),  # in-plane axes swapped: columns run A-P, rows R-L
+    rotation(about_z=20),  # slightly oblique
+])
+def test_identifier_reads_upright_in_the_radiological_axial_view(direction: tuple[float, ...]) -> None:
+    """The canvas drawn with display_orientation's style, shown as the montage (and Slicer) shows an
+    axial slice, is the upright canvas of a plain 2D array."""
+    height, width = 40, 56
+    upright = render_identifier_canvas("AMIF \u00a9", height, width)
+    probe = grid((5, 5, 5), (1.0, 1.0, 1.0), direction)
+    style = IdentifierStyle(**display_orientation(probe, slice_axis(probe)))
+    canvas = render_identifier_canvas("AMIF \u00a9", *((width, height) if style.transpose else (height, width)), style)
+    volume = sitk.GetImageFromArray(canvas[None].astype(np.float32))
+    volume.SetDirection(direction)
+    shown = oriented(volume)[0][0]
+    assert shown.shape == upright.shape
+    assert np.array_equal(shown, upright)
 
 
 def test_resample_to_reference() -> None:

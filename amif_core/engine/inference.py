@@ -9,7 +9,7 @@ normalised per volume with robust percentiles (see
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
 import numpy as np
@@ -184,8 +184,7 @@ class AMIFModel:
             signature=image_signature(image),
             model_id=self.model_id,
             identifier=identifier,
-            identifier_style={"font_fraction": style.font_fraction, "angle_deg": style.angle_deg,
-                              "coverage": style.coverage},
+            identifier_style=asdict(style),
             normalisation={"mri": norm_a.to_dict(), "other": norm_b.to_dict()},
             mask_offsets=offsets,
         )

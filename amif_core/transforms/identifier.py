@@ -16,20 +16,32 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 DEFAULT_IDENTIFIER = "AMIF \u00a9"
+MIN_FONT_PX = 16  # smaller, the protected strokes merge into blobs (seen on the 105 x 129 demo slices at 10 px)
 
 
 @dataclass(frozen=True)
 class IdentifierStyle:
     """How the identifier is drawn, relative to the slice size.
 
-    ``font_fraction`` is the font size as a fraction of min(H, W);
+    ``font_fraction`` is the font size as a fraction of min(H, W), but at
+    least :data:`MIN_FONT_PX` pixels;
     ``angle_deg`` the tiling angle (counter-clockwise); ``coverage`` the
     fraction of the canvas the mask should cover.
+
+    The text is drawn upright in *screen* space, then mapped to the array:
+    ``transpose`` swaps screen rows and columns, then ``flip_rows`` and
+    ``flip_cols`` reverse the array's rows and columns, so the text reads
+    correctly where a viewer shows the slice (see
+    :func:`amif_core.volumes.display_orientation`). Plain 2D arrays keep the
+    defaults: text upright with row 0 at the top.
     """
 
     font_fraction: float = 0.10
     angle_deg: float = 30.0
     coverage: float = 0.14
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_cols: bool = False
 
 
 @lru_cache(maxsize=64)
@@ -93,8 +105,17 @@ def render_identifier_canvas(text: str, height: int, width: int, style: Identifi
     ``style.coverage`` of its area. Results are cached per (text, size, style).
     """
     text = validate_identifier(text)
+    canvas = _screen_canvas(text, *((width, height) if style.transpose else (height, width)), style)
+    if style.transpose:
+        canvas = canvas.T
+    canvas = np.ascontiguousarray(canvas[:: -1 if style.flip_rows else 1, :: -1 if style.flip_cols else 1])
+    canvas.setflags(write=False)
+    return canvas
+
+
+def _screen_canvas(text: str, height: int, width: int, style: IdentifierStyle) -> np.ndarray:
     canvas_h, canvas_w = 2 * height, 2 * width
-    font_px = max(9, round(style.font_fraction * min(height, width)))
+    font_px = max(MIN_FONT_PX, round(style.font_fraction * min(height, width)))
     gap = 0.6
     canvas = _tiled_canvas(text, canvas_h, canvas_w, font_px, style.angle_deg, gap)
     for _ in range(4):
@@ -104,7 +125,6 @@ def render_identifier_canvas(text: str, height: int, width: int, style: Identifi
         area_ratio = coverage / style.coverage
         gap = max(0.05, (1.0 + gap) * math.sqrt(area_ratio) - 1.0)
         canvas = _tiled_canvas(text, canvas_h, canvas_w, font_px, style.angle_deg, gap)
-    canvas.setflags(write=False)
     return canvas
 
 
