@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from amif_core.data.harvard import PAIRS, read_grey, read_records, source_paths, split_records
 from amif_core.engine.inference import AMIFModel
 from amif_core.keys import Key, quantise_bands
-from amif_core.metrics import METRIC_NAMES, fusion_metrics
+from amif_core.metrics import fusion_metrics
 from amif_core.transforms.intensity import fit_normalisation
 
 TABLE_METRICS = ("EN", "SD", "SF", "MI", "SCD", "VIF", "Qabf", "SSIM")

@@ -4,11 +4,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -27,7 +24,7 @@ from amif_core.engine.weights import save_weights
 from amif_core.keyfile import read_key_header
 from amif_core.networks.amif import AMIFNet
 from amif_core.volumes import read_volume
-from volume_factory import coarse_pet, geometry_close, oblique_mri, psnr, reference_fusion, scan, snapshot
+from volume_factory import coarse_pet, geometry_close, oblique_mri, psnr, reference_fusion, snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -288,33 +285,10 @@ def _subprocess_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
 
 
-def test_real_subprocess_info_and_sigterm_during_fuse(fused: dict, weights_file: Path, tmp_path: Path) -> None:
+def test_real_subprocess_info(fused: dict, tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "amif_core.cli", "info", str(fused["key"])], capture_output=True,
                           text=True, env=_subprocess_env(), cwd=tmp_path, timeout=120)
     assert done.returncode == 0 and read_key_header(fused["key"])["volume_fingerprint"] in done.stdout
-    sitk.WriteImage(scan((48, 40, 80), (1.0, 1.0, 1.0)), str(tmp_path / "mri.nrrd"))
-    sitk.WriteImage(scan((48, 40, 80), (1.0, 1.0, 1.0), kind="pet"), str(tmp_path / "pet.nrrd"))
-    before = snapshot(tmp_path)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "amif_core.cli", "fuse", "mri.nrrd", "pet.nrrd", "-o", "p.nrrd", "--key", "p.amifkey",
-         "--weights", str(weights_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_subprocess_env(),
-        cwd=tmp_path)
-    seen = bytearray()
-
-    def read_stderr() -> None:
-        for byte in iter(lambda: process.stderr.read(1), b""):
-            seen.extend(byte)
-
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 120
-    while b"Protecting" not in seen and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=60) == 143, bytes(seen).decode(errors="replace")
-    reader.join(timeout=5)
-    assert b"terminated; no output files were written" in seen
-    assert snapshot(tmp_path) == before
 
 
 def test_demo(capsys, monkeypatch: pytest.MonkeyPatch, weights_file: Path, tmp_path: Path) -> None:

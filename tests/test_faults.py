@@ -88,8 +88,9 @@ def long_run(model: AMIFModel, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.mark.parametrize(("command", "signum", "code", "words"), [
     ("fuse", signal.SIGINT, 130, "interrupted; no output files were written"),
+    ("fuse", signal.SIGTERM, 143, "terminated; no output files were written"),
     ("unlock", signal.SIGTERM, 143, "terminated; no output files were written"),
-], ids=["SIGINT during fuse", "SIGTERM during unlock"])  # SIGTERM during fuse: tests/test_cli.py
+], ids=["SIGINT during fuse", "SIGTERM during fuse", "SIGTERM during unlock"])
 def test_a_signal_mid_run_leaves_no_output(long_run: Path, weights_file: Path, command: str, signum: int, code: int,
                                            words: str) -> None:
     before = snapshot(long_run)
