@@ -52,7 +52,7 @@ file. Keep the key apart from the image; optionally encrypt it with a passphrase
 protected | unlocked side by side.</li>
 </ul>
 On first use the module asks before installing PyTorch and a few small Python packages.
-See the <a href="https://github.com/amif-project/amif/blob/main/docs/slicer.md">AMIF Slicer documentation</a>.
+See the <a href="https://github.com/amif-project/amif#use-it-in-3d-slicer">AMIF Slicer documentation</a>.
 """)
         self.parent.acknowledgementText = _("""
 AMIF (authorizable medical image fusion) was developed by the AMIF contributors. The fusion backbone follows
