@@ -80,21 +80,27 @@ def _arrays_layout(shape: tuple[int, int, int], clip_count: int) -> list[tuple[s
 
 
 def bands_to_deltas(codes: np.ndarray) -> np.ndarray:
-    """Key band codes (..., h, w) int16 -> their 2D differences, int16 modulo 2**16.
+    """Key band codes (D, 4, h, w) int16 -> their 2D differences, int16 modulo 2**16.
 
     Each value minus its left neighbour, then each row minus the row above
     (the first row and column keep their values). The key bands are smooth
     enough that this shrinks the compressed key by about an eighth (0.83 ->
     0.73 of the raw codes on the demo volume). Exactly undone by
-    :func:`deltas_to_bands`.
+    :func:`deltas_to_bands`. Works slice by slice, so its temporaries stay small.
     """
-    wide = codes.astype(np.int32)
-    return np.diff(np.diff(wide, axis=-1, prepend=0), axis=-2, prepend=0).astype(np.int16)
+    out = np.empty_like(codes, dtype=np.int16)
+    for index, plane in enumerate(codes):
+        wide = plane.astype(np.int32)
+        out[index] = np.diff(np.diff(wide, axis=-1, prepend=0), axis=-2, prepend=0).astype(np.int16)
+    return out
 
 
 def deltas_to_bands(deltas: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`bands_to_deltas`: (..., h, w) int16."""
-    return np.cumsum(np.cumsum(deltas.astype(np.int64), axis=-2), axis=-1).astype(np.int16)
+    """Inverse of :func:`bands_to_deltas`: (D, 4, h, w) int16, slice by slice."""
+    out = np.empty_like(deltas, dtype=np.int16)
+    for index, plane in enumerate(deltas):
+        out[index] = np.cumsum(np.cumsum(plane.astype(np.int64), axis=-2), axis=-1).astype(np.int16)
+    return out
 
 
 def _raw_length(layout: list[tuple[str, str, tuple[int, ...]]]) -> int:
