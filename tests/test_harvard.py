@@ -1,0 +1,40 @@
+"""Checks on the real Harvard pairs (../shared/data/harvard); they skip, saying so, where it is absent."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import amif_core
+from amif_core.data.harvard import PAIRS, VALIDATION_PATIENTS, read_grey, read_records, source_paths, split_records
+from amif_core.evaluation import WRONG_KEYS, protection_figures
+
+
+def test_the_split_holds_out_whole_patients(harvard: Path) -> None:
+    records = read_records(harvard)
+    assert {pair: sum(r.pair == pair for r in records) for pair in PAIRS} == {
+        "CT-MRI": 149, "PET-MRI": 269, "SPECT-MRI": 322}
+    train, val = split_records(records, "train"), split_records(records, "val")
+    assert (len(train), len(val)) == (534, 206)
+    for pair in PAIRS:
+        train_patients = {r.patient for r in train if r.pair == pair}
+        val_patients = {r.patient for r in val if r.pair == pair}
+        assert val_patients == set(VALIDATION_PATIENTS[pair]) and not train_patients & val_patients
+
+
+def test_shipped_weights_meet_the_protection_criteria_on_real_validation_slices(
+        harvard: Path, model: amif_core.AMIFModel) -> None:
+    """The middle validation slice of each pair, with the shipped weights (the full run: `amif evaluate`)."""
+    rng = np.random.default_rng(0)
+    val = split_records(read_records(harvard), "val")
+    for pair in PAIRS:
+        chosen = [r for r in val if r.pair == pair]
+        first, middle = chosen[0], chosen[len(chosen) // 2]
+        _, _, other_key = protection_figures(model, *(read_grey(p) for p in source_paths(harvard, first)), None, rng)
+        figures, _, _ = protection_figures(model, *(read_grey(p) for p in source_paths(harvard, middle)),
+                                           other_key, rng)
+        assert figures["unlock_psnr"] >= 50, (pair, figures)
+        assert 0.08 <= figures["mask_coverage"] <= 0.25, (pair, figures)
+        assert figures["mask_mean_abs"] >= 0.25 and figures["outside_psnr"] >= 35, (pair, figures)
+        for kind in WRONG_KEYS:
+            assert figures[f"mask_psnr_{kind}"] <= figures["mask_psnr_p"] + 1, (pair, kind, figures)
