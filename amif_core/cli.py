@@ -378,6 +378,12 @@ def train_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def json_output(path: Path, result: dict) -> Output:
+    """An atomic write of ``result`` as indented JSON to ``path``."""
+    text = json.dumps(result, indent=2)
+    return Output(path, lambda temp: temp.write_text(text))
+
+
 def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("val", "train", "all"), default="val")
     parser.add_argument("--limit", type=int, metavar="N", help="at most N slices per pair (quick check)")
@@ -395,8 +401,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     result = evaluate(load(args), args.data, args.split, limit=args.limit, quiet=args.quiet)
     print(format_report(result))
     if args.json is not None:
-        text = json.dumps(result, indent=2)
-        write_atomically([Output(args.json, lambda temp: temp.write_text(text))], args.force)
+        write_atomically([json_output(args.json, result)], args.force)
     return EXIT_OK
 
 
@@ -458,10 +463,7 @@ def attack_eval_command(args: argparse.Namespace) -> int:
     evaluation = run_attack_eval(load(args), args.data, limit=args.limit, leaked=args.leaked,
                                  config=RemoverConfig(steps=args.remover_steps), seed=args.seed, quiet=args.quiet)
     print(format_attacks(evaluation.result))
-    writes = []
-    if args.json is not None:
-        text = json.dumps(evaluation.result, indent=2)
-        writes.append(Output(args.json, lambda temp: temp.write_text(text)))
+    writes = [json_output(args.json, evaluation.result)] if args.json is not None else []
     if args.picture is not None:
         writes.append(Output(args.picture, lambda temp: save_picture(evaluation, temp)))
     write_atomically(writes, args.force)

@@ -511,7 +511,7 @@ def read_key(path: str | Path, passphrase: str | None = None) -> VolumeKey:
         raise _corrupted(path, "damaged (its band scales are not finite and non-negative)")
     geometry = header["geometry"]
     core = Key(
-        bands=deltas_to_bands(arrays["bands_delta"]), band_scale=arrays["band_scale"],
+        bands=deltas_to_bands(arrays["bands_delta"]), band_scale=scale,
         border_bottom=arrays["border_bottom"], border_right=arrays["border_right"],
         clip_index=np.cumsum(deltas), clip_residual=arrays["clip_residual"], shape=shape,
         fingerprint=header["image_fingerprint"], signature=arrays["signature"], model_id=header["model_id"],

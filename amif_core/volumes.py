@@ -296,27 +296,30 @@ def coverage(moving: sitk.Image, reference: sitk.Image) -> float:
     return np.count_nonzero(sitk.GetArrayViewFromImage(inside)) / math.prod(reference.GetSize())
 
 
-def resample_to_reference(moving: sitk.Image, reference: sitk.Image) -> tuple[sitk.Image, bool]:
+def resample_to_reference(moving: sitk.Image, reference: sitk.Image) -> tuple[sitk.Image, float | None]:
     """Put ``moving`` on the voxel grid of ``reference`` with linear interpolation.
 
-    Returns ``(image, was_resampled)``: ``moving`` itself (any pixel type)
+    Returns ``(image, covered)``: ``moving`` itself (any pixel type) and None
     when it already shares the grid, else a float32 image with the
     reference's geometry where voxels outside ``moving`` take its minimum
-    (background) value. Raises :class:`InputError` when the two volumes do not
-    overlap in physical space (no voxel centre of ``reference`` inside ``moving``).
+    (background) value, and the fraction of the reference it covers
+    (:func:`coverage`, in (0, 1]). Raises :class:`InputError` when the two
+    volumes do not overlap in physical space (no voxel centre of ``reference``
+    inside ``moving``).
     """
     check_volume(moving, "second scan")
     check_volume(reference, "MRI")
     if same_grid(moving, reference):
-        return moving, False
-    if not extents_overlap(moving, reference) or not coverage(moving, reference):
+        return moving, None
+    covered = coverage(moving, reference) if extents_overlap(moving, reference) else 0.0
+    if not covered:
         raise InputError("The second scan and the MRI do not overlap in physical space (their origins, spacings "
                          "and directions place them in different regions). Check that both scans are of the same "
                          "patient and were registered to each other; AMIF needs registered scans.")
     stats = sitk.MinimumMaximumImageFilter()
     stats.Execute(moving)
     return sitk.Resample(moving, reference, sitk.Transform(), sitk.sitkLinear, stats.GetMinimum(),
-                         sitk.sitkFloat32), True
+                         sitk.sitkFloat32), covered
 
 
 @dataclass
@@ -413,9 +416,8 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
     _check_axis(axis, mri)
     _check_finite(mri, "MRI")
     _check_finite(other, "second scan")
-    on_grid, resampled = resample_to_reference(other, mri)
-    if resampled:
-        covered = coverage(other, mri)
+    on_grid, covered = resample_to_reference(other, mri)
+    if covered is not None:
         partial = (f"; it covers only {covered:.0%} of the MRI, the rest takes its lowest value (the fusion shows the "
                    "MRI alone there): check the registration") if covered < PARTIAL_COVERAGE else ""
         notice(f"Resampled the second scan ({describe(other)}) onto the MRI grid ({describe(mri)}), linear "

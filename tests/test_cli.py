@@ -287,7 +287,7 @@ def _subprocess_env() -> dict[str, str]:
 
 def test_real_subprocess_info(fused: dict, tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "amif_core.cli", "info", str(fused["key"])], capture_output=True,
-                          text=True, env=_subprocess_env(), cwd=tmp_path, timeout=120)
+                          encoding="utf-8", env=_subprocess_env(), cwd=tmp_path, timeout=120)
     assert done.returncode == 0 and read_key_header(fused["key"])["volume_fingerprint"] in done.stdout
 
 

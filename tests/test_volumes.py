@@ -164,10 +164,10 @@ def test_identifier_reads_upright_in_the_radiological_axial_view(direction: tupl
 
 def test_resample_to_reference() -> None:
     mri, pet = oblique_mri(), coarse_pet()
-    same, was_resampled = resample_to_reference(mri, mri)
-    assert same is mri and not was_resampled
-    moved, was_resampled = resample_to_reference(pet, mri)
-    assert was_resampled and geometry_close(moved, mri, 0) and moved.GetPixelID() == sitk.sitkFloat32
+    same, covered = resample_to_reference(mri, mri)
+    assert same is mri and covered is None
+    moved, covered = resample_to_reference(pet, mri)
+    assert covered is not None and 0 < covered <= 1 and geometry_close(moved, mri, 0) and moved.GetPixelID() == sitk.sitkFloat32
     truth = scan(mri.GetSize(), mri.GetSpacing(), mri.GetDirection(), kind="pet")  # the phantom on the MRI grid
     values, expected = sitk.GetArrayViewFromImage(moved), sitk.GetArrayViewFromImage(truth)
     assert np.corrcoef(values.ravel(), expected.ravel())[0, 1] > 0.95
