@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from amif_core.data.harvard import PAIRS, read_grey, read_records, source_paths, split_records
+from amif_core.data.harvard import PAIRS, read_pair, read_records, split_records
 from amif_core.engine.inference import AMIFModel
 from amif_core.keys import Key, quantise_bands
 from amif_core.metrics import fusion_metrics
@@ -117,7 +117,7 @@ def evaluate(model: AMIFModel, data: Path, split: str = "val", limit: int | None
         sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         previous_key: Key | None = None
         for record in tqdm(chosen, desc=f"evaluate/{pair}", disable=quiet, dynamic_ncols=True):
-            mri, other = (read_grey(p) for p in source_paths(data, record))
+            mri, other = read_pair(data, record)
             a, b = fit_normalisation(mri).apply(mri), fit_normalisation(other).apply(other)
             figures, images, key = protection_figures(model, mri, other, previous_key, rng)
             previous_key = key

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 import amif_core
-from amif_core.data.harvard import PAIRS, VALIDATION_PATIENTS, read_grey, read_records, source_paths, split_records
+from amif_core.data.harvard import PAIRS, VALIDATION_PATIENTS, read_pair, read_records, split_records
 from amif_core.evaluation import WRONG_KEYS, protection_figures
 
 
@@ -30,9 +30,8 @@ def test_shipped_weights_meet_the_protection_criteria_on_real_validation_slices(
     for pair in PAIRS:
         chosen = [r for r in val if r.pair == pair]
         first, middle = chosen[0], chosen[len(chosen) // 2]
-        _, _, other_key = protection_figures(model, *(read_grey(p) for p in source_paths(harvard, first)), None, rng)
-        figures, _, _ = protection_figures(model, *(read_grey(p) for p in source_paths(harvard, middle)),
-                                           other_key, rng)
+        _, _, other_key = protection_figures(model, *read_pair(harvard, first), None, rng)
+        figures, _, _ = protection_figures(model, *read_pair(harvard, middle), other_key, rng)
         assert figures["unlock_psnr"] >= 50, (pair, figures)
         assert 0.08 <= figures["mask_coverage"] <= 0.25, (pair, figures)
         assert figures["mask_mean_abs"] >= 0.25 and figures["outside_psnr"] >= 35, (pair, figures)

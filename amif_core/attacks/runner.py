@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from amif_core.attacks import filters, inpainting, mask_estimation, scoring, wrong_keys
 from amif_core.attacks.remover import RemoverConfig, UNet, remove, train_remover
-from amif_core.data.harvard import PAIRS, PairRecord, read_grey, read_records, source_paths, split_records
+from amif_core.data.harvard import PAIRS, PairRecord, read_pair, read_records, split_records
 from amif_core.engine.inference import AMIFModel
 from amif_core.errors import InputError
 from amif_core.keys import Key
@@ -78,12 +78,6 @@ def labels(budgets: dict[str, int]) -> dict[str, str]:
     return rows
 
 
-def _sources(data: Path, record: PairRecord) -> tuple[np.ndarray, np.ndarray]:
-    """Raw MRI and second scan of one pair, (H, W) float32 on their 0..255 scale."""
-    mri_path, other_path = source_paths(data, record)
-    return read_grey(mri_path), read_grey(other_path)
-
-
 def resolve_budgets(leaked: Sequence[int | str], available: int) -> dict[str, int]:
     """Map budgets (counts or "all") to ``{row id: pair count}``; InputError if a count exceeds ``available``."""
     budgets = {}
@@ -101,7 +95,7 @@ def leaked_pairs(model: AMIFModel, data: Path, records: list[PairRecord], quiet:
     """Protect each training slice in ``records``; returns (protected, clean), each (N, H, W) float32 in [0, 1]."""
     protected, clean = [], []
     for record in tqdm(records, desc="attack-eval/leaked pairs", disable=quiet, dynamic_ncols=True):
-        mri, other = _sources(data, record)
+        mri, other = read_pair(data, record)
         protected.append(model.protect(mri, other).image)
         clean.append(model.fuse_clean(mri, other))
     return np.stack(protected), np.stack(clean)
@@ -127,7 +121,7 @@ def protect_cases(model: AMIFModel, data: Path, limit: int | None, quiet: bool) 
     chosen = [r for pair in PAIRS for r in [r for r in records if r.pair == pair][:limit]]
     cases = []
     for record in tqdm(chosen, desc="attack-eval/protect", disable=quiet, dynamic_ncols=True):
-        mri, other = _sources(data, record)
+        mri, other = read_pair(data, record)
         protected = model.protect(mri, other)
         cases.append(Case(record, fit_normalisation(mri).apply(mri), fit_normalisation(other).apply(other),
                           model.fuse_clean(mri, other), protected.image, protected.key))

@@ -91,14 +91,18 @@ def source_paths(root: Path, record: PairRecord) -> tuple[Path, Path]:
     return base / "MRI" / record.file, base / record.other_modality / record.file
 
 
+def read_pair(root: Path, record: PairRecord) -> tuple[np.ndarray, np.ndarray]:
+    """The raw MRI and other-modality slice of one pair: two (H, W) float32 on the 0..255 scale (see :func:`read_grey`)."""
+    mri_path, other_path = source_paths(root, record)
+    return read_grey(mri_path), read_grey(other_path)
+
+
 def load_pairs(root: Path, split: str, pairs: tuple[str, ...] = PAIRS) -> PairSet:
     """Load and normalise every pair of ``split`` whose pair type is in ``pairs``."""
     records = [r for r in split_records(read_records(root), split) if r.pair in pairs]
     mri, other = [], []
     for record in records:
-        mri_path, other_path = source_paths(root, record)
-        for store, path in ((mri, mri_path), (other, other_path)):
-            grey = read_grey(path)
+        for store, grey in zip((mri, other), read_pair(root, record)):
             store.append(fit_normalisation(grey).apply(grey))
     return PairSet(records, np.stack(mri), np.stack(other))
 
