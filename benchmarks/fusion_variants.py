@@ -38,7 +38,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # score this checkout, installed or not
 
-from amif_core import load_model  # noqa: E402
+from amif_core import AMIFModel, load_model  # noqa: E402
 from amif_core.data.harvard import PAIRS, read_pair, read_records, split_records  # noqa: E402
 from amif_core.evaluation import CDDFUSE_MIF, TABLE_METRICS  # noqa: E402
 from amif_core.metrics import fusion_metrics  # noqa: E402
@@ -58,16 +58,17 @@ def variants() -> dict[str, Variant]:
     return table
 
 
-def score_pair(model, data: Path, pair: str, split: str, every: int) -> tuple[int, dict[str, dict[str, float]]]:
+def score_pair(model: AMIFModel, data: Path, pair: str, split: str, every: int) -> tuple[int, dict[str, dict[str, float]]]:
     """Mean table metrics of every variant over every ``every``-th slice of ``pair`` in ``split``."""
     records = [r for r in split_records(read_records(data), split) if r.pair == pair][::every]
+    table = variants()
     sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
         mri, other = read_pair(data, record)
         a, b = fit_normalisation(mri).apply(mri), fit_normalisation(other).apply(other)
         m = np.maximum(a, b)
         r = model.fuse_clean(mri, other) - m
-        for name, build in variants().items():
+        for name, build in table.items():
             for metric, value in fusion_metrics(np.clip(build(m, r, a, b), 0.0, 1.0), a, b).items():
                 sums[name][metric].append(value)
     return len(records), {n: {k: float(np.nanmean(v)) for k, v in d.items()} for n, d in sums.items()}
