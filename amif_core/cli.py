@@ -347,7 +347,9 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path(defaults.out), metavar="DIR",
                         help=f"checkpoint folder; an interrupted run resumes from it (default: {defaults.out})")
     parser.add_argument("--weights-out", type=Path, metavar="PATH",
-                        help="weights file to write (default: <out>/amif_v1.pt)")
+                        help="weights file to write (default: <out>/amif_v2.pt)")
+    parser.add_argument("--backbone-from", type=Path, metavar="PATH",
+                        help="start from the fusion backbone of this weights file and train only CCWM and C-SAMIC")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--threads", type=int, default=defaults.threads, help="CPU threads (0: torch's default)")
     parser.add_argument("--fusion-steps", type=int, default=defaults.fusion_steps)
@@ -361,12 +363,13 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
          example="amif train --data ../shared/data/harvard --out runs/amif",
          arguments=(_data_option, _train_arguments, force_option))
 def train_command(args: argparse.Namespace) -> int:
-    weights_out = args.weights_out or args.out / "amif_v1.pt"
+    weights_out = args.weights_out or args.out / "amif_v2.pt"
     args.out.mkdir(parents=True, exist_ok=True)
     check_outputs([weights_out], args.force, inputs=[])
     config = TrainConfig(data=str(args.data), out=str(args.out), seed=args.seed, device=args.device,
                          threads=args.threads, crop=args.crop, batch=args.batch, fusion_steps=args.fusion_steps,
-                         protect_steps=args.protect_steps)
+                         protect_steps=args.protect_steps,
+                         backbone_from=str(args.backbone_from) if args.backbone_from is not None else None)
     from amif_core.evaluation import evaluate, format_report  # scipy: loaded by the model-owner commands only
 
     net = train(config, quiet=args.quiet)

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from amif_core.data.harvard import PAIRS, read_pair, read_records, split_records
 from amif_core.engine.inference import AMIFModel
-from amif_core.keys import Key, quantise_bands
+from amif_core.keys import Key
 from amif_core.metrics import fusion_metrics
 from amif_core.transforms.intensity import fit_normalisation
 
@@ -44,36 +44,37 @@ def psnr(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
-def wrong_key(key: Key, kind: str, other: Key, rng: np.random.Generator) -> Key:
+def wrong_key(key: Key, kind: str, other: Key | None, rng: np.random.Generator) -> Key:
     """A key of ``kind`` in WRONG_KEYS, or "other_volume", for forced-unlock evaluation.
 
-    random: Gaussian bands with the true key's mean and std; zero: zero bands;
-    shuffled: the true bands in a random spatial order; other_slice: ``other``,
+    Each is what an attacker could hand in as a key file for this image:
+    random: uniformly random stored codes; zero: all-zero stored codes;
+    shuffled: the true stored codes in a random order; other_slice: ``other``,
     the whole key of another slice of the same size; other_volume: ``other``,
     the whole key of a different volume (another patient) of the same shape.
+    The fingerprint is the true one, as if the fingerprint check were skipped.
     """
-    bands = key.band_values()
-    empty = {"clip_index": np.zeros(0, np.int64), "clip_residual": np.zeros(0, np.float32)}
     if kind in ("other_slice", "other_volume"):
+        if other is None:
+            raise ValueError(f"the {kind!r} wrong key needs another key of the same shape")
         return dataclasses.replace(other, fingerprint=key.fingerprint)
     if kind == "random":
-        new = rng.normal(bands.mean(), bands.std(), size=bands.shape)
+        codes = rng.integers(-32768, 32768, size=key.codes.size).astype(np.int16)
     elif kind == "zero":
-        new = np.zeros_like(bands)
+        codes = np.zeros_like(key.codes)
     elif kind == "shuffled":
-        d, c, h, w = bands.shape
-        new = bands.reshape(d, c, h * w)[:, :, rng.permutation(h * w)].reshape(bands.shape)
+        codes = rng.permutation(key.codes)
     else:
         raise ValueError(f"unknown wrong-key kind {kind!r}")
-    codes, scale = quantise_bands(new)
-    return dataclasses.replace(key, bands=codes, band_scale=scale, **empty)
+    return dataclasses.replace(key, codes=codes)
 
 
 def protection_figures(model: AMIFModel, mri: np.ndarray, other: np.ndarray, other_key: Key | None,
                        rng: np.random.Generator) -> tuple[dict[str, float], dict[str, np.ndarray], Key]:
     """Protect one (H, W) pair and measure every protection criterion.
 
-    Returns (figures, images, key): figures hold unlock_psnr, mask_coverage,
+    Returns (figures, images, key): figures hold unlock_psnr, unlock_psnr_16bit
+    (from the protected image rounded to 16 bits), mask_coverage,
     mask_mean_abs, dark_mean_abs, bright_mean_abs (NaN when the mask has fewer
     than 50 such pixels), outside_psnr, mask_psnr_p and mask_psnr_<kind> for
     each wrong key; images hold clean, protected, unlocked, mask.
@@ -81,11 +82,13 @@ def protection_figures(model: AMIFModel, mri: np.ndarray, other: np.ndarray, oth
     clean = model.fuse_clean(mri, other)
     protected = model.protect(mri, other)
     unlocked = model.unlock(protected.image, protected.key)
+    rounded = (np.rint(protected.image * 65535) / 65535).astype(np.float32)
     mask = model.identifier_mask(protected.key)
     gap = np.abs(protected.image - clean)
     dark, bright = (mask > 0) & (clean < DARK), (mask > 0) & (clean >= BRIGHT)
     figures = {
         "unlock_psnr": psnr(unlocked, clean),
+        "unlock_psnr_16bit": psnr(model.unlock(rounded, protected.key, verify=False), clean),
         "mask_coverage": float(mask.mean()),
         "mask_mean_abs": float(gap[mask > 0].mean()),
         "dark_mean_abs": float(gap[dark].mean()) if dark.sum() >= 50 else float("nan"),
@@ -96,7 +99,7 @@ def protection_figures(model: AMIFModel, mri: np.ndarray, other: np.ndarray, oth
     for kind in WRONG_KEYS:
         if kind == "other_slice" and other_key is None:
             continue
-        forced = model.unlock(protected.image, wrong_key(protected.key, kind, other_key, rng), force=True)
+        forced = model.unlock(protected.image, wrong_key(protected.key, kind, other_key, rng), verify=False)
         figures[f"mask_psnr_{kind}"] = psnr(forced, clean, mask)
     images = {"clean": clean, "protected": protected.image, "unlocked": unlocked, "mask": mask}
     return figures, images, protected.key
@@ -140,7 +143,7 @@ def summarise_protection(per_pair: dict[str, list[dict[str, float]]]) -> dict:
     wrong_margin = [max(r[f"mask_psnr_{k}"] - r["mask_psnr_p"] for k in WRONG_KEYS if f"mask_psnr_{k}" in r)
                     for r in rows]
     passes = [
-        r["unlock_psnr"] >= 50 and 0.08 <= r["mask_coverage"] <= 0.25 and r["mask_mean_abs"] >= 0.25
+        r["unlock_psnr"] >= 50 and r["unlock_psnr_16bit"] >= 50 and 0.08 <= r["mask_coverage"] <= 0.25 and r["mask_mean_abs"] >= 0.25
         and not (r["dark_mean_abs"] < 0.25) and not (r["bright_mean_abs"] < 0.25) and r["outside_psnr"] >= 35
         and margin <= 1.0
         for r, margin in zip(rows, wrong_margin)
@@ -149,6 +152,7 @@ def summarise_protection(per_pair: dict[str, list[dict[str, float]]]) -> dict:
         "slices": len(rows),
         "slices_passing_all": int(sum(passes)),
         "min_unlock_psnr": worst("unlock_psnr"),
+        "min_unlock_psnr_16bit": worst("unlock_psnr_16bit"),
         "coverage_range": [worst("mask_coverage"), worst("mask_coverage", np.nanmax)],
         "min_mask_mean_abs": worst("mask_mean_abs"),
         "min_dark_mean_abs": worst("dark_mean_abs"),
@@ -175,6 +179,7 @@ def format_report(result: dict) -> str:
     p = result["protection"]
     lines += ["\n### Protection criteria (every slice)\n", "| criterion | bar | measured (worst slice) |", "|---|---|---|",
               f"| unlock vs fuse_clean PSNR | >= 50 dB | {p['min_unlock_psnr']:.1f} dB |",
+              f"| unlock from p rounded to 16 bits | >= 50 dB | {p['min_unlock_psnr_16bit']:.1f} dB |",
               f"| mask coverage | 8-25% | {100 * p['coverage_range'][0]:.1f}-{100 * p['coverage_range'][1]:.1f}% |",
               f"| mean abs(p - f) in mask | >= 0.25 | {p['min_mask_mean_abs']:.3f} |",
               f"| ... on dark background (f < {DARK}) | >= 0.25 | {p['min_dark_mean_abs']:.3f} |",

@@ -1,10 +1,11 @@
 """The AMIF key: what unlocks one protected image, and how it is checked.
 
-Key material is ``bands`` (the coupling's y2 per slice, stored as int16 codes
-with a per-slice, per-band origin and step: see :func:`quantise_bands`), the padding
-border of the raw protected image and the few values the [0, 1] clip removed.
-Everything else here (fingerprint, signature, normalisation, identifier,
-offsets) describes the image and is safe to show.
+Key material is the coupling's y2 on the key support (the 2x2 blocks the
+identifier touches), stored as int16 fixed-point codes under a one-time pad
+that only the protected image itself can derive (:func:`pad_seed`). So the key
+alone is useless by construction: its codes are a ChaCha20 stream to anyone
+without the image. Everything else here (fingerprint, signature,
+normalisation, identifier, offsets) describes the image and is safe to show.
 """
 from __future__ import annotations
 
@@ -13,37 +14,83 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from amif_core.errors import ImageModifiedError, KeyMismatchError, ModelMismatchError
 
 SIGNATURE_GRID = 8
-BAND_CODE_MAX = 32767
+CODE_MAX = 32767
+PAD_DOMAIN = b"AMIF key pad v1\n"
+PAD_LEVELS = 65535  # the pad is derived from the image rounded to 16 bits, so a 16-bit copy derives it too
 
 
-def quantise_bands(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed-point codes of key bands: ``values`` (N, 4, h, w) float32, any range.
+def quantise(values: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Fixed-point codes of one band's key values: ``values`` (n,) float, any range.
 
-    Returns ``codes`` (N, 4, h, w) int16 in [-32767, 32767] and ``scale``
-    (N, 4, 2) float32 holding each band's origin and step, so that
-    ``origin + codes * step`` (see :func:`dequantise_bands`) is within half a
-    step, (max - min) / 131068, of ``values``. Unlike float16, whose step
-    grows with magnitude (0.125 at 200), the error does not depend on the
-    value, which keeps unlock within half an 8-bit grey level of the clean fusion.
+    Returns ``codes`` (n,) int16 in [-32767, 32767], ``origin`` and ``step``,
+    so that ``origin + codes * step`` (see :func:`dequantise`) is within half
+    a step, (max - min) / 131068, of ``values``: the error does not depend on
+    the value, unlike float16's.
     """
     data = np.asarray(values, dtype=np.float64)
-    low, high = data.min(axis=(2, 3)), data.max(axis=(2, 3))
-    origin = (low + high) / 2
-    step = (high - low) / (2 * BAND_CODE_MAX)
-    safe = np.where(step > 0, step, 1.0)
-    codes = np.rint((data - origin[..., None, None]) / safe[..., None, None])
-    codes = np.clip(codes, -BAND_CODE_MAX, BAND_CODE_MAX).astype(np.int16)
-    return codes, np.stack([origin, step], axis=-1).astype(np.float32)
+    if data.size == 0:
+        return np.zeros(0, np.int16), 0.0, 0.0
+    low, high = float(data.min()), float(data.max())
+    origin, step = (low + high) / 2, (high - low) / (2 * CODE_MAX)
+    codes = np.rint((data - origin) / (step if step > 0 else 1.0))
+    return np.clip(codes, -CODE_MAX, CODE_MAX).astype(np.int16), origin, step
 
 
-def dequantise_bands(codes: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Key band values (N, 4, h, w) float32 from :func:`quantise_bands`'s ``codes`` and ``scale``."""
-    origin, step = scale[..., 0, None, None], scale[..., 1, None, None]
-    return (origin + codes.astype(np.float32) * step).astype(np.float32)
+def dequantise(codes: np.ndarray, origin: float, step: float) -> np.ndarray:
+    """Key values (n,) float32 from :func:`quantise`'s ``codes``, ``origin`` and ``step``."""
+    return (np.float32(origin) + codes.astype(np.float32) * np.float32(step)).astype(np.float32)
+
+
+def pad_seed(image: np.ndarray) -> bytes:
+    """The 32-byte seed of the key's one-time pad, derived from the protected image itself.
+
+    SHA-256 of a domain tag, the shape, and the image rounded to 16 bits
+    (``image`` (H, W) or (D, H, W), values in [0, 1]). Nobody without the
+    image can compute it, and the key file never holds it, so the stored key
+    codes alone are indistinguishable from random bytes.
+    """
+    data = np.asarray(image, dtype=np.float32)
+    digest = hashlib.sha256(PAD_DOMAIN + repr(tuple(data.shape)).encode())
+    for plane in data.reshape((-1,) + data.shape[-2:]):
+        digest.update(np.rint(np.clip(plane, 0, 1) * PAD_LEVELS).astype("<u2").tobytes())
+    return digest.digest()
+
+
+def keystream(seed: bytes, start: int, count: int) -> np.ndarray:
+    """``count`` uint16 words of the ChaCha20 stream keyed by ``seed``, from word ``start`` on.
+
+    The stream can be entered anywhere, so a volume's codes can be padded and
+    unpadded one batch of slices at a time.
+    """
+    first, skip = divmod(2 * start, 64)
+    nonce = int(first).to_bytes(4, "little") + bytes(12)
+    encryptor = Cipher(algorithms.ChaCha20(seed, nonce), mode=None).encryptor()
+    stream = encryptor.update(bytes(skip + 2 * count))[skip:]
+    return np.frombuffer(stream, dtype="<u2").astype(np.uint16)
+
+
+def apply_pad(codes: np.ndarray, seed: bytes, start: int, sign: int) -> np.ndarray:
+    """``codes`` (n,) int16 plus (``sign`` 1) or minus (-1) the pad words ``start``.. modulo 2**16, as int16."""
+    words = codes.view(np.uint16)
+    pad = keystream(seed, start, codes.size)
+    return (words + pad if sign > 0 else words - pad).astype(np.uint16).view(np.int16)
+
+
+def support_masks(masks: np.ndarray, padded: tuple[int, int]) -> np.ndarray:
+    """Key support of identifier masks: (D, H, W) {0, 1} -> (D, Hp/2, Wp/2) bool.
+
+    The masks are replicate-padded to ``padded`` = (Hp, Wp), as the engine
+    pads them, and a position is in the support when its 2x2 block touches the
+    mask (the numpy twin of :func:`amif_core.networks.csamic.key_support`).
+    """
+    d, h, w = masks.shape
+    full = np.pad(np.asarray(masks) > 0, ((0, 0), (0, padded[0] - h), (0, padded[1] - w)), mode="edge")
+    return full.reshape(d, padded[0] // 2, 2, padded[1] // 2, 2).any(axis=(2, 4))
 
 
 def image_fingerprint(image: np.ndarray) -> str:
@@ -82,24 +129,24 @@ def short(fingerprint: str) -> str:
 class Key:
     """Everything needed to unlock one protected image of shape ``shape``.
 
-    Shapes, with D slices of H x W padded to Hp x Wp (multiples of 8):
+    Key material, with D slices padded to Hp x Wp (multiples of 8):
 
-    - ``bands``: (D, 4, Hp/2, Wp/2) int16 and ``band_scale``: (D, 4, 2)
-      float32, the key tensors as fixed-point codes (:func:`quantise_bands`);
-    - ``border_bottom``: (D, Hp-H, Wp) float32 and ``border_right``:
-      (D, H, Wp-W) float32, the raw protected image in the padding;
-    - ``clip_index`` (N,) int64 flat indices into the (D, H, W) image and
-      ``clip_residual`` (N,) float32, what clipping to [0, 1] removed there;
-    - ``signature``: (D, 8, 8) float32, see :func:`image_signature`;
-    - ``mask_offsets``: (D, 2) int64, the identifier crop offset per slice.
+    - ``codes``: (N,) int16, the flow's y2 on the key support of every slice
+      (:func:`support_masks`; slice by slice, band by band, row-major), as
+      fixed-point codes (:func:`quantise`) plus the one-time pad of
+      :func:`pad_seed` modulo 2**16;
+    - ``origin`` and ``step``: (D, 4) float32, each slice's and band's
+      fixed-point scale.
+
+    The rest describes the image and is safe to show: ``signature`` (D, 8, 8)
+    float32 (:func:`image_signature`), ``mask_offsets`` (D, 2) int64 (the
+    identifier crop offset per slice), fingerprint, model, identifier and
+    normalisation.
     """
 
-    bands: np.ndarray
-    band_scale: np.ndarray
-    border_bottom: np.ndarray
-    border_right: np.ndarray
-    clip_index: np.ndarray
-    clip_residual: np.ndarray
+    codes: np.ndarray
+    origin: np.ndarray
+    step: np.ndarray
     shape: tuple[int, ...]
     fingerprint: str
     signature: np.ndarray
@@ -112,11 +159,7 @@ class Key:
 
     @property
     def slices(self) -> int:
-        return int(self.bands.shape[0])
-
-    def band_values(self, part: slice = slice(None)) -> np.ndarray:
-        """The key bands of slices ``part``: (d, 4, Hp/2, Wp/2) float32."""
-        return dequantise_bands(self.bands[part], self.band_scale[part])
+        return int(self.origin.shape[0])
 
     def check(self, image: np.ndarray, model_id: str) -> None:
         """Raise if this key cannot unlock ``image`` with the model ``model_id``.

@@ -1,9 +1,8 @@
 """Training losses of AMIF.
 
 Fusion (stage 1, as in CDDFuse): intensity-max, Sobel gradient-max and SSIM.
-Protection (stage 2): identifier fidelity of the protected image against the
-composite target, CCWM ink contrast, in-range output, and the wrong-key hinge
-that makes the key necessary. All tensors are (B, 1, H, W) float in [0, 1]
+Protection (stage 2): CCWM ink contrast and the likelihood that whitens the
+key. All tensors are (B, 1, H, W) float in [0, 1]
 unless stated otherwise.
 """
 from __future__ import annotations
@@ -79,20 +78,12 @@ def ink_contrast_loss(ink: torch.Tensor, fused: torch.Tensor, mask: torch.Tensor
     return masked_mean(F.relu(margin - (ink - fused).abs()), mask).mean()
 
 
-def out_of_range_loss(protected: torch.Tensor) -> torch.Tensor:
-    """Penalty for protected values outside [0, 1] (they cost key bytes to store)."""
-    return (F.relu(-protected) + F.relu(protected - 1)).mean()
+def key_likelihood_loss(key: torch.Tensor, log_det: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of the key under a standard normal, per key value on the support.
 
-
-def wrong_key_hinge(
-    forced: torch.Tensor, protected: torch.Tensor, fused: torch.Tensor, mask: torch.Tensor, ratio: float = 1.5
-) -> torch.Tensor:
-    """Ask a wrong-key unlock to be no closer to ``fused`` inside the mask than ``protected`` is.
-
-    ``forced`` is the wrong-key unlock clipped to [0, 1]. The hinge is on the
-    in-mask MSE: it is zero once MSE(forced, f) >= ratio * MSE(p, f), i.e. once
-    the wrong-key PSNR in the mask is 10*log10(ratio) dB below that of ``p``.
+    ``key``: (B, 4, h, w) flow output, zero off the support; ``log_det``: (B,)
+    the flow's log|det| on the support; ``support``: (B, 1, h, w) in {0, 1}.
+    Minimising it whitens the key (the constant 0.5 log(2 pi) is left out).
     """
-    reference = masked_mean((protected - fused) ** 2, mask).detach().clamp_min(1e-4)
-    achieved = masked_mean((forced - fused) ** 2, mask)
-    return F.relu(1 - achieved / (ratio * reference)).mean()
+    count = (4 * support.sum(dim=(1, 2, 3))).clamp_min(1.0)
+    return ((0.5 * (key**2).sum(dim=(1, 2, 3)) - log_det) / count).mean()

@@ -16,8 +16,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from amif_core.errors import CancelledError, InputError
-from amif_core.keys import Key, image_fingerprint, image_signature, quantise_bands
+from amif_core.errors import CancelledError, InputError, KeyMismatchError
+from amif_core.keys import (
+    Key,
+    apply_pad,
+    dequantise,
+    image_fingerprint,
+    image_signature,
+    pad_seed,
+    quantise,
+    support_masks,
+)
 from amif_core.networks.amif import PAD_MULTIPLE, AMIFNet
 from amif_core.transforms.identifier import (
     DEFAULT_IDENTIFIER,
@@ -135,6 +144,11 @@ class AMIFModel:
             out[part] = fused[:, 0, :h, :w].cpu().numpy()
         return out.reshape(np.shape(mri))
 
+    def _mask_tensor(self, masks: np.ndarray, hp: int, wp: int) -> torch.Tensor:
+        h, w = masks.shape[-2:]
+        mask = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32)[:, None]).to(self.device)
+        return F.pad(mask, (0, wp - w, 0, hp - h), mode="replicate")
+
     def protect(self, mri: np.ndarray, other: np.ndarray, identifier: str = DEFAULT_IDENTIFIER,
                 style: IdentifierStyle = IdentifierStyle(), progress: Progress | None = None,
                 cancel: Cancel | None = None) -> Protected:
@@ -144,7 +158,8 @@ class AMIFModel:
         intensity range (normalised here, per volume). ``identifier``: the owner's
         text. ``progress(done, total)`` is called per batch of slices;
         ``cancel()`` returning True stops with :class:`CancelledError`.
-        The result is deterministic for the same inputs on the same device.
+        The image equals the clean fusion outside the strokes and the ink on
+        them; the result is deterministic for the same inputs on the same device.
         """
         identifier = validate_identifier(identifier)
         a, b = self._check_pair(mri, other)
@@ -153,32 +168,26 @@ class AMIFModel:
         canvas = render_identifier_canvas(identifier, h, w, style)
         offsets = slice_offsets(_inputs_seed(a, b, identifier), depth, h, w)
         image = np.empty(a.shape, dtype=np.float32)
-        bands = np.empty((depth, 4, hp // 2, wp // 2), dtype=np.int16)
-        band_scale = np.empty((depth, 4, 2), dtype=np.float32)
-        border_bottom = np.empty((depth, hp - h, wp), dtype=np.float32)
-        border_right = np.empty((depth, h, wp - w), dtype=np.float32)
-        clip_index, clip_residual = [], []
+        origin = np.zeros((depth, 4), dtype=np.float32)
+        step = np.zeros((depth, 4), dtype=np.float32)
+        codes = []
         for part, fused, norm_a, norm_b in self._fused_batches(a, b, progress, cancel):
-            masks = np.stack([crop_mask(canvas, tuple(o), h, w) for o in offsets[part]]).astype(np.float32)
-            mask = F.pad(torch.from_numpy(masks[:, None]).to(self.device), (0, wp - w, 0, hp - h))
+            masks = np.stack([crop_mask(canvas, tuple(o), h, w) for o in offsets[part]])
+            fused = F.pad(fused[..., :h, :w], (0, wp - w, 0, hp - h), mode="replicate")
             with torch.inference_mode():
-                raw, key, _ = self.net.protect(fused, mask)
-            raw = raw[:, 0].cpu().numpy()
-            bands[part], band_scale[part] = quantise_bands(key.cpu().numpy())
-            border_bottom[part] = raw[:, h:, :]
-            border_right[part] = raw[:, :h, w:]
-            inner = raw[:, :h, :w]
-            image[part] = np.clip(inner, 0.0, 1.0)
-            outside = np.flatnonzero(inner != image[part])
-            clip_index.append(outside + part.start * h * w)
-            clip_residual.append((inner - image[part]).reshape(-1)[outside])
+                protected, key, _ = self.net.protect(fused, self._mask_tensor(masks, hp, wp))
+            image[part] = protected[:, 0, :h, :w].cpu().numpy()
+            bands = key.cpu().numpy()
+            for index, support in enumerate(support_masks(masks, (hp, wp))):
+                for band in range(4):
+                    band_codes, origin[part.start + index, band], step[part.start + index, band] = quantise(
+                        bands[index, band][support])
+                    codes.append(band_codes)
+        flat = np.concatenate(codes) if codes else np.zeros(0, np.int16)
         key = Key(
-            bands=bands,
-            band_scale=band_scale,
-            border_bottom=border_bottom,
-            border_right=border_right,
-            clip_index=np.concatenate(clip_index).astype(np.int64),
-            clip_residual=np.concatenate(clip_residual).astype(np.float32),
+            codes=apply_pad(flat, pad_seed(image), 0, +1),
+            origin=origin,
+            step=step,
             shape=tuple(np.shape(mri)),
             fingerprint=image_fingerprint(image.reshape(np.shape(mri))),
             signature=image_signature(image),
@@ -190,33 +199,49 @@ class AMIFModel:
         )
         return Protected(image=image.reshape(np.shape(mri)), key=key)
 
-    def unlock(self, image: np.ndarray, key: Key, force: bool = False, progress: Progress | None = None,
+    def unlock(self, image: np.ndarray, key: Key, verify: bool = True, progress: Progress | None = None,
                cancel: Cancel | None = None) -> np.ndarray:
         """Recover the clean fusion from a protected image and its key.
 
-        ``image``: float32-representable array in [0, 1] as returned by
-        :meth:`protect`. Raises :class:`~amif_core.errors.KeyMismatchError` (or a
-        subclass) when the key does not belong to the image; ``force=True`` skips
-        that check (evaluation of wrong keys only). Returns float32 in [0, 1].
+        ``image``: array in [0, 1] as returned by :meth:`protect`. Raises
+        :class:`~amif_core.errors.KeyMismatchError` (or a subclass) when the key
+        does not belong to the image; ``verify=False`` skips that check (for a
+        caller that checked already, and for evaluating wrong keys). Returns
+        float32 in [0, 1].
         """
-        if not force:
+        if verify:
             key.check(image, self.model_id)
         elif tuple(np.shape(image)) != tuple(key.shape):
             raise InputError(f"Image shape {np.shape(image)} differs from the key's {tuple(key.shape)}.")
-        volume = _as_volume("protected image", image)
+        volume = _as_volume("protected image", image).astype(np.float32, copy=False)
         depth, h, w = volume.shape
+        hp, wp = _padded(h), _padded(w)
+        masks = self.identifier_mask(key).reshape(volume.shape)
+        supports = support_masks(masks, (hp, wp))
+        ends = np.cumsum(4 * supports.sum(axis=(1, 2)))
+        if ends[-1] != key.codes.size:
+            raise KeyMismatchError(f"The key holds {key.codes.size} codes, but its identifier placement needs "
+                                   f"{int(ends[-1])}. Use the key that was written with this protected image.")
+        seed = pad_seed(volume)
         out = np.empty(volume.shape, dtype=np.float32)
         self._tick(0, depth, progress, cancel)
         for part in _batches(depth, self.batch_size):
-            inner = volume[part].astype(np.float32, copy=True)
-            first, last = np.searchsorted(key.clip_index, [part.start * h * w, part.stop * h * w])
-            inner.reshape(-1)[key.clip_index[first:last] - part.start * h * w] += key.clip_residual[first:last]
-            raw = np.concatenate([np.concatenate([inner, key.border_right[part]], axis=2),
-                                  key.border_bottom[part]], axis=1)
-            protected = torch.from_numpy(raw[:, None]).to(self.device)
-            bands = torch.from_numpy(key.band_values(part)).to(self.device)
+            start = int(ends[part.start - 1]) if part.start else 0
+            plain = apply_pad(key.codes[start : int(ends[part.stop - 1])], seed, start, -1)
+            bands = np.zeros((part.stop - part.start, 4, hp // 2, wp // 2), dtype=np.float32)
+            cursor = 0
+            for index, support in enumerate(supports[part]):
+                count = int(support.sum())
+                for band in range(4):
+                    bands[index, band][support] = dequantise(plain[cursor : cursor + count],
+                                                             key.origin[part.start + index, band],
+                                                             key.step[part.start + index, band])
+                    cursor += count
+            protected = F.pad(torch.from_numpy(volume[part][:, None]).to(self.device), (0, wp - w, 0, hp - h),
+                              mode="replicate")
             with torch.inference_mode():
-                clean = self.net.unlock(protected, bands)
+                clean = self.net.unlock(protected, torch.from_numpy(bands).to(self.device),
+                                        self._mask_tensor(masks[part], hp, wp))
             out[part] = np.clip(clean[:, 0, :h, :w].cpu().numpy(), 0.0, 1.0)
             self._tick(part.stop, depth, progress, cancel)
         return out.reshape(np.shape(image))

@@ -1,9 +1,13 @@
 """Training of AMIF on the Harvard pairs, in two resumable stages.
 
 Stage ``fusion``: the backbone learns the clean fusion with the CDDFuse losses.
-Stage ``protect``: with the backbone frozen and its fusions cached, CCWM and
-C-SAMIC learn the protected image (composite target), ink contrast and the
-wrong-key hinge, with randomised identifier text, size, angle and offset.
+Stage ``protect``: with the backbone frozen and its fusions cached, CCWM
+learns ink that contrasts with the content under the strokes, and C-SAMIC's
+key-branch flow learns to whiten the key (maximum likelihood of y2 under a
+standard normal on the key support), with randomised identifier text, size,
+angle and offset. The protected image itself is fixed by construction (the
+composite), so no loss shapes it. ``backbone_from`` starts from the backbone
+of a released weights file and skips stage ``fusion``.
 
 Both stages draw from one seeded numpy generator and save a checkpoint (model,
 optimiser, step, generator states) every ``checkpoint_every`` steps; running
@@ -25,17 +29,11 @@ from tqdm.auto import tqdm
 from amif_core.data.harvard import PairSet, load_pairs
 from amif_core.engine.devices import resolve_device
 from amif_core.engine.sampling import CropSampler
-from amif_core.losses import (
-    fusion_loss,
-    ink_contrast_loss,
-    masked_mean,
-    out_of_range_loss,
-    wrong_key_hinge,
-)
+from amif_core.engine.weights import load_backbone_state
+from amif_core.losses import fusion_loss, ink_contrast_loss, key_likelihood_loss
 from amif_core.networks.amif import AMIFConfig, AMIFNet
+from amif_core.networks.csamic import key_support
 from amif_core.transforms.identifier import IdentifierStyle, render_identifier_canvas
-
-WRONG_KEY_KINDS = ("zero", "random", "shuffled", "other_slice")
 
 
 @dataclass
@@ -52,12 +50,8 @@ class FusionLossWeights:
 class ProtectLossWeights:
     """Weights of the stage-2 loss terms."""
 
-    outside: float = 4.0
-    inside: float = 1.0
-    unlock: float = 1.0
-    wrong_key: float = 0.5
     ink: float = 1.0
-    out_of_range: float = 20.0
+    likelihood: float = 0.1
 
 
 @dataclass
@@ -66,6 +60,7 @@ class TrainConfig:
 
     data: str
     out: str = "runs/amif"
+    backbone_from: str | None = None
     seed: int = 0
     device: str = "auto"
     threads: int = 2
@@ -74,7 +69,7 @@ class TrainConfig:
     fusion_steps: int = 2000
     fusion_lr: float = 1e-3
     gamma_augment: float = 0.25
-    protect_steps: int = 1500
+    protect_steps: int = 3000
     protect_lr: float = 1e-3
     mask_pool: int = 48
     checkpoint_every: int = 100
@@ -190,28 +185,6 @@ def sample_masks(pool: np.ndarray, rng: np.random.Generator, batch: int, crop: i
     return out
 
 
-def wrong_keys(key: torch.Tensor, kind: str, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A wrong key of the same shape as ``key`` (B, 4, h, w).
-
-    zero: all zeros; random: Gaussian with each item's mean and std;
-    shuffled: the key's pixels in a random spatial order; other_slice: the key
-    of the next batch item (another slice with another mask offset).
-    """
-    if kind == "zero":
-        return torch.zeros_like(key)
-    if kind == "random":
-        mean = key.mean(dim=(1, 2, 3), keepdim=True)
-        std = key.std(dim=(1, 2, 3), keepdim=True)
-        return mean + std * torch.randn(key.shape, generator=generator, device="cpu").to(key)
-    if kind == "shuffled":
-        b, c, h, w = key.shape
-        order = torch.randperm(h * w, generator=generator).to(key.device)
-        return key.reshape(b, c, h * w)[:, :, order].reshape(b, c, h, w)
-    if kind == "other_slice":
-        return key.roll(1, dims=0)
-    raise ValueError(f"unknown wrong-key kind {kind!r}; use one of {WRONG_KEY_KINDS}")
-
-
 def _fusion_step(net: AMIFNet, sampler: CropSampler, rng: np.random.Generator, config: TrainConfig,
                  device: torch.device) -> dict[str, torch.Tensor]:
     batch = _to_tensor(sampler.batch(rng, config.batch), device)
@@ -220,27 +193,21 @@ def _fusion_step(net: AMIFNet, sampler: CropSampler, rng: np.random.Generator, c
     return fusion_loss(net.fuse(mri, other), mri, other, w.intensity, w.gradient, w.ssim, w.scd)
 
 
-def protect_losses(net: AMIFNet, fused: torch.Tensor, mask: torch.Tensor, weights: ProtectLossWeights,
-                   wrong_kinds: tuple[str, ...], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """Stage-2 loss terms for a batch of clean fusions (B, 1, H, W) and masks."""
-    protected, key, ink = net.protect(fused, mask)
-    target = (1 - mask) * fused + mask * ink.detach()
-    error = (protected - target).abs()
-    outside = masked_mean(error + 10 * error**2, 1 - mask).mean()
-    inside = masked_mean(error, mask).mean()
-    quantised_key = key + (key.half().float() - key).detach()
-    unlock = F.l1_loss(net.unlock(protected, quantised_key), fused)
-    hinge = torch.stack([
-        wrong_key_hinge(net.unlock(protected, wrong_keys(key.detach(), kind, generator)).clamp(0, 1),
-                        protected.clamp(0, 1), fused, mask)
-        for kind in wrong_kinds
-    ]).mean()
+def protect_losses(net: AMIFNet, fused: torch.Tensor, mask: torch.Tensor, weights: ProtectLossWeights
+                   ) -> dict[str, torch.Tensor]:
+    """Stage-2 loss terms for a batch of clean fusions (B, 1, H, W) in [0, 1] and masks in {0, 1}.
+
+    The ink contrast trains CCWM; the key likelihood trains the flow only (the
+    ink is detached there, so whitening the key never pulls the ink towards
+    the content it must contrast with).
+    """
+    watermark, ink = net.ccwm(fused, mask)
     ink_loss = ink_contrast_loss(ink, fused, mask)
-    in_range = out_of_range_loss(protected)
-    total = (weights.outside * outside + weights.inside * inside + weights.unlock * unlock
-             + weights.wrong_key * hinge + weights.ink * ink_loss + weights.out_of_range * in_range)
-    return {"total": total, "outside": outside, "inside": inside, "unlock": unlock, "wrong_key": hinge,
-            "ink": ink_loss, "range": in_range}
+    ink = ink.detach()
+    key, log_det = net.key_flow(torch.where(mask > 0, ink, fused), mask * (ink - fused), mask)
+    likelihood = key_likelihood_loss(key, log_det, key_support(mask))
+    total = weights.ink * ink_loss + weights.likelihood * likelihood
+    return {"total": total, "ink": ink_loss, "likelihood": likelihood}
 
 
 @torch.inference_mode()
@@ -267,8 +234,13 @@ def train(config: TrainConfig, quiet: bool = False) -> AMIFNet:
     net = AMIFNet(config.model).to(device)
     pairs = load_pairs(Path(config.data), "train")
 
+    if config.backbone_from is not None:
+        state, fusion_config = load_backbone_state(Path(config.backbone_from))
+        if fusion_config != config.model.fusion:
+            raise ValueError(f"{config.backbone_from} has backbone {fusion_config}, not {config.model.fusion}.")
+        net.backbone.load_state_dict(state)
     fusion = _Stage("fusion", config, net, list(net.backbone.parameters()), config.fusion_steps, config.fusion_lr, rng)
-    if not fusion.resume():
+    if config.backbone_from is None and not fusion.resume():
         sampler = CropSampler(pairs, np.stack([pairs.mri, pairs.other], axis=1), config.crop, config.gamma_augment)
         net.train()
         fusion.run(lambda: _fusion_step(net, sampler, rng, config, device), quiet)
@@ -281,15 +253,13 @@ def train(config: TrainConfig, quiet: bool = False) -> AMIFNet:
         stack = np.stack([pairs.mri, pairs.other, _cache_fusions(net, pairs, device)], axis=1)
         sampler = CropSampler(pairs, stack, config.crop)
         pool = mask_pool_canvases(rng, config.mask_pool, pairs.mri.shape[-1])
-        generator = torch.Generator().manual_seed(config.seed)
         net.ccwm.train()
         net.csamic.train()
 
         def step() -> dict[str, torch.Tensor]:
             fused = _to_tensor(sampler.batch(rng, config.batch)[:, 2:3], device)
             mask = _to_tensor(sample_masks(pool, rng, config.batch, config.crop), device)
-            kinds = tuple(rng.choice(WRONG_KEY_KINDS, size=2, replace=False))
-            return protect_losses(net, fused, mask, config.weights, kinds, generator)
+            return protect_losses(net, fused, mask, config.weights)
 
         protect.run(step, quiet)
     return net.cpu().eval()

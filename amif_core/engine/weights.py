@@ -23,6 +23,7 @@ import torch
 
 from amif_core.errors import AMIFError
 from amif_core.networks.amif import AMIFConfig, AMIFNet
+from amif_core.networks.fusion import FusionConfig
 
 WEIGHTS_FORMAT = "amif-weights"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "amif_v1.pt"
@@ -60,3 +61,17 @@ def load_weights(path: Path | None = None) -> tuple[AMIFNet, str, dict]:
     net.load_state_dict(payload["state_dict"])
     metadata = {k: v for k, v in payload.items() if k not in ("state_dict",)}
     return net.eval(), hashlib.sha256(raw).hexdigest(), metadata
+
+
+def load_backbone_state(path: Path) -> tuple[dict[str, torch.Tensor], FusionConfig]:
+    """The fusion backbone of a weights file, even one whose CCWM or C-SAMIC differ from today's.
+
+    Returns (backbone state dict, its FusionConfig); used to retrain only what
+    follows the backbone.
+    """
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
+        raise AMIFError(f"{path} is not an AMIF weights file.")
+    prefix = "backbone."
+    state = {k[len(prefix):]: v for k, v in payload["state_dict"].items() if k.startswith(prefix)}
+    return state, FusionConfig(**payload["config"]["fusion"])

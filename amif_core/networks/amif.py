@@ -1,9 +1,14 @@
 """AMIFNet: the fusion backbone, CCWM and C-SAMIC wired together.
 
-Tensor-level only: shapes are (B, 1, H, W) for images and (B, 4, H/2, W/2) for
-key bands, with H and W multiples of 8 (the inference engine pads). Values of
-images are in [0, 1], except the raw protected image, which the coupling may
-push slightly outside (the engine clips it and keeps the difference in the key).
+Tensor-level only: shapes are (B, 1, H, W) for images and masks and
+(B, 4, H/2, W/2) for key bands, with H and W multiples of 8 (the inference
+engine pads). Images are in [0, 1], masks in {0, 1}.
+
+The protected image is the composite ``where(m, ink, f)``: equal to ``f``
+outside the strokes, bit for bit, and equal to the ink on them, which CCWM
+computes from the uncovered pixels only. So the protected image does not
+change at all when ``f`` changes under the strokes. The key is C-SAMIC's
+flow of DWT(w), w = m * (ink - f), conditioned on DWT(protected image).
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import torch
 from torch import nn
 
 from amif_core.networks.ccwm import CCWM, CCWMConfig
-from amif_core.networks.csamic import CSAMIC, CouplingConfig
+from amif_core.networks.csamic import CSAMIC, CouplingConfig, key_support
 from amif_core.networks.fusion import FusionBackbone, FusionConfig
 from amif_core.transforms.wavelet import haar_dwt, haar_idwt
 
@@ -55,16 +60,34 @@ class AMIFNet(nn.Module):
         return self.backbone(mri, other)
 
     def protect(self, fused: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(f, m) -> (raw protected image, key bands, ink).
+        """(f, m) -> (protected image, key bands, ink).
 
-        The protected image is IDWT(y1) and the key is y2 of the coupling run
-        on (DWT(f), DWT(w)) with w from CCWM.
+        The protected image is the composite, in [0, 1] when ``f`` is; the key
+        bands are zero outside :func:`~amif_core.networks.csamic.key_support`.
         """
-        watermark, ink = self.ccwm(fused, mask)
-        y1, y2 = self.csamic(haar_dwt(fused), haar_dwt(watermark))
-        return haar_idwt(y1), y2, ink
+        protected, key, ink, _ = self.protect_with_log_det(fused, mask)
+        return protected, key, ink
 
-    def unlock(self, protected: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-        """Exact inverse of :meth:`protect` for the image: (raw protected, key) -> f (unclipped)."""
-        x1, _ = self.csamic.inverse(haar_dwt(protected), key)
-        return haar_idwt(x1)
+    def protect_with_log_det(self, fused: torch.Tensor, mask: torch.Tensor
+                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`protect` plus the flow's log|det| per item (B,), for the likelihood objective."""
+        watermark, ink = self.ccwm(fused, mask)
+        protected = torch.where(mask > 0, ink, fused)
+        key, log_det = self.key_flow(protected, watermark, mask)
+        return protected, key, ink, log_det
+
+    def key_flow(self, protected: torch.Tensor, watermark: torch.Tensor, mask: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """C-SAMIC's key branch: (protected image, w, m) -> (key bands, log|det| per item (B,))."""
+        return self.csamic(haar_dwt(protected), haar_dwt(watermark), key_support(mask))
+
+    def unlock(self, protected: torch.Tensor, key: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Exact inverse of :meth:`protect` for the image: (protected, key, m) -> f (unclipped).
+
+        ``protected`` may be the engine's replicate-padded copy of the released
+        image: its strokes are re-inked first (a no-op inside the image), which
+        rebuilds the padding exactly as :meth:`protect` made it.
+        """
+        protected = torch.where(mask > 0, self.ccwm.ink(protected, mask), protected)
+        watermark = haar_idwt(self.csamic.inverse(haar_dwt(protected), key, key_support(mask)))
+        return protected - watermark
