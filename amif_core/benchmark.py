@@ -34,7 +34,7 @@ def flops_per_slice(model: AMIFModel, size: int = 256) -> dict[str, float]:
             fused = net.fuse(x, x)
             protected, key, _ = net.protect(fused, mask)
         with FlopCounterMode(display=False) as unlock_count:
-            net.unlock(protected, key)
+            net.unlock(protected, key, mask)
     return {"protect_gflops": protect_count.get_total_flops() / 1e9,
             "unlock_gflops": unlock_count.get_total_flops() / 1e9}
 

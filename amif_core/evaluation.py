@@ -9,6 +9,8 @@ sources share one scale. CDDFuse's published MIF numbers are shown as a
 reference row.
 
 The protection criteria are measured on every slice against ``fuse_clean``.
+A wrong key must unlock to nothing closer to ``f`` inside the mask than a
+plain inpainting of the strokes from their surroundings (:func:`surround_fill`).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 from tqdm.auto import tqdm
 
 from amif_core.data.harvard import PAIRS, read_pair, read_records, split_records
@@ -35,6 +38,7 @@ CDDFUSE_MIF: dict[str, dict[str, float]] = {
 
 WRONG_KEYS = ("random", "zero", "other_slice", "shuffled")
 DARK, BRIGHT = 0.25, 0.5
+FILL_SIGMA = 3.0
 
 
 def psnr(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -42,6 +46,18 @@ def psnr(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> float:
     diff = (np.asarray(x, np.float64) - np.asarray(y, np.float64)) ** 2
     mse = float(diff[mask > 0].mean() if mask is not None else diff.mean())
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def surround_fill(image: np.ndarray, mask: np.ndarray, sigma: float = FILL_SIGMA) -> np.ndarray:
+    """Inpaint the strokes of an (H, W) [0, 1] image with a Gaussian-weighted mean of the uncovered pixels.
+
+    A normalised convolution (``sigma`` pixels) of the image outside ``mask``
+    (non-zero = stroke); float32 (H, W), equal to ``image`` outside the mask.
+    """
+    uncovered = (np.asarray(mask) == 0).astype(np.float64)
+    total = ndimage.gaussian_filter(np.asarray(image, np.float64) * uncovered, sigma)
+    weight = ndimage.gaussian_filter(uncovered, sigma)
+    return np.where(uncovered > 0, image, total / np.maximum(weight, 1e-6)).astype(np.float32)
 
 
 def wrong_key(key: Key, kind: str, other: Key | None, rng: np.random.Generator) -> Key:
@@ -76,8 +92,9 @@ def protection_figures(model: AMIFModel, mri: np.ndarray, other: np.ndarray, oth
     Returns (figures, images, key): figures hold unlock_psnr, unlock_psnr_16bit
     (from the protected image rounded to 16 bits), mask_coverage,
     mask_mean_abs, dark_mean_abs, bright_mean_abs (NaN when the mask has fewer
-    than 50 such pixels), outside_psnr, mask_psnr_p and mask_psnr_<kind> for
-    each wrong key; images hold clean, protected, unlocked, mask.
+    than 50 such pixels), outside_psnr, mask_psnr_p, mask_psnr_fill (of
+    :func:`surround_fill`) and mask_psnr_<kind> for each wrong key; images
+    hold clean, protected, unlocked, mask.
     """
     clean = model.fuse_clean(mri, other)
     protected = model.protect(mri, other)
@@ -95,6 +112,7 @@ def protection_figures(model: AMIFModel, mri: np.ndarray, other: np.ndarray, oth
         "bright_mean_abs": float(gap[bright].mean()) if bright.sum() >= 50 else float("nan"),
         "outside_psnr": psnr(protected.image, clean, 1 - mask),
         "mask_psnr_p": psnr(protected.image, clean, mask),
+        "mask_psnr_fill": psnr(surround_fill(protected.image, mask), clean, mask),
     }
     for kind in WRONG_KEYS:
         if kind == "other_slice" and other_key is None:
@@ -140,12 +158,12 @@ def summarise_protection(per_pair: dict[str, list[dict[str, float]]]) -> dict:
     rows = [f for figures in per_pair.values() for f in figures]
     def worst(key: str, fn=np.nanmin) -> float:
         return float(fn([r[key] for r in rows if key in r]))
-    wrong_margin = [max(r[f"mask_psnr_{k}"] - r["mask_psnr_p"] for k in WRONG_KEYS if f"mask_psnr_{k}" in r)
+    wrong_margin = [max(r[f"mask_psnr_{k}"] - r["mask_psnr_fill"] for k in WRONG_KEYS if f"mask_psnr_{k}" in r)
                     for r in rows]
     passes = [
         r["unlock_psnr"] >= 50 and r["unlock_psnr_16bit"] >= 50 and 0.08 <= r["mask_coverage"] <= 0.25 and r["mask_mean_abs"] >= 0.25
         and not (r["dark_mean_abs"] < 0.25) and not (r["bright_mean_abs"] < 0.25) and r["outside_psnr"] >= 35
-        and margin <= 1.0
+        and margin <= 0.0
         for r, margin in zip(rows, wrong_margin)
     ]
     return {
@@ -185,6 +203,7 @@ def format_report(result: dict) -> str:
               f"| ... on dark background (f < {DARK}) | >= 0.25 | {p['min_dark_mean_abs']:.3f} |",
               f"| ... on bright tissue (f >= {BRIGHT}) | >= 0.25 | {p['min_bright_mean_abs']:.3f} |",
               f"| PSNR(p, f) outside mask | >= 35 dB | {p['min_outside_psnr']:.1f} dB |",
-              f"| wrong-key PSNR in mask minus PSNR(p, f) in mask | <= +1 dB | {p['max_wrong_key_margin_db']:+.1f} dB |",
+              f"| wrong-key PSNR in mask minus inpainting's (surround fill) | <= 0 dB | "
+              f"{p['max_wrong_key_margin_db']:+.1f} dB |",
               f"\n{p['slices_passing_all']}/{p['slices']} slices pass every criterion."]
     return "\n".join(lines)

@@ -44,7 +44,7 @@ from amif_core.networks.amif import PAD_MULTIPLE
 from amif_core.volumes import VolumeKey
 
 MAGIC = b"\x89AMIFKEY\r\n\x1a\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FORMAT_NAME = "amif-key"
 _PREFIX = struct.Struct("<12sHIQ")
 DIGEST_SIZE = 32
@@ -64,43 +64,21 @@ STYLE_NUMBERS = ("font_fraction", "angle_deg", "coverage")
 STYLE_FLAGS = ("transpose", "flip_rows", "flip_cols")
 
 
-def _arrays_layout(shape: tuple[int, int, int], clip_count: int) -> list[tuple[str, str, tuple[int, ...]]]:
+def _arrays_layout(shape: tuple[int, int, int], code_count: int) -> list[tuple[str, str, tuple[int, ...]]]:
     """(name, little-endian dtype, shape) of each payload array, in payload order."""
-    depth, h, w = shape
-    hp, wp = -(-h // PAD_MULTIPLE) * PAD_MULTIPLE, -(-w // PAD_MULTIPLE) * PAD_MULTIPLE
+    depth = shape[0]
     return [
-        ("bands_delta", "<i2", (depth, 4, hp // 2, wp // 2)),
-        ("band_scale", "<f4", (depth, 4, 2)),
-        ("border_bottom", "<f4", (depth, hp - h, wp)),
-        ("border_right", "<f4", (depth, h, wp - w)),
-        ("clip_index_delta", "<i8", (clip_count,)),
-        ("clip_residual", "<f4", (clip_count,)),
+        ("codes", "<i2", (code_count,)),
+        ("origin", "<f4", (depth, 4)),
+        ("step", "<f4", (depth, 4)),
         ("signature", "<f4", (depth, SIGNATURE_GRID, SIGNATURE_GRID)),
     ]
 
 
-def bands_to_deltas(codes: np.ndarray) -> np.ndarray:
-    """Key band codes (D, 4, h, w) int16 -> their 2D differences, int16 modulo 2**16.
-
-    Each value minus its left neighbour, then each row minus the row above
-    (the first row and column keep their values). The key bands are smooth
-    enough that this shrinks the compressed key by about an eighth (0.83 ->
-    0.73 of the raw codes on the demo volume). Exactly undone by
-    :func:`deltas_to_bands`. Works slice by slice, so its temporaries stay small.
-    """
-    out = np.empty_like(codes, dtype=np.int16)
-    for index, plane in enumerate(codes):
-        wide = plane.astype(np.int32)
-        out[index] = np.diff(np.diff(wide, axis=-1, prepend=0), axis=-2, prepend=0).astype(np.int16)
-    return out
-
-
-def deltas_to_bands(deltas: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`bands_to_deltas`: (D, 4, h, w) int16, slice by slice."""
-    out = np.empty_like(deltas, dtype=np.int16)
-    for index, plane in enumerate(deltas):
-        out[index] = np.cumsum(np.cumsum(plane.astype(np.int64), axis=-2), axis=-1).astype(np.int16)
-    return out
+def max_codes(shape: tuple[int, int, int]) -> int:
+    """The most key codes an image of ``shape`` (D, H, W) can have: 4 bands of the whole padded half-size grid."""
+    depth, h, w = shape
+    return 4 * depth * (-(-h // PAD_MULTIPLE) * PAD_MULTIPLE // 2) * (-(-w // PAD_MULTIPLE) * PAD_MULTIPLE // 2)
 
 
 def _raw_length(layout: list[tuple[str, str, tuple[int, ...]]]) -> int:
@@ -126,19 +104,16 @@ def _header(key: VolumeKey, encryption: dict | None) -> dict[str, Any]:
         "identifier": core.identifier,
         "identifier_style": core.identifier_style,
         "mask_offsets": np.asarray(core.mask_offsets, dtype=np.int64).tolist(),
-        "payload": {"compression": "zlib", "filter": "byteshuffle", "clip_count": int(len(core.clip_index))},
+        "payload": {"compression": "zlib", "filter": "byteshuffle", "code_count": int(core.codes.size)},
         "encryption": encryption,
     }
 
 
 def _payload_arrays(key: VolumeKey) -> list[np.ndarray]:
     core = key.key
-    index = np.asarray(core.clip_index, dtype=np.int64)
-    arrays = [bands_to_deltas(core.bands), core.band_scale, core.border_bottom, core.border_right,
-              np.diff(index, prepend=0), core.clip_residual,
-              core.signature]
+    arrays = [core.codes, core.origin, core.step, core.signature]
     out = []
-    for array, (name, dtype, shape) in zip(arrays, _arrays_layout(tuple(core.shape), len(index))):
+    for array, (name, dtype, shape) in zip(arrays, _arrays_layout(tuple(core.shape), int(core.codes.size))):
         array = np.ascontiguousarray(array, dtype=dtype)
         if array.shape != shape:
             raise ValueError(f"Key array {name} has shape {array.shape}, expected {shape} for an image of {core.shape}.")
@@ -306,7 +281,7 @@ def _b64(value: Any, name: str, low: int, high: int) -> bytes:
 
 
 def _validate_header(header: Any, payload_length: int) -> None:
-    """Raise ValueError/TypeError/KeyError unless ``header`` is a well-formed version-1 header."""
+    """Raise ValueError/TypeError/KeyError unless ``header`` is a well-formed version-2 header."""
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ValueError("format must be 'amif-key'")
     _text(header["amif_version"], "amif_version", 64)
@@ -353,7 +328,7 @@ def _validate_header(header: Any, payload_length: int) -> None:
     payload = header["payload"]
     if not isinstance(payload, dict) or payload.get("compression") != "zlib" or payload.get("filter") != "byteshuffle":
         raise ValueError("payload must be zlib-compressed and byte-shuffled")
-    clip_count = _int(payload["clip_count"], "payload.clip_count", 0, math.prod(shape))
+    code_count = _int(payload["code_count"], "payload.code_count", 0, max_codes(shape))
     encryption = header["encryption"]
     overhead = 0
     if encryption is not None:
@@ -367,7 +342,7 @@ def _validate_header(header: Any, payload_length: int) -> None:
         _b64(encryption["salt"], "encryption.salt", 8, 64)
         _b64(encryption["nonce"], "encryption.nonce", NONCE_SIZE, NONCE_SIZE)
         overhead = TAG_SIZE
-    raw = _raw_length(_arrays_layout(shape, clip_count))
+    raw = _raw_length(_arrays_layout(shape, code_count))
     if payload_length < overhead + 8 or raw > ZLIB_MAX_RATIO * (payload_length - overhead) + (1 << 16):
         raise ValueError(f"the payload ({payload_length} bytes) cannot hold the {raw} bytes of key arrays its header "
                          "describes")
@@ -492,7 +467,7 @@ def read_key(path: str | Path, passphrase: str | None = None) -> VolumeKey:
     else:
         pieces = _decrypt(path, verified, passphrase)
     shape = tuple(header["shape"])
-    layout = _arrays_layout(shape, header["payload"]["clip_count"])
+    layout = _arrays_layout(shape, header["payload"]["code_count"])
     stream = _Inflated(path, pieces, _raw_length(layout))
     arrays = {}
     for name, dtype, array_shape in layout:
@@ -502,18 +477,11 @@ def read_key(path: str | Path, passphrase: str | None = None) -> VolumeKey:
             stream.read_into(planes[:, plane])
         arrays[name] = array
     stream.finish()
-    deltas = arrays["clip_index_delta"]
-    if deltas.size and (deltas[0] < 0 or (deltas[1:] < 1).any()
-                        or deltas.sum(dtype=np.float64) >= math.prod(shape)):
-        raise _corrupted(path, "damaged (its clip indices are out of order or out of range)")
-    scale = arrays["band_scale"]
-    if not (np.isfinite(scale).all() and (scale[..., 1] >= 0).all()):
-        raise _corrupted(path, "damaged (its band scales are not finite and non-negative)")
+    if not (np.isfinite(arrays["origin"]).all() and np.isfinite(arrays["step"]).all() and (arrays["step"] >= 0).all()):
+        raise _corrupted(path, "damaged (its code scales are not finite and non-negative)")
     geometry = header["geometry"]
     core = Key(
-        bands=deltas_to_bands(arrays["bands_delta"]), band_scale=scale,
-        border_bottom=arrays["border_bottom"], border_right=arrays["border_right"],
-        clip_index=np.cumsum(deltas), clip_residual=arrays["clip_residual"], shape=shape,
+        codes=arrays["codes"], origin=arrays["origin"], step=arrays["step"], shape=shape,
         fingerprint=header["image_fingerprint"], signature=arrays["signature"], model_id=header["model_id"],
         identifier=header["identifier"], identifier_style=dict(header["identifier_style"]),
         normalisation=header["normalisation"], mask_offsets=np.asarray(header["mask_offsets"], dtype=np.int64),

@@ -490,20 +490,20 @@ def check_key_fits(model: AMIFModel, protected: sitk.Image, key: VolumeKey) -> N
         f"This key belongs to another volume {prints}. Use the key written together with this protected volume.")
 
 
-def unlock_volume(model: AMIFModel, protected: sitk.Image, key: VolumeKey, force: bool = False,
+def unlock_volume(model: AMIFModel, protected: sitk.Image, key: VolumeKey, verify: bool = True,
                   progress: Progress | None = None, cancel: Cancel | None = None) -> sitk.Image:
     """Recover the watermark-free fusion of a protected volume with its key.
 
-    Checks the key first (:func:`check_key_fits`; ``force=True`` skips that,
+    Checks the key first (:func:`check_key_fits`; ``verify=False`` skips that,
     for evaluating wrong keys only). Returns float32 in [0, 1] on the
     protected volume's geometry. ``progress``/``cancel`` as in :func:`protect_volume`.
     """
     check_volume(protected, "protected volume")
-    if force:
+    if not verify:
         if tuple(protected.GetSize()) != tuple(key.size):
             raise InputError(f"The protected volume has {protected.GetSize()} voxels but the key is for {key.size}; "
                              "even a forced unlock needs the same size.")
     else:
         check_key_fits(model, protected, key)
-    clean = model.unlock(_axis_first(protected, key.axis), key.key, force=True, progress=progress, cancel=cancel)
+    clean = model.unlock(_axis_first(protected, key.axis), key.key, verify=False, progress=progress, cancel=cancel)
     return _from_axis_first(clean, key.axis, protected)

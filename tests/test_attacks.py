@@ -12,11 +12,12 @@ import torch
 from PIL import Image
 
 import amif_core.cli as cli
-from amif_core.attacks import filters, inpainting, mask_estimation, require
+from amif_core.attacks import filters, inpainting, key_only, mask_estimation, require, white_box
 from amif_core.attacks.remover import RemoverConfig, UNet, fit, loss_fn, remove, sample_crops
 from amif_core.attacks.runner import REFERENCES, labels
 from amif_core.data.harvard import VALIDATION_PATIENTS
 from amif_core.evaluation import wrong_key
+from amif_core.keys import support_masks
 from amif_core.transforms.identifier import DEFAULT_IDENTIFIER, crop_mask, render_identifier_canvas
 
 SIZE = 256
@@ -128,7 +129,7 @@ def test_other_volume_wrong_key_is_the_other_key(model) -> None:
     second = model.protect(head(64, 2) * 100, head(64, 3) * 50)
     forged = wrong_key(first.key, "other_volume", second.key, np.random.default_rng(0))
     assert forged.fingerprint == first.key.fingerprint
-    assert np.array_equal(forged.bands, second.key.bands) and forged.mask_offsets is second.key.mask_offsets
+    assert np.array_equal(forged.codes, second.key.codes) and forged.mask_offsets is second.key.mask_offsets
 
 
 def fake_harvard(root: Path, size: int = 64) -> Path:
@@ -178,3 +179,37 @@ def test_leaked_budget_option_rejects_bad_values(capsys: pytest.CaptureFixture) 
 def test_missing_attack_dependency_says_how_to_install() -> None:
     with pytest.raises(ImportError, match=r'pip install "amif-core\[attack\]"'):
         require("amif_no_such_module")
+
+
+def test_mask_is_located_exactly_from_a_clean_stroke_estimate() -> None:
+    canvas = render_identifier_canvas(DEFAULT_IDENTIFIER, 96, 96)
+    for offset in ((0, 0), (37, 91), (96, 5)):
+        assert white_box.locate_offset(crop_mask(canvas, offset, 96, 96), canvas) == offset
+
+
+def test_forward_solve_cannot_move_the_covered_pixels(model) -> None:
+    """p does not depend on f under the strokes, so the solve leaves them where its Telea start put them."""
+    clean = head(64, 4)
+    mri, other = clean * 700, head(64, 5) * 30
+    protected = model.protect(mri, other)
+    mask = model.identifier_mask(protected.key)
+    solved, evaluations = white_box.solve_forward(model.net, protected.image, mask, evaluations=40)
+    start = inpainting.inpaint_telea(protected.image, mask)
+    assert evaluations >= 40
+    np.testing.assert_array_equal(solved[mask > 0], np.clip(start[mask > 0], 0, 1))
+    ring = (inpainting.dilate(mask) > 0) & (mask == 0)
+    assert np.abs(solved - protected.image)[ring].mean() < np.abs(start - protected.image)[ring].mean()
+
+
+def test_key_only_views_and_flow_mean(model) -> None:
+    protected = model.protect(head(64, 6) * 900, head(64, 7) * 20)
+    mask = model.identifier_mask(protected.key)
+    view = key_only.key_view(model, protected.key)
+    assert view.shape == (64, 64) and 0 <= view.min() and view.max() <= 1
+    assert np.array_equal(key_only.blank_view(model, protected.key), mask.astype(np.float32))
+    for image in (key_only.blank_flow_inverse(model, protected.key),
+                  white_box.flow_mean_unlock(model, protected.image, protected.key)):
+        assert image.shape == (64, 64) and image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
+    flow_mean = white_box.flow_mean_unlock(model, protected.image, protected.key)
+    untouched = ~np.kron(support_masks(mask[None], (64, 64))[0], np.ones((2, 2), bool))
+    np.testing.assert_allclose(flow_mean[untouched], protected.image[untouched], atol=1e-6)

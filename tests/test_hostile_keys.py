@@ -198,7 +198,7 @@ FIELD_PATHS = [
     ("geometry", "spacing"), ("geometry", "spacing", 1), ("geometry", "origin"), ("geometry", "direction"),
     ("normalisation",), ("normalisation", "mri"), ("normalisation", "other", "high"), ("identifier",),
     ("identifier_style",), ("identifier_style", "angle_deg"), ("mask_offsets",), ("mask_offsets", 0),
-    ("mask_offsets", 0, 1), ("payload",), ("payload", "clip_count"), ("payload", "compression"), ("encryption",),
+    ("mask_offsets", 0, 1), ("payload",), ("payload", "code_count"), ("payload", "compression"), ("encryption",),
 ]
 
 
@@ -242,15 +242,15 @@ def test_any_crafted_header_field_is_refused_or_read_back_faithfully(keys: Keys,
 def test_any_crafted_payload_under_a_sound_header_is_refused_or_read(keys: Keys, data: st.DataObject) -> None:
     _, header_bytes, payload = parts(keys.plain)
     header = json.loads(header_bytes)
-    clip_count = data.draw(st.sampled_from([0, header["payload"]["clip_count"]]), label="clip_count")
-    raw_length = len(zlib.decompress(payload)) - 12 * (header["payload"]["clip_count"] - clip_count)  # int64 + f32
-    header["payload"]["clip_count"] = clip_count
+    code_count = data.draw(st.sampled_from([0, header["payload"]["code_count"]]), label="code_count")
+    raw_length = len(zlib.decompress(payload)) - 2 * (header["payload"]["code_count"] - code_count)  # int16 codes
+    header["payload"]["code_count"] = code_count
     kind = data.draw(st.sampled_from(["bytes", "zlib of bytes", "zlib of the right length"]), label="kind")
     if kind == "bytes":
         hostile = data.draw(st.binary(min_size=8, max_size=2 * len(payload)), label="payload")
     elif kind == "zlib of bytes":
         hostile = zlib.compress(data.draw(st.binary(max_size=2 * raw_length), label="raw"))
-    else:  # the right amount of arbitrary key data: clip indices and all
+    else:  # the right amount of arbitrary key data: codes, scales and all
         hostile = zlib.compress(data.draw(st.binary(min_size=raw_length, max_size=raw_length), label="raw"))
     file = keys.path()
     file.write_bytes(crafted(header, hostile))
@@ -259,11 +259,10 @@ def test_any_crafted_payload_under_a_sound_header_is_refused_or_read(keys: Keys,
         check_bounded(name, outcome)
         if outcome.error is not None:
             assert type(outcome.error) is KeyFormatError and str(file) in str(outcome.error), (name, outcome.error)
-        elif name == "read_key":  # sound arrays of garbage: the shapes the header says, clip indices inside
+        elif name == "read_key":  # sound arrays of garbage: the shapes the header says, finite scales
             key = outcome.value
-            assert key.key.bands.shape == keys.key.key.bands.shape and key.key.clip_index.size == clip_count
-            assert (np.diff(key.key.clip_index) >= 1).all()
-            assert clip_count == 0 or 0 <= key.key.clip_index[0] <= key.key.clip_index[-1] < np.prod(key.key.shape)
+            assert key.key.codes.shape == (code_count,) and key.key.origin.shape == keys.key.key.origin.shape
+            assert np.isfinite(key.key.step).all() and (key.key.step >= 0).all()
 
 
 # ---------------------------------------------------------------- passphrases
@@ -374,9 +373,8 @@ def test_a_header_one_byte_over_the_limit_is_refused_unread(keys: Keys) -> None:
 def test_the_largest_header_amif_writes_fits_the_limit() -> None:
     """The 1 MiB limit is no stricter than the writer: 65535 slices of 65535 x 65535 with 5-digit offsets."""
     side = 65535
-    core = Key(bands=np.zeros(0, np.int16), band_scale=np.zeros(0, np.float32), border_bottom=np.zeros(0, np.float32),
-               border_right=np.zeros(0, np.float32), clip_index=np.zeros(0, np.int64),
-               clip_residual=np.zeros(0, np.float32), shape=(side, side, side), fingerprint="a" * 64,
+    core = Key(codes=np.zeros(0, np.int16), origin=np.zeros(0, np.float32), step=np.zeros(0, np.float32),
+               shape=(side, side, side), fingerprint="a" * 64,
                signature=np.zeros(0, np.float32), model_id="b" * 64, identifier="\u00a9" * 64,
                identifier_style={"font_fraction": 0.123456789012345, "angle_deg": -30.123456789012345,
                                  "coverage": 0.123456789012345, "transpose": False, "flip_rows": False,

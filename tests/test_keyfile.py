@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from amif_core.errors import InputError, KeyFormatError, WrongPassphraseError
 from amif_core.keyfile import MAGIC, key_needs_passphrase, read_key, read_key_header, write_key
-from amif_core.keys import Key, dequantise_bands, quantise_bands
+from amif_core.keys import Key, dequantise, quantise
 from amif_core.volumes import VolumeKey
 from volume_factory import rotation
 
@@ -29,21 +29,16 @@ HEADER_FIELDS = {
 }
 
 
-def synthetic_key(size=(10, 13, 3), axis=0, clips=7, seed=0) -> VolumeKey:
-    """A key with random arrays of the right shapes (no model needed), including clipped voxels."""
+def synthetic_key(size=(10, 13, 3), axis=0, codes=70, seed=0) -> VolumeKey:
+    """A key with random arrays of the right shapes (no model needed)."""
     rng = np.random.default_rng(seed)
     zyx = list(size[::-1])
     depth = zyx.pop(axis)
     h, w = zyx
-    hp, wp = -(-h // 8) * 8, -(-w // 8) * 8
-    bands, band_scale = quantise_bands(rng.normal(scale=50, size=(depth, 4, hp // 2, wp // 2)))
     core = Key(
-        bands=bands,
-        band_scale=band_scale,
-        border_bottom=rng.random((depth, hp - h, wp), dtype=np.float32),
-        border_right=rng.random((depth, h, wp - w), dtype=np.float32),
-        clip_index=np.sort(rng.choice(depth * h * w, clips, replace=False)).astype(np.int64),
-        clip_residual=rng.normal(size=clips).astype(np.float32),
+        codes=rng.integers(-32768, 32768, size=codes).astype(np.int16),
+        origin=rng.normal(size=(depth, 4)).astype(np.float32),
+        step=rng.random((depth, 4), dtype=np.float32) * 1e-3,
         shape=(depth, h, w),
         fingerprint="a" * 64,
         signature=rng.random((depth, 8, 8), dtype=np.float32),
@@ -59,7 +54,7 @@ def synthetic_key(size=(10, 13, 3), axis=0, clips=7, seed=0) -> VolumeKey:
 
 
 def assert_same_key(a: VolumeKey, b: VolumeKey) -> None:
-    for name in ("bands", "band_scale", "border_bottom", "border_right", "clip_index", "clip_residual", "signature", "mask_offsets"):
+    for name in ("codes", "origin", "step", "signature", "mask_offsets"):
         x, y = getattr(a.key, name), getattr(b.key, name)
         assert x.dtype == y.dtype or name == "mask_offsets"
         np.testing.assert_array_equal(x, y)
@@ -106,10 +101,11 @@ def test_header_describes_the_volume_and_holds_no_key_material(tmp_path: Path) -
     assert header["geometry"] == key.geometry() and header["axis"] == 1 and header["shape"] == [13, 9, 10]
     assert header["identifier"] == key.key.identifier and header["encryption"] is None
     assert header["mask_offsets"] == key.key.mask_offsets.tolist()
-    assert header["payload"] == {"compression": "zlib", "filter": "byteshuffle", "clip_count": 7}
+    assert header["payload"] == {"compression": "zlib", "filter": "byteshuffle", "code_count": 70}
     text = json.dumps(header)
-    for secret in (key.key.band_values(), key.key.border_bottom, key.key.clip_residual):
+    for secret in (key.key.origin, key.key.step):
         assert repr(float(secret.ravel()[0]))[:8] not in text
+    assert str(int(key.key.codes[0])) not in json.dumps(header["payload"])
 
 
 def test_never_overwrites_without_force_and_is_private(tmp_path: Path) -> None:
@@ -219,8 +215,8 @@ def test_crafted_files_with_valid_digests_are_still_checked(tmp_path: Path) -> N
     for data, words in cases:
         expect_format_error(tmp_path, data, words)
     payload_cases = [  # a sound header over a payload that does not match it
-        (variant(payload={**header["payload"], "clip_count": 8}), "shorter than its header says"),
-        (variant(payload={**header["payload"], "clip_count": 6}), "longer than its header says"),
+        (variant(payload={**header["payload"], "code_count": 71}), "shorter than its header says"),
+        (variant(payload={**header["payload"], "code_count": 69}), "longer than its header says"),
         (rebuild(header_bytes, payload + b"\x00\x01"), "after the end"),
         (rebuild(header_bytes, zlib.compress(b"\x00" * 10)), "shorter than its header says"),
         (rebuild(header_bytes, b"\x78\x9c" + b"\xff" * 40), "does not decompress"),
@@ -229,12 +225,13 @@ def test_crafted_files_with_valid_digests_are_still_checked(tmp_path: Path) -> N
         expect_format_error(tmp_path, data, words, in_header=False)
 
 
-def test_clip_indices_out_of_order_are_refused(tmp_path: Path) -> None:
-    key = synthetic_key()
-    key.key.clip_index = key.key.clip_index[::-1].copy()
-    write_key(tmp_path / "k.amifkey", key)
-    with pytest.raises(KeyFormatError, match="clip indices"):
-        read_key(tmp_path / "k.amifkey")
+def test_negative_or_infinite_code_scales_are_refused(tmp_path: Path) -> None:
+    for field, value in (("step", -1.0), ("origin", np.inf)):
+        key = synthetic_key()
+        getattr(key.key, field)[0, 0] = value
+        write_key(tmp_path / f"{field}.amifkey", key)
+        with pytest.raises(KeyFormatError, match="code scales"):
+            read_key(tmp_path / f"{field}.amifkey")
 
 
 def test_damaged_encrypted_key_is_corrupted_not_a_wrong_passphrase(tmp_path: Path) -> None:
@@ -261,14 +258,16 @@ def test_random_damage_never_escapes_key_format_error(tmp_path: Path, data: st.D
     expect_format_error(tmp_path, damaged)
 
 
-def test_band_codes_are_within_half_a_step_whatever_the_magnitude() -> None:
+def test_codes_are_within_half_a_step_whatever_the_magnitude() -> None:
     rng = np.random.default_rng(3)
-    values = rng.normal(scale=60, size=(3, 4, 16, 20)).astype(np.float32) + np.array([0, 200, -150, 1e4])[:, None, None]
-    values[1, 2] = 7.25  # a constant band
-    codes, scale = quantise_bands(values)
-    assert codes.dtype == np.int16 and scale.shape == (3, 4, 2) and scale.dtype == np.float32
-    restored = dequantise_bands(codes, scale)
-    step = scale[..., 1]
-    assert np.all(np.abs(restored - values) <= 0.5 * step[..., None, None] + 1e-6 * np.abs(values) + 1e-6)
-    assert np.abs(codes).max() == 32767 and (restored[1, 2] == 7.25).all()
-    assert float(step.max()) < 2 * 6 * 60 / 65534 + 1e-3  # range of a Gaussian band is ~12 sigma at most here
+    for offset in (0.0, 200.0, -150.0, 1e4):
+        values = (rng.normal(scale=60, size=500) + offset).astype(np.float32)
+        codes, origin, step = quantise(values)
+        assert codes.dtype == np.int16 and np.abs(codes).max() == 32767
+        restored = dequantise(codes, origin, step)
+        assert np.all(np.abs(restored - values) <= 0.5 * step + 1e-6 * np.abs(values) + 1e-6)
+        assert step < 2 * 6 * 60 / 65534 + 1e-3  # the range of a Gaussian sample is ~12 sigma at most here
+    codes, origin, step = quantise(np.full(9, 7.25))
+    assert step == 0 and (dequantise(codes, origin, step) == 7.25).all()
+    codes, origin, step = quantise(np.zeros(0))
+    assert codes.size == 0 and dequantise(codes, origin, step).size == 0

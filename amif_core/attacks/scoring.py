@@ -9,8 +9,10 @@ Every image is scored against the clean fusion ``f`` (``model.fuse_clean``):
 * the 8 fusion metrics of :data:`amif_core.evaluation.TABLE_METRICS` of the
   whole image against the normalised sources, as ``amif evaluate`` reports them.
 
-The bar: every attack's mean in-mask PSNR stays at least :data:`BAR_DB` below
-the authorized unlock's (both capped at :data:`PSNR_CAP`).
+Two bars. Every attack's mean in-mask PSNR stays at least :data:`BAR_DB`
+below the authorized unlock's (both capped at :data:`PSNR_CAP`). And, since
+the released image is built to carry nothing under the strokes, no attack
+does better there than plain inpainting (:func:`inpainting_bars`).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ skimage_metrics = require("skimage.metrics")
 PSNR_CAP = 100.0
 BAR_DB = 15.0
 REFERENCE = "unlocked"
+REFERENCE_ROWS = ("protected", "unlocked")
 FIGURES = ("psnr_mask", "ssim_mask", "psnr_whole", "ssim_whole", *TABLE_METRICS)
 
 
@@ -87,3 +90,49 @@ def gaps(per_slice: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, fl
         out[name] = {"mean_gap_db": mean_gap, "worst_slice_gap_db": float(np.nanmin(per)),
                      "meets_bar": bool(mean_gap >= BAR_DB)}
     return out
+
+
+INPAINTING_ROWS = ("telea_true", "ns_true", "biharmonic_true")
+MARGIN_DB = 1.0
+SOLVE_ROW, TELEA_ROW, BLANK_ROW = "white_box_solve", "telea_true", "blank_unet"
+KEY_ONLY_ROWS = ("key_only_flow", "key_only_unet")
+WRONG_KEY_PREFIX = "key_"
+
+
+def _bar(value: float, limit: float) -> dict[str, float | bool]:
+    return {"psnr_db": value, "limit_db": limit, "meets": bool(value <= limit)}
+
+
+def inpainting_bars(per_slice: list[dict[str, dict[str, float]]]) -> dict:
+    """Each attack's in-mask PSNR against what inpainting alone achieves.
+
+    - the white-box forward solve: its median over the slices it ran on, at
+      most :data:`MARGIN_DB` above Telea's median on the same slices;
+    - the key-only attacks: mean at most the blank-image U-Net's (it learns
+      nothing from the key);
+    - wrong keys (rows ``key_*``): mean at most the best true-mask inpainting's;
+    - every other attack: mean at most the best true-mask inpainting's plus :data:`MARGIN_DB`.
+
+    Returns ``{"rows": {row: {"psnr_db", "limit_db", "meets"}}, "best_inpainting":
+    {"row", "psnr_db"}}``.
+    """
+    summary = summarise(per_slice)
+    best = max((r for r in INPAINTING_ROWS if r in summary), key=lambda r: summary[r]["psnr_mask"])
+    best_db = summary[best]["psnr_mask"]
+    bars: dict[str, dict[str, float | bool]] = {}
+    solved = [row for row in per_slice if SOLVE_ROW in row]
+    if solved:
+        telea = float(np.median([row[TELEA_ROW]["psnr_mask"] for row in solved]))
+        bars[SOLVE_ROW] = _bar(float(np.median([row[SOLVE_ROW]["psnr_mask"] for row in solved])), telea + MARGIN_DB)
+    for name in summary:
+        if name in REFERENCE_ROWS or name in INPAINTING_ROWS or name in (SOLVE_ROW, BLANK_ROW):
+            continue
+        value = summary[name]["psnr_mask"]
+        if name in KEY_ONLY_ROWS:
+            if BLANK_ROW in summary:
+                bars[name] = _bar(value, summary[BLANK_ROW]["psnr_mask"])
+        elif name.startswith(WRONG_KEY_PREFIX):
+            bars[name] = _bar(value, best_db)
+        else:
+            bars[name] = _bar(value, best_db + MARGIN_DB)
+    return {"rows": bars, "best_inpainting": {"row": best, "psnr_db": best_db}}

@@ -1,12 +1,12 @@
 """Wrong-key attacks: unlock the protected image with a key that is not its own.
 
-The fingerprint check would refuse every such key, so the unlock is forced
-(``model.unlock(..., force=True)``) to measure what the network itself gives
+The fingerprint check would refuse every such key, so it is skipped
+(``model.unlock(..., verify=False)``) to measure what the network itself gives
 away. Keys come from :func:`amif_core.evaluation.wrong_key`:
 
-* random: Gaussian bands with the true key's mean and standard deviation;
-* zero: all-zero bands;
-* shuffled: the true bands, spatially permuted;
+* random: uniformly random stored codes;
+* zero: all-zero stored codes;
+* shuffled: the true stored codes, permuted;
 * other_slice: the whole key of another slice of the same patient;
 * other_volume: the whole key of a slice of another patient (another volume
   of the same shape).
@@ -30,6 +30,4 @@ def forced_unlock(model: AMIFModel, protected: np.ndarray, key: Key, kind: str, 
     ``other``: the other slice's or other volume's key (same shape) for those
     kinds, else unused. Returns float32 (H, W) in [0, 1].
     """
-    if kind.startswith("other_") and other is None:
-        raise ValueError(f"the {kind!r} wrong key needs another key of the same shape")
-    return model.unlock(protected, wrong_key(key, kind, other, rng), force=True)
+    return model.unlock(protected, wrong_key(key, kind, other, rng), verify=False)

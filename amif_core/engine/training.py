@@ -23,7 +23,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from amif_core.data.harvard import PairSet, load_pairs

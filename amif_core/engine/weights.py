@@ -26,7 +26,7 @@ from amif_core.networks.amif import AMIFConfig, AMIFNet
 from amif_core.networks.fusion import FusionConfig
 
 WEIGHTS_FORMAT = "amif-weights"
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "amif_v1.pt"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "amif_v2.pt"
 
 
 def save_weights(net: AMIFNet, path: Path, metadata: dict, overwrite: bool = False) -> str:

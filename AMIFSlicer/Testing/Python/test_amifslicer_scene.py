@@ -18,7 +18,7 @@ def keyMaterialNeedles(keyPath: Path) -> list[bytes]:
     """Byte strings that appear wherever key material is stored: raw chunks of the key arrays, and their text forms."""
     key = read_key(keyPath).key
     chunks = []
-    for array in (key.bands, key.border_bottom, key.border_right):
+    for array in (key.codes,):
         raw = np.ascontiguousarray(array).tobytes()
         varied = [raw[i:i + 24] for i in range(0, len(raw) - 24, 24) if len(set(raw[i:i + 24])) >= 12]
         chunks += varied[:: max(1, len(varied) // 4)][:4]  # a few distinctive pieces, spread over the array
