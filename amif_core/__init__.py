@@ -22,7 +22,7 @@ from amif_core.errors import (
 )
 from amif_core.keys import Key
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "AMIFError", "AMIFModel", "CancelledError", "ImageModifiedError", "InputError", "Key", "KeyFormatError",

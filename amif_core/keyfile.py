@@ -211,7 +211,9 @@ def _verify(path: str | Path) -> _Verified:
             raise KeyFormatError(f"{path} is not an AMIF key file (it does not start with the AMIF key signature).")
         version = int.from_bytes(start[len(MAGIC) : len(MAGIC) + 2], "little")
         if version != FORMAT_VERSION:
-            newer = " It was written by a newer AMIF; update amif-core to read it." if version > FORMAT_VERSION else ""
+            newer = (" It was written by a newer AMIF; update amif-core to read it." if version > FORMAT_VERSION else
+                     " Keys of version 1 were made with the amif_v1 weights of amif-core 0.1; unlock it with "
+                     "amif-core 0.1.")
             raise KeyFormatError(f"{path} uses key format version {version}, but this AMIF ({__version__}) reads "
                                  f"version {FORMAT_VERSION} only.{newer}")
         if len(start) < _PREFIX.size:

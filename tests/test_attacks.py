@@ -161,9 +161,14 @@ def test_attack_eval_command_reports_every_attack(tmp_path: Path, weights_file: 
     assert result["labels"] == names and result["slices"] == {"CT-MRI": 2, "PET-MRI": 1, "SPECT-MRI": 0}
     assert set(result["summary"]) == set(names)
     for row, label in names.items():
-        assert report.count(f"| {label} |") == 2  # one row in each table
+        judged = row not in REFERENCES and row not in ("telea_true", "ns_true", "biharmonic_true", "blank_unet")
+        assert report.count(f"| {label} |") == 2 + judged  # in each table, and in the inpainting bar's
         if row not in REFERENCES:
             assert f"- {label}: in-mask PSNR gap to authorized unlock (dB)" in report
+    assert result["bars"]["best_inpainting"]["row"] in ("telea_true", "ns_true", "biharmonic_true")
+    assert set(result["bars"]["rows"]) == {r for r in names if r not in REFERENCES} - {
+        "telea_true", "ns_true", "biharmonic_true", "blank_unet"}
+    assert result["mask_recovery"]["slices"] == 3
     # PET-MRI's single slice has no other slice of its patient: that row is skipped there only.
     assert [("key_other_slice" in s["figures"]) for s in result["per_slice"]] == [True, True, False]
     assert all(row["psnr_mask"] <= 100.0 for row in result["summary"].values())  # capped

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amif_core.errors import InputError, KeyFormatError, WrongPassphraseError
-from amif_core.keyfile import MAGIC, key_needs_passphrase, read_key, read_key_header, write_key
+from amif_core.keyfile import FORMAT_VERSION, MAGIC, key_needs_passphrase, read_key, read_key_header, write_key
 from amif_core.keys import Key, dequantise, quantise
 from amif_core.volumes import VolumeKey
 from volume_factory import rotation
@@ -136,7 +136,7 @@ def parts(data: bytes) -> tuple[int, bytes, bytes]:
     return version, data[26 : 26 + length], data[26 + length : -32]
 
 
-def rebuild(header: bytes, payload: bytes, version: int = 1) -> bytes:
+def rebuild(header: bytes, payload: bytes, version: int = FORMAT_VERSION) -> bytes:
     """A key file with a valid digest around any header and payload (a crafted, not a damaged, file)."""
     body = struct.pack("<12sHIQ", MAGIC, version, len(header), len(payload)) + header + payload
     return body + hashlib.sha256(body).digest()
@@ -170,7 +170,8 @@ def test_damaged_files_fail_fast_with_key_format_error(tmp_path: Path) -> None:
         "empty": (b"", "not an AMIF key file"),
         "short": (good[:10], "not an AMIF key file"),
         "wrong magic": (b"PK\x03\x04" + good[4:], "not an AMIF key file"),
-        "version 2": (good[:12] + struct.pack("<H", 2) + good[14:], "version 2.*newer AMIF"),
+        "version 3": (good[:12] + struct.pack("<H", 3) + good[14:], "version 3.*newer AMIF"),
+        "version 1": (good[:12] + struct.pack("<H", 1) + good[14:], "version 1.*reads version 2 only"),
         "version 0": (good[:12] + struct.pack("<H", 0) + good[14:], "version 0"),
         "cut in the lengths": (good[:20], "truncated"),
         "huge header length": (good[:14] + struct.pack("<I", 0xFFFFFFFF) + good[18:], "out of bounds"),

@@ -48,7 +48,7 @@ def test_batch_size_does_not_change_results(model: amif_core.AMIFModel) -> None:
         np.testing.assert_allclose(other_result.image, results[0].image, atol=2e-6)
         assert other_result.key.codes.size == results[0].key.codes.size
         np.testing.assert_allclose(model.unlock(other_result.image, other_result.key),
-                                   model.unlock(results[0].image, results[0].key), atol=1e-5)
+                                   model.unlock(results[0].image, results[0].key), atol=2e-4)  # key quantisation
 
 
 def test_protect_is_deterministic_on_cpu(model: amif_core.AMIFModel) -> None:

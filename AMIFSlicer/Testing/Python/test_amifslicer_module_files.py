@@ -133,7 +133,7 @@ def test_cmake_lists_every_script_and_resource():
         assert dataFile.startswith(("weights/", "data/demo/"))
         if not dataFile.startswith("weights/"):  # the weights are still being trained
             assert (REPO_ROOT / "amif_core" / dataFile).is_file(), dataFile
-    assert "weights/amif_v1.pt" in cmakeList(text, "AMIF_CORE_DATA_FILES")
+    assert "weights/amif_v2.pt" in cmakeList(text, "AMIF_CORE_DATA_FILES")
 
 
 def test_extension_metadata_and_catalog_entry_agree():
