@@ -19,7 +19,8 @@ from AMIFSlicerLib.bootstrap import ensureAmifCoreImportable
 
 ensureAmifCoreImportable(Path(__file__).resolve().parent)
 
-from AMIFSlicerLib import devices, display  # noqa: E402
+from amif_core.inference import runner  # noqa: E402
+from AMIFSlicerLib import display  # noqa: E402
 from AMIFSlicerLib.dependencies import DependencyInstaller, pyTorchUtilsInstaller  # noqa: E402
 from AMIFSlicerLib.logic import DEFAULT_IDENTIFIER, AMIFLogic  # noqa: E402
 
@@ -71,6 +72,18 @@ def registerLayouts():
         display.registerLayouts(layoutManager.layoutLogic().GetLayoutNode())
 
 
+def panelMessage(error: Exception) -> str:
+    """The error's message, with the panel's advice for the setting that fixes it (core errors name one)."""
+    hints = {
+        "axis": _("The slice axis follows the MRI's orientation; reorient or crop the MRI."),
+        "device": _("Choose CPU in the Device list (Advanced)."),
+        "overwrite": _("Choose another key file."),
+        "passphrase": _("Enter it in the Passphrase field."),
+        "identifier": _("Change the Identifier text."),
+    }
+    return error.hint(hints) if hasattr(error, "hint") else str(error)
+
+
 #
 # AMIFSlicerParameterNode
 #
@@ -90,7 +103,7 @@ class AMIFSlicerParameterNode:
     mriVolume: vtkMRMLScalarVolumeNode
     otherVolume: vtkMRMLScalarVolumeNode
     identifierText: str = DEFAULT_IDENTIFIER
-    device: str = devices.AUTO
+    device: str = runner.AUTO
     keyPath: Path
     protectedVolume: vtkMRMLScalarVolumeNode
     unlockKeyPath: Path
@@ -193,8 +206,8 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Fill the device list (CUDA GPUs with their memory, Apple MPS, CPU; only auto and CPU before PyTorch)."""
         wasBlocked = self.ui.deviceComboBox.blockSignals(True)
         self.ui.deviceComboBox.clear()
-        for option in devices.availableDevices():
-            self.ui.deviceComboBox.addItem(option.label, option.deviceId)
+        for option in runner.available_devices():
+            self.ui.deviceComboBox.addItem(option.label, option.device_id)
         self.ui.deviceComboBox.blockSignals(wasBlocked)
         if self._parameterNode:
             self.selectDevice(self._parameterNode.device)
@@ -204,11 +217,11 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         can list the devices)."""
         index = self.ui.deviceComboBox.findData(deviceId)
         if index < 0:
-            index = self.ui.deviceComboBox.findData(devices.AUTO)
-            if devices.torchInstalled():
+            index = self.ui.deviceComboBox.findData(runner.AUTO)
+            if runner.torch_installed():
                 self.ui.dependencyStatusLabel.text = _(
                     "Device '{device}' is not available on this computer; using automatic.").format(device=deviceId)
-                self._parameterNode.device = devices.AUTO
+                self._parameterNode.device = runner.AUTO
         wasBlocked = self.ui.deviceComboBox.blockSignals(True)
         self.ui.deviceComboBox.currentIndex = index
         self.ui.deviceComboBox.blockSignals(wasBlocked)
@@ -355,7 +368,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                         name=parameters.otherVolume.GetName(), preset=preset))
                 self.ui.protectStatusLabel.text = "\n".join(lines)
         except Exception as error:
-            self.ui.protectStatusLabel.text = _("Protecting failed: {error}").format(error=error)
+            self.ui.protectStatusLabel.text = _("Protecting failed: {error}").format(error=panelMessage(error))
 
     def onShowButton(self) -> None:
         parameters = self._parameterNode
@@ -391,7 +404,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.unlockStatusLabel.text = "\n".join(notices + [
                     _("Created '{name}' on {device}.").format(name=node.GetName(), device=node.GetAttribute("AMIF.device"))])
         except Exception as error:
-            self.ui.unlockStatusLabel.text = _("Unlocking failed: {error}").format(error=error)
+            self.ui.unlockStatusLabel.text = _("Unlocking failed: {error}").format(error=panelMessage(error))
 
     def onInstallDependenciesButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Installing the dependencies failed."), waitCursor=True):
@@ -462,7 +475,7 @@ class AMIFSlicerTest(ScriptedLoadableModuleTest):
             self.skipTest("AMIF's Python packages are not installed (" + ", ".join(r.specifier for r in missing)
                           + ") and testing mode installs nothing; install them first.")
         if missing:
-            AMIFSlicerLogic().ensureDependencies(devices.CPU)
+            AMIFSlicerLogic().ensureDependencies(runner.CPU)
 
     def test_AMIFSlicerProtectAndUnlock(self) -> None:
         """Protect an oblique, anisotropic MRI with a PET on another grid, then unlock it."""
@@ -479,7 +492,7 @@ class AMIFSlicerTest(ScriptedLoadableModuleTest):
         logic = AMIFSlicerLogic().amif
 
         self.delayDisplay("Protecting")
-        protected = logic.protect(mri, pet, keyPath, identifier="Self-test \u00a9", device=devices.CPU)
+        protected = logic.protect(mri, pet, keyPath, identifier="Self-test \u00a9", device=runner.CPU)
         self.assertEqual(protected.GetName(), "phantom T1 AMIF protected")
         self.assertTrue(np.array_equal(localIjkToRas(protected), localIjkToRas(mri)))
         self.assertEqual(voxelArray(protected).shape, voxelArray(mri).shape)
@@ -492,7 +505,7 @@ class AMIFSlicerTest(ScriptedLoadableModuleTest):
             logic.showComparison(mri, pet, protected)
 
         self.delayDisplay("Unlocking")
-        unlocked = logic.unlock(protected, keyPath, device=devices.CPU)
+        unlocked = logic.unlock(protected, keyPath, device=runner.CPU)
         self.assertEqual(unlocked.GetName(), "phantom T1 AMIF unlocked")
         self.assertTrue(np.array_equal(localIjkToRas(unlocked), localIjkToRas(mri)))
         difference = float(np.abs(voxelArray(unlocked) - voxelArray(protected)).max())
@@ -515,18 +528,18 @@ class AMIFSlicerTest(ScriptedLoadableModuleTest):
         keyPath = Path(slicer.util.tempDirectory()) / "selftest-wrong.amifkey"
         nodes = slicer.mrmlScene.GetNumberOfNodes()
         with self.assertRaises(InvalidInputError) as raised:
-            logic.protect(labels, pet, keyPath, device=devices.CPU)
+            logic.protect(labels, pet, keyPath, device=runner.CPU)
         self.assertIn("label map", str(raised.exception))
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodes)
         self.assertFalse(keyPath.exists())
 
         otherMri, otherPet = addPhantomPair(slicer.mrmlScene, mriShape=(10, 30, 28), seed=1)
-        protected = logic.protect(mri, pet, keyPath, device=devices.CPU)
+        protected = logic.protect(mri, pet, keyPath, device=runner.CPU)
         otherKey = Path(slicer.util.tempDirectory()) / "selftest-other.amifkey"
-        logic.protect(otherMri, otherPet, otherKey, device=devices.CPU)
+        logic.protect(otherMri, otherPet, otherKey, device=runner.CPU)
         nodes = slicer.mrmlScene.GetNumberOfNodes()
         with self.assertRaises(Exception) as raised:
-            logic.unlock(protected, otherKey, device=devices.CPU)
+            logic.unlock(protected, otherKey, device=runner.CPU)
         self.assertIn("belongs to another volume", str(raised.exception))
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodes)
         keyPath.unlink()

@@ -9,12 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from amif_core.atomic import check_outputs, write_atomically
-from amif_core.engine.inference import AMIFModel, Progress
-from amif_core.keyfile import key_output, read_key
+from amif_core.constants import DEFAULT_IDENTIFIER
+from amif_core.inference.model import AMIFModel, Progress
+from amif_core.inference.pipeline import protect_volume, unlock_volume
+from amif_core.io.atomic import check_outputs, write_atomically
+from amif_core.io.geometry import resample_to_reference
+from amif_core.io.volumes import read_volume, volume_output
+from amif_core.key.file import key_output, read_key
 from amif_core.montage import MontageColumn, png_output, render_montage
-from amif_core.transforms.identifier import DEFAULT_IDENTIFIER
-from amif_core.volumes import protect_volume, read_volume, resample_to_reference, unlock_volume, volume_output
 
 DEMO_DIR = Path(__file__).resolve().parent / "data" / "demo"
 DEMO_MRI = DEMO_DIR / "mri.nrrd"

@@ -91,7 +91,7 @@ def measure(args: list[str], cwd: Path) -> dict:
 
 def weights_for(args: argparse.Namespace) -> tuple[Path, str]:
     """The weights to benchmark and how to describe them."""
-    from amif_core.engine.weights import DEFAULT_WEIGHTS
+    from amif_core.inference.weights import DEFAULT_WEIGHTS
 
     if args.weights is not None:
         return args.weights, str(args.weights)

@@ -40,8 +40,8 @@ sys.path.insert(0, str(REPO))  # score this checkout, installed or not
 
 from amif_core import AMIFModel, load_model  # noqa: E402
 from amif_core.data.harvard import PAIRS, read_pair, read_records, split_records  # noqa: E402
-from amif_core.evaluation import CDDFUSE_MIF, TABLE_METRICS  # noqa: E402
-from amif_core.metrics import fusion_metrics  # noqa: E402
+from amif_core.evaluation.fusion import CDDFUSE_MIF, TABLE_METRICS  # noqa: E402
+from amif_core.evaluation.metrics import fusion_metrics  # noqa: E402
 from amif_core.transforms.intensity import fit_normalisation  # noqa: E402
 
 Variant = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]

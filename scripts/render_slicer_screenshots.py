@@ -30,11 +30,11 @@ MODULE_DIR = REPO_ROOT / "AMIFSlicer"
 sys.path[:0] = [str(MODULE_DIR), str(REPO_ROOT)]
 
 import slicer  # noqa: E402
-
-from amif_core.engine.weights import DEFAULT_WEIGHTS  # noqa: E402
 from AMIFSlicerLib import display  # noqa: E402
 from AMIFSlicerLib.logic import AMIFLogic  # noqa: E402
 from AMIFSlicerLib.rendering import HeadlessViews, composeViews  # noqa: E402
+
+from amif_core.inference.weights import DEFAULT_WEIGHTS  # noqa: E402
 
 DEMO = REPO_ROOT / "amif_core" / "data" / "demo"
 DEFAULT_OUT = REPO_ROOT / "docs" / "images"

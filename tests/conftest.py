@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import amif_core
-from amif_core.engine.weights import DEFAULT_WEIGHTS
+from amif_core.inference.weights import DEFAULT_WEIGHTS
 
 HARVARD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "harvard"
 

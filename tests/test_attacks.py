@@ -11,14 +11,29 @@ import pytest
 import torch
 from PIL import Image
 
-import amif_core.cli as cli
-from amif_core.attacks import filters, inpainting, key_only, mask_estimation, require, white_box
-from amif_core.attacks.remover import RemoverConfig, UNet, fit, loss_fn, remove, sample_crops
-from amif_core.attacks.runner import REFERENCES, labels
+import amif_core.cli.main as cli
+from amif_core.constants import DEFAULT_IDENTIFIER
 from amif_core.data.harvard import VALIDATION_PATIENTS
-from amif_core.evaluation import wrong_key
-from amif_core.keys import support_masks
-from amif_core.transforms.identifier import DEFAULT_IDENTIFIER, crop_mask, render_identifier_canvas
+from amif_core.evaluation.attacks import (
+    filters,
+    inpainting,
+    key_only,
+    mask_estimation,
+    require,
+    white_box,
+)
+from amif_core.evaluation.attacks.remover import (
+    RemoverConfig,
+    UNet,
+    fit,
+    loss_fn,
+    remove,
+    sample_crops,
+)
+from amif_core.evaluation.attacks.runner import REFERENCES, labels
+from amif_core.evaluation.fusion import wrong_key
+from amif_core.key.codec import support_masks
+from amif_core.transforms.identifier import crop_mask, render_identifier_canvas
 
 SIZE = 256
 

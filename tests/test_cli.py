@@ -15,16 +15,19 @@ import pytest
 import SimpleITK as sitk
 import torch
 from PIL import Image
+from volume_factory import coarse_pet, geometry_close, oblique_mri, reference_fusion, snapshot
 
-import amif_core.cli as cli
+import amif_core.cli.common as common
+import amif_core.cli.user as user
+import amif_core.cli.main as cli
 import amif_core.demo as demo
-import amif_core.keyfile as keyfile
-from amif_core.engine.inference import AMIFModel
-from amif_core.engine.weights import save_weights
-from amif_core.keyfile import read_key_header
+import amif_core.key.file as keyfile
+from amif_core.inference.model import AMIFModel
+from amif_core.inference.weights import save_weights
+from amif_core.io.volumes import read_volume
+from amif_core.key.file import read_key_header
 from amif_core.networks.amif import AMIFNet
-from amif_core.volumes import read_volume
-from volume_factory import coarse_pet, geometry_close, oblique_mri, psnr, reference_fusion, snapshot
+from amif_core.evaluation.fusion import psnr
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -176,11 +179,11 @@ def test_passphrase_sources_and_errors(capsys, monkeypatch: pytest.MonkeyPatch, 
     code, _, err = run(capsys, *unlock, "--passphrase", "s3cret phrase")  # never a plain argument
     assert code == 2 and "unrecognized arguments" in err
     answers = iter(["one", "two"])
-    monkeypatch.setattr(cli.getpass, "getpass", lambda prompt: next(answers))
+    monkeypatch.setattr(common.getpass, "getpass", lambda prompt: next(answers))
     code, _, err = run(capsys, "fuse", inputs / "mri.nii.gz", inputs / "pet.nrrd", "-o", tmp_path / "q.nrrd",
                        "--key", tmp_path / "q.amifkey", "--weights", weights_file, "--passphrase-prompt")
     assert code == 2 and "differ" in err
-    monkeypatch.setattr(cli.getpass, "getpass", lambda prompt: "s3cret phrase")
+    monkeypatch.setattr(common.getpass, "getpass", lambda prompt: "s3cret phrase")
     assert run(capsys, *unlock, "--passphrase-prompt")[0] == 0
     assert sorted(os.listdir(tmp_path)) == ["p.amifkey", "p.nrrd", "pass.txt", "u.nrrd"]
 
@@ -193,7 +196,7 @@ def test_info_shows_the_header_only(capsys, fused: dict, tmp_path: Path) -> None
     code, out, _ = run(capsys, "info", fused["key"], "--json")
     assert code == 0 and json.loads(out) == header
     key = keyfile.read_key(fused["key"])
-    for secret in (key.key.origin, key.key.step * 1e4):
+    for secret in (key.code_origin, key.code_step * 1e4):
         values = secret.ravel()[:50].astype(np.float64)
         assert not any(f"{v:.6g}" in out for v in values if abs(v) > 1e-3 and v not in (0.5, 1.0))
     (tmp_path / "cut.amifkey").write_bytes(b"\x89AMIFKEY\r\n\x1a\n\x02\x00")
@@ -208,7 +211,7 @@ def test_outputs_are_never_overwritten_without_force(capsys, inputs: Path, fused
     args = ["unlock", fused["protected"], "--key", fused["key"], "--weights", weights_file, "-q"]
     (tmp_path / "u.nrrd").write_bytes(b"precious")
     code, _, err = run(capsys, *args, "-o", tmp_path / "u.nrrd")
-    assert code == 2 and "already exists; use --force" in err and (tmp_path / "u.nrrd").read_bytes() == b"precious"
+    assert code == 2 and "already exists; nothing was overwritten. Use --force to replace it." in err and (tmp_path / "u.nrrd").read_bytes() == b"precious"
     assert run(capsys, *args, "-o", tmp_path / "u.nrrd", "--force")[0] == 0
     assert read_volume(tmp_path / "u.nrrd").GetSize() == read_volume(fused["protected"]).GetSize()
     code, _, err = run(capsys, *args, "-o", fused["protected"], "--force")
@@ -232,7 +235,7 @@ def _interrupt_after_first_batch(monkeypatch: pytest.MonkeyPatch) -> Iterator[No
 
         yield progress
 
-    monkeypatch.setattr(cli, "progress_bar", interrupting)
+    monkeypatch.setattr(user, "progress_bar", interrupting)
     yield
 
 

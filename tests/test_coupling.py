@@ -7,7 +7,7 @@ import torch
 import amif_core
 from amif_core.networks.amif import AMIFNet
 from amif_core.networks.csamic import CSAMIC, CouplingConfig, key_support
-from amif_core.transforms.wavelet import haar_dwt, haar_idwt
+from amif_core.networks.wavelet import haar_dwt, haar_idwt
 
 
 def _randomised(net: torch.nn.Module, seed: int = 1) -> torch.nn.Module:

@@ -26,21 +26,23 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-
-import amif_core.atomic as atomic
-import amif_core.cli as cli
-import amif_core.keyfile as keyfile
-from amif_core.engine.inference import AMIFModel
-from amif_core.keyfile import read_key, write_key
-from amif_core.volumes import protect_volume, read_volume, unlock_volume, write_volume
 from test_keyfile import parts
 from volume_factory import scan, sha256, snapshot
+
+import amif_core.cli.common as common
+import amif_core.cli.main as cli
+import amif_core.io.atomic as atomic
+import amif_core.key.file as keyfile
+from amif_core.inference.model import AMIFModel
+from amif_core.inference.pipeline import protect_volume, unlock_volume
+from amif_core.io.volumes import read_volume, write_volume
+from amif_core.key.file import read_key, write_key
 
 REPO = Path(__file__).resolve().parents[1]
 PASSPHRASE = "s3cret phrase"
 # The child restores Python's Ctrl-C handler: a test runner started in the background inherits SIGINT ignored.
 CHILD = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-         "runpy.run_module('amif_core.cli', run_name='__main__', alter_sys=True)")
+         "runpy.run_module('amif_core.cli.main', run_name='__main__', alter_sys=True)")
 
 
 def amif(*argv: object, cwd: Path) -> subprocess.Popen:
@@ -242,7 +244,7 @@ def test_a_read_only_output_folder_is_refused_before_any_work(capsys, monkeypatc
     with read_only(out):
         with pytest.raises(OSError):
             (out / "probe").write_bytes(b"")  # the folder really is read-only
-        monkeypatch.setattr(cli, "load", lambda args: pytest.fail("the model was loaded"))
+        monkeypatch.setattr(common.Models, "__call__", lambda self, device: pytest.fail("the model was loaded"))
         code = cli.main(fuse_args(pair, out, weights_file))
     err = capsys.readouterr().err
     assert code == 2 and f"The folder {out} is not writable" in err, err
@@ -365,5 +367,5 @@ def test_the_same_inputs_give_the_same_protected_volume_and_key(capsys, model: A
     # An encrypted key adds a random salt and nonce; its header otherwise matches and its arrays decrypt the same.
     assert header(encrypted, "created_utc", "encryption") == header(a, "created_utc", "encryption")
     plain, opened = read_key(a / "p.amifkey"), read_key(encrypted / "p.amifkey", PASSPHRASE)
-    for name in ("codes", "origin", "step", "signature", "mask_offsets"):
-        assert getattr(plain.key, name).tobytes() == getattr(opened.key, name).tobytes(), name
+    for name in ("codes", "code_origin", "code_step", "signature", "mask_offsets"):
+        assert getattr(plain, name).tobytes() == getattr(opened, name).tobytes(), name

@@ -6,8 +6,14 @@ from pathlib import Path
 import numpy as np
 
 import amif_core
-from amif_core.data.harvard import PAIRS, VALIDATION_PATIENTS, read_pair, read_records, split_records
-from amif_core.evaluation import WRONG_KEYS, protection_figures
+from amif_core.data.harvard import (
+    PAIRS,
+    VALIDATION_PATIENTS,
+    read_pair,
+    read_records,
+    split_records,
+)
+from amif_core.evaluation.fusion import WRONG_KEYS, protection_figures
 
 
 def test_the_split_holds_out_whole_patients(harvard: Path) -> None:

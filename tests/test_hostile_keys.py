@@ -10,6 +10,7 @@ survive them and stay within a bound on its resident memory.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 import subprocess
@@ -27,22 +28,21 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from test_keyfile import assert_same_key, parts, rebuild, synthetic_key
 
-from amif_core import keyfile
+from amif_core.key import file as keyfile
 from amif_core.errors import InputError, KeyFormatError, WrongPassphraseError
-from amif_core.keyfile import (
+from amif_core.key.core import Key
+from amif_core.key.file import (
     FORMAT_VERSION,
     MAGIC,
     MAX_HEADER_BYTES,
-    MAX_SCRYPT_COST,
     key_needs_passphrase,
     read_key,
     read_key_header,
     write_key,
 )
-from amif_core.keys import Key
-from amif_core.volumes import VolumeKey
-from test_keyfile import assert_same_key, parts, rebuild, synthetic_key
+from amif_core.key.header import MAX_SCRYPT_COST, build_header
 
 REPO = Path(__file__).resolve().parents[1]
 PASSPHRASE = "correct horse \u00e9"
@@ -59,7 +59,7 @@ class Keys:
     folder: Path
     plain: bytes
     encrypted: bytes
-    key: VolumeKey
+    key: Key
 
     def path(self) -> Path:
         """The one scratch file every example overwrites (hypothesis examples cannot use tmp_path)."""
@@ -231,7 +231,7 @@ def test_any_crafted_header_field_is_refused_or_read_back_faithfully(keys: Keys,
                 assert json.dumps(outcome.value, sort_keys=True) == \
                     json.dumps({"format_version": FORMAT_VERSION, **header}, sort_keys=True)
             if name == "read_key":
-                assert outcome.value.key.identifier == header["identifier"]
+                assert outcome.value.identifier == header["identifier"]
         else:  # read_key, given no passphrase, may also meet a well-formed "encryption" object
             allowed = (KeyFormatError, WrongPassphraseError) if name == "read_key" else (KeyFormatError,)
             assert type(outcome.error) in allowed and str(file) in str(outcome.error), (name, repr(outcome.error))
@@ -261,8 +261,8 @@ def test_any_crafted_payload_under_a_sound_header_is_refused_or_read(keys: Keys,
             assert type(outcome.error) is KeyFormatError and str(file) in str(outcome.error), (name, outcome.error)
         elif name == "read_key":  # sound arrays of garbage: the shapes the header says, finite scales
             key = outcome.value
-            assert key.key.codes.shape == (code_count,) and key.key.origin.shape == keys.key.key.origin.shape
-            assert np.isfinite(key.key.step).all() and (key.key.step >= 0).all()
+            assert key.codes.shape == (code_count,) and key.code_origin.shape == keys.key.code_origin.shape
+            assert np.isfinite(key.code_step).all() and (key.code_step >= 0).all()
 
 
 # ---------------------------------------------------------------- passphrases
@@ -373,7 +373,7 @@ def test_a_header_one_byte_over_the_limit_is_refused_unread(keys: Keys) -> None:
 def test_the_largest_header_amif_writes_fits_the_limit() -> None:
     """The 1 MiB limit is no stricter than the writer: 65535 slices of 65535 x 65535 with 5-digit offsets."""
     side = 65535
-    core = Key(codes=np.zeros(0, np.int16), origin=np.zeros(0, np.float32), step=np.zeros(0, np.float32),
+    core = Key(codes=np.zeros(0, np.int16), code_origin=np.zeros(0, np.float32), code_step=np.zeros(0, np.float32),
                shape=(side, side, side), fingerprint="a" * 64,
                signature=np.zeros(0, np.float32), model_id="b" * 64, identifier="\u00a9" * 64,
                identifier_style={"font_fraction": 0.123456789012345, "angle_deg": -30.123456789012345,
@@ -382,11 +382,11 @@ def test_the_largest_header_amif_writes_fits_the_limit() -> None:
                normalisation={part: {"low": -1.2345678901234567e300, "high": 1.2345678901234567e300}
                               for part in ("mri", "other")},
                mask_offsets=np.full((side, 2), side, dtype=np.int64))
-    key = VolumeKey(key=core, axis=0, size=(side, side, side), spacing=(1.2345678901234567e-300,) * 3,
+    key = dataclasses.replace(core, axis=0, size=(side, side, side), spacing=(1.2345678901234567e-300,) * 3,
                     origin=(-1.2345678901234567e300,) * 3, direction=(-0.12345678901234567,) * 9,
                     volume_fingerprint="c" * 64)
     encryption = {"kdf": "scrypt", **keyfile.SCRYPT, "salt": "A" * 88, "cipher": "AES-256-GCM", "nonce": "A" * 16}
-    header = json.dumps(keyfile._header(key, encryption), ensure_ascii=False, separators=(",", ":")).encode()
+    header = json.dumps(build_header(key, encryption), ensure_ascii=False, separators=(",", ":")).encode()
     assert len(header) < MAX_HEADER_BYTES
 
 
@@ -395,7 +395,7 @@ def test_the_largest_header_amif_writes_fits_the_limit() -> None:
 CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from amif_core.keyfile import read_key
+    from amif_core.key.file import read_key
 
     def kib(field):
         for line in open("/proc/self/status"):

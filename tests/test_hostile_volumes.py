@@ -13,13 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from volume_factory import geometry_close, grid, reference_fusion, scan, snapshot
 
-import amif_core.cli as cli
-from amif_core.engine.inference import AMIFModel
+import amif_core.cli.main as cli
 from amif_core.errors import ImageModifiedError, InputError
+from amif_core.inference.model import AMIFModel
+from amif_core.inference.pipeline import protect_volume, unlock_volume
+from amif_core.io.geometry import resample_to_reference
+from amif_core.io.volumes import read_volume
 from amif_core.transforms.intensity import fit_normalisation
-from amif_core.volumes import protect_volume, read_volume, resample_to_reference, unlock_volume
-from volume_factory import geometry_close, grid, psnr, reference_fusion, scan, snapshot
+from amif_core.evaluation.fusion import psnr
 
 SPACING = (1.0, 1.0, 1.0)
 SMALL = (16, 12, 6)  # x, y, z voxels: six slices of 12 x 16
@@ -146,9 +149,9 @@ def test_images_that_are_not_scalar_3d_volumes_are_refused(model: AMIFModel, mri
 @pytest.mark.parametrize(("size", "default_error", "axis"), [
     ((16, 12, 1), None, 0),  # a single axial slice: the default axis works
     ((16, 1, 12), "Slicing along axis 0 gives 1x16 slices; AMIF needs slices of at least 8x8 voxels. "
-                  "Choose --axis 1 (12x16 slices).", 1),
+                  "Slicing along axis 1 (12x16 slices) would do.", 1),
     ((1, 16, 12), "Slicing along axis 0 gives 16x1 slices; AMIF needs slices of at least 8x8 voxels. "
-                  "Choose --axis 2 (12x16 slices).", 2),
+                  "Slicing along axis 2 (12x16 slices) would do.", 2),
 ], ids=["thin z", "thin y", "thin x"])
 def test_one_voxel_thick_volumes(model: AMIFModel, size: tuple[int, int, int], default_error: str | None,
                                  axis: int) -> None:
@@ -157,6 +160,7 @@ def test_one_voxel_thick_volumes(model: AMIFModel, size: tuple[int, int, int], d
         with pytest.raises(InputError) as caught:
             protect_volume(model, mri, other)
         assert str(caught.value) == default_error
+        assert caught.value.setting == "axis" and caught.value.hint(cli.CLI_HINTS).endswith("Choose another --axis.")
     round_trip(model, mri, other, axis=axis)
 
 

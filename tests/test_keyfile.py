@@ -1,6 +1,7 @@
-"""amif_core.keyfile: the .amifkey format, its passphrase and its bounded, fail-fast parser."""
+"""amif_core.key.file: the .amifkey format, its passphrase and its bounded, fail-fast parser."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -15,12 +16,19 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from volume_factory import rotation
 
 from amif_core.errors import InputError, KeyFormatError, WrongPassphraseError
-from amif_core.keyfile import FORMAT_VERSION, MAGIC, key_needs_passphrase, read_key, read_key_header, write_key
-from amif_core.keys import Key, dequantise, quantise
-from amif_core.volumes import VolumeKey
-from volume_factory import rotation
+from amif_core.key.codec import dequantise, quantise
+from amif_core.key.core import Key
+from amif_core.key.file import (
+    FORMAT_VERSION,
+    MAGIC,
+    key_needs_passphrase,
+    read_key,
+    read_key_header,
+    write_key,
+)
 
 HEADER_FIELDS = {
     "format_version", "format", "amif_version", "created_utc", "model_id", "volume_fingerprint", "image_fingerprint",
@@ -29,7 +37,7 @@ HEADER_FIELDS = {
 }
 
 
-def synthetic_key(size=(10, 13, 3), axis=0, codes=70, seed=0) -> VolumeKey:
+def synthetic_key(size=(10, 13, 3), axis=0, codes=70, seed=0) -> Key:
     """A key with random arrays of the right shapes (no model needed)."""
     rng = np.random.default_rng(seed)
     zyx = list(size[::-1])
@@ -37,8 +45,8 @@ def synthetic_key(size=(10, 13, 3), axis=0, codes=70, seed=0) -> VolumeKey:
     h, w = zyx
     core = Key(
         codes=rng.integers(-32768, 32768, size=codes).astype(np.int16),
-        origin=rng.normal(size=(depth, 4)).astype(np.float32),
-        step=rng.random((depth, 4), dtype=np.float32) * 1e-3,
+        code_origin=rng.normal(size=(depth, 4)).astype(np.float32),
+        code_step=rng.random((depth, 4), dtype=np.float32) * 1e-3,
         shape=(depth, h, w),
         fingerprint="a" * 64,
         signature=rng.random((depth, 8, 8), dtype=np.float32),
@@ -49,18 +57,18 @@ def synthetic_key(size=(10, 13, 3), axis=0, codes=70, seed=0) -> VolumeKey:
         normalisation={"mri": {"low": 1.5, "high": 812.25}, "other": {"low": 0.0, "high": 7.125}},
         mask_offsets=np.stack([rng.integers(0, h + 1, depth), rng.integers(0, w + 1, depth)], axis=1),
     )
-    return VolumeKey(key=core, axis=axis, size=tuple(size), spacing=(0.5, 0.7, 2.0), origin=(1.5, -2.25, 30.0),
+    return dataclasses.replace(core, axis=axis, size=tuple(size), spacing=(0.5, 0.7, 2.0), origin=(1.5, -2.25, 30.0),
                      direction=rotation(about_x=10), volume_fingerprint="c" * 64)
 
 
-def assert_same_key(a: VolumeKey, b: VolumeKey) -> None:
-    for name in ("codes", "origin", "step", "signature", "mask_offsets"):
-        x, y = getattr(a.key, name), getattr(b.key, name)
+def assert_same_key(a: Key, b: Key) -> None:
+    for name in ("codes", "code_origin", "code_step", "signature", "mask_offsets"):
+        x, y = getattr(a, name), getattr(b, name)
         assert x.dtype == y.dtype or name == "mask_offsets"
         np.testing.assert_array_equal(x, y)
     for name in ("shape", "fingerprint", "model_id", "identifier", "identifier_style", "normalisation", "created_utc"):
-        assert tuple(getattr(a.key, name)) == tuple(getattr(b.key, name)) if name == "shape" else \
-            getattr(a.key, name) == getattr(b.key, name)
+        assert tuple(getattr(a, name)) == tuple(getattr(b, name)) if name == "shape" else \
+            getattr(a, name) == getattr(b, name)
     assert (a.axis, a.size, a.spacing, a.origin, a.direction, a.volume_fingerprint) == \
         (b.axis, b.size, b.spacing, b.origin, b.direction, b.volume_fingerprint)
 
@@ -97,22 +105,22 @@ def test_header_describes_the_volume_and_holds_no_key_material(tmp_path: Path) -
     write_key(tmp_path / "k.amifkey", key)
     header = read_key_header(tmp_path / "k.amifkey")
     assert set(header) == HEADER_FIELDS
-    assert header["volume_fingerprint"] == key.volume_fingerprint and header["model_id"] == key.key.model_id
+    assert header["volume_fingerprint"] == key.volume_fingerprint and header["model_id"] == key.model_id
     assert header["geometry"] == key.geometry() and header["axis"] == 1 and header["shape"] == [13, 9, 10]
-    assert header["identifier"] == key.key.identifier and header["encryption"] is None
-    assert header["mask_offsets"] == key.key.mask_offsets.tolist()
+    assert header["identifier"] == key.identifier and header["encryption"] is None
+    assert header["mask_offsets"] == key.mask_offsets.tolist()
     assert header["payload"] == {"compression": "zlib", "filter": "byteshuffle", "code_count": 70}
     text = json.dumps(header)
-    for secret in (key.key.origin, key.key.step):
+    for secret in (key.code_origin, key.code_step):
         assert repr(float(secret.ravel()[0]))[:8] not in text
-    assert str(int(key.key.codes[0])) not in json.dumps(header["payload"])
+    assert str(int(key.codes[0])) not in json.dumps(header["payload"])
 
 
 def test_never_overwrites_without_force_and_is_private(tmp_path: Path) -> None:
     path = tmp_path / "k.amifkey"
     write_key(path, synthetic_key(seed=1))
     before = path.read_bytes()
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="already exists; nothing was overwritten"):
         write_key(path, synthetic_key(seed=2))
     assert path.read_bytes() == before
     write_key(path, synthetic_key(seed=2), force=True)
@@ -227,9 +235,9 @@ def test_crafted_files_with_valid_digests_are_still_checked(tmp_path: Path) -> N
 
 
 def test_negative_or_infinite_code_scales_are_refused(tmp_path: Path) -> None:
-    for field, value in (("step", -1.0), ("origin", np.inf)):
+    for field, value in (("code_step", -1.0), ("code_origin", np.inf)):
         key = synthetic_key()
-        getattr(key.key, field)[0, 0] = value
+        getattr(key, field)[0, 0] = value
         write_key(tmp_path / f"{field}.amifkey", key)
         with pytest.raises(KeyFormatError, match="code scales"):
             read_key(tmp_path / f"{field}.amifkey")

@@ -1,4 +1,4 @@
-"""Known-answer tests for amif_core.metrics (hand-computed / analytic values)."""
+"""Known-answer tests for amif_core.evaluation.metrics (hand-computed / analytic values)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from amif_core import metrics as m
+from amif_core.evaluation import metrics as m
 
 N = 48  # >= 41, the smallest side VIF accepts
 

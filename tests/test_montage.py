@@ -7,9 +7,16 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from PIL import Image
-
-from amif_core.montage import GAP, TITLE_PX, MontageColumn, oriented, render_montage, write_montage
 from volume_factory import grid
+
+from amif_core.montage import (
+    GAP,
+    TITLE_PX,
+    MontageColumn,
+    oriented,
+    render_montage,
+    write_montage,
+)
 
 FLIPPED = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)  # index x runs right, y runs anterior (like the demo)
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import amif_core
-from amif_core.evaluation import psnr
-from amif_core.keys import apply_pad, pad_seed
+from amif_core.evaluation.fusion import psnr
+from amif_core.key.codec import apply_pad, pad_seed
 
 
 def _pair(shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -8,14 +8,21 @@ import torch
 from PIL import Image
 
 from amif_core.data.harvard import load_pairs
-from amif_core.engine.sampling import CropSampler
-from amif_core.engine.weights import save_weights
-from amif_core.engine.training import (
-    ProtectLossWeights, TrainConfig, _fusion_step, _Stage, mask_pool_canvases, protect_losses, sample_masks, train,
-)
-from amif_core.losses import fusion_loss
+from amif_core.inference.weights import save_weights
 from amif_core.networks.amif import AMIFConfig, AMIFNet
 from amif_core.networks.fusion import FusionConfig
+from amif_core.training.losses import fusion_loss
+from amif_core.training.sampling import CropSampler
+from amif_core.training.trainer import (
+    ProtectLossWeights,
+    TrainConfig,
+    _fusion_step,
+    _Stage,
+    mask_pool_canvases,
+    protect_losses,
+    sample_masks,
+    train,
+)
 
 
 def _synthetic_harvard(root: Path, slices: int = 6, size: int = 48) -> None:

@@ -1,4 +1,4 @@
-"""amif_core.volumes: reading, writing, grids, slicing and protect/unlock of real 3D volumes."""
+"""amif_core.io.volumes: reading, writing, grids, slicing and protect/unlock of real 3D volumes."""
 from __future__ import annotations
 
 import os
@@ -9,24 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from amif_core.engine.inference import AMIFModel
-from amif_core.errors import CancelledError, ImageModifiedError, InputError, KeyMismatchError, ModelMismatchError
-from amif_core.keyfile import read_key, write_key
-from amif_core.montage import oriented
-from amif_core.transforms.identifier import IdentifierStyle, render_identifier_canvas
-from amif_core.volumes import (
-    display_orientation,
-    extents_overlap,
-    image_geometry,
-    protect_volume,
-    read_volume,
-    resample_to_reference,
-    slice_axis,
-    unlock_volume,
-    volume_fingerprint,
-    write_volume,
-)
 from volume_factory import (
     IDENTITY,
     coarse_pet,
@@ -34,12 +16,34 @@ from volume_factory import (
     grid,
     oblique_mri,
     physical_points,
-    psnr,
     reference_fusion,
     rotation,
     scan,
     snapshot,
 )
+
+from amif_core.errors import (
+    CancelledError,
+    ImageModifiedError,
+    InputError,
+    KeyMismatchError,
+    ModelMismatchError,
+)
+from amif_core.inference.model import AMIFModel
+from amif_core.inference.pipeline import protect_volume, unlock_volume
+from amif_core.io.geometry import (
+    display_orientation,
+    extents_overlap,
+    image_geometry,
+    resample_to_reference,
+    slice_axis,
+    volume_fingerprint,
+)
+from amif_core.io.volumes import read_volume, write_volume
+from amif_core.key.file import read_key, write_key
+from amif_core.montage import oriented
+from amif_core.transforms.identifier import IdentifierStyle, render_identifier_canvas
+from amif_core.evaluation.fusion import psnr
 
 SAGITTAL = (0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0)  # index x runs superior, index z runs left
 CORONAL = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0)  # index y runs superior
@@ -112,7 +116,7 @@ def test_write_volume_is_atomic_and_never_overwrites(tmp_path: Path, monkeypatch
     target = tmp_path / "out.nrrd"
     write_volume(image, target)
     before = snapshot(tmp_path)
-    with pytest.raises(FileExistsError, match="--force"):
+    with pytest.raises(FileExistsError, match="already exists; nothing was overwritten"):
         write_volume(scan((9, 8, 3), (1.0, 1.0, 2.0), seed=5), target)
     assert snapshot(tmp_path) == before
     write_volume(scan((9, 8, 3), (1.0, 1.0, 2.0), seed=5), target, force=True)
@@ -223,7 +227,7 @@ def test_sagittal_acquisition_is_sliced_axially_on_the_same_grid(model: AMIFMode
     pet = scan((9, 17, 21), (2.0, 0.8, 0.7), SAGITTAL, kind="pet")
     notices: list[str] = []
     protected, key = protect_volume(model, mri, pet, notice=notices.append)
-    assert key.axis == 2 and tuple(key.key.shape) == (9, 21, 17) and not notices
+    assert key.axis == 2 and tuple(key.shape) == (9, 21, 17) and not notices
     unlocked = unlock_volume(model, protected, key)
     assert geometry_close(unlocked, mri)
     assert psnr(sitk.GetArrayViewFromImage(unlocked), reference_fusion(model, mri, pet, 2)) >= 50
@@ -232,7 +236,7 @@ def test_sagittal_acquisition_is_sliced_axially_on_the_same_grid(model: AMIFMode
 def test_axis_override(model: AMIFModel) -> None:
     mri, pet = oblique_mri(), coarse_pet()
     protected, key = protect_volume(model, mri, pet, axis=1, notice=lambda message: None)
-    assert key.axis == 1 and tuple(key.key.shape) == (19, 9, 23)
+    assert key.axis == 1 and tuple(key.shape) == (19, 9, 23)
     unlocked = unlock_volume(model, protected, key)
     assert psnr(sitk.GetArrayViewFromImage(unlocked), reference_fusion(model, mri, pet, 1)) >= 50
     thin = scan((20, 20, 5), (1.0, 1.0, 4.0))

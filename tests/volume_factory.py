@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from amif_core.engine.inference import AMIFModel
-from amif_core.volumes import resample_to_reference
+from amif_core.inference.model import AMIFModel
+from amif_core.io.geometry import resample_to_reference
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
@@ -84,12 +84,6 @@ def sha256(path: Path) -> str:
 def snapshot(folder: Path) -> dict[str, str]:
     """{relative path: SHA-256} of every file under ``folder`` (hidden files included)."""
     return {str(p.relative_to(folder)): sha256(p) for p in sorted(Path(folder).rglob("*")) if p.is_file()}
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two arrays in [0, 1] (inf when identical)."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
 def oblique_mri() -> sitk.Image:

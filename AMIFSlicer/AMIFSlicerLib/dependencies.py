@@ -118,9 +118,9 @@ def verifyTorch(device: str) -> str:
     try:
         import torch
 
-        from AMIFSlicerLib.devices import resolveDevice
+        from amif_core.inference.runner import resolve
 
-        resolved = resolveDevice(device)
+        resolved = resolve(device)
         value = (torch.ones(2, 2, device=resolved) @ torch.ones(2, 2, device=resolved)).sum().item()
     except Exception as error:
         raise DependencyError(f"PyTorch is installed but could not run on the {device} device: {error}. "

@@ -15,9 +15,5 @@ class InvalidInputError(AMIFSlicerError, ValueError):
     """A selected node or option cannot be used; the message says what to choose instead."""
 
 
-class MemoryLimitError(AMIFSlicerError):
-    """The estimated memory need of a run exceeds what the chosen device (or this computer) has free."""
-
-
 class DependencyError(AMIFSlicerError):
     """A required Python package is missing and was not installed (declined, failed or testing mode)."""

@@ -1,7 +1,7 @@
 """AMIFLogic: protect and unlock volume nodes, show them, and tell the panel what is ready.
 
 Protect reads the MRI and the CT/PET/SPECT node in world space, runs
-:func:`amif_core.volumes.protect_volume`, writes the key file and only then
+:func:`amif_core.io.volumes.protect_volume`, writes the key file and only then
 adds the protected node; unlock reads the key and adds the unlocked node.
 Input nodes are never modified, and key material never enters the scene:
 output nodes carry only provenance attributes (``AMIF.*``: role, AMIF
@@ -19,7 +19,11 @@ import numpy as np
 import SimpleITK as sitk
 import slicer
 
-from AMIFSlicerLib import devices, display
+from amif_core.constants import (
+    DEFAULT_IDENTIFIER,  # torch-free: importable before PyTorch is installed
+)
+from amif_core.inference import runner  # torch-free until a run: lists devices before PyTorch is installed
+from AMIFSlicerLib import display
 from AMIFSlicerLib.errors import DependencyError, InvalidInputError
 from AMIFSlicerLib.volumenodes import (
     addScalarVolumeNode,
@@ -33,9 +37,8 @@ from AMIFSlicerLib.volumenodes import (
 
 if TYPE_CHECKING:  # amif_core imports torch: only type checkers import it here
     from amif_core import AMIFModel
-    from amif_core.volumes import VolumeKey
+    from amif_core.key.core import Key
 
-DEFAULT_IDENTIFIER = "AMIF \u00a9"
 PROTECTED_SUFFIX = " AMIF protected"
 UNLOCKED_SUFFIX = " AMIF unlocked"
 KEY_SUFFIX = ".amifkey"
@@ -46,7 +49,8 @@ MRI_ROLE = "MRI"
 OTHER_ROLE = "CT/PET/SPECT volume"
 PROTECTED_ROLE = "protected volume"
 PARTIAL_OVERLAP_WARNING = 0.5  # warn when the second scan covers less than this fraction of the MRI
-CORE_MODULES = ("amif_core.volumes", "amif_core.keyfile", "amif_core.engine.weights", "amif_core.transforms.identifier")
+CORE_MODULES = ("amif_core.inference.pipeline", "amif_core.inference.runner", "amif_core.inference.weights",
+                "amif_core.io.geometry", "amif_core.key.file")
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
@@ -87,40 +91,36 @@ class AMIFLogic:
                 "Protect or Unlock to install the dependencies, or reinstall the AMIF extension.") from error
         return core
 
-    def model(self, device: str, batchSize: int) -> AMIFModel:
-        """The AMIF model on ``device`` (loaded once per device), set to ``batchSize`` slices per batch."""
+    def model(self, device: str) -> AMIFModel:
+        """The AMIF model on ``device``, loaded once per device (the batch size is each call's)."""
         if device not in self._models:
             self._models[device] = self.core().load_model(device, weights=self.weightsPath)
-        model = self._models[device]
-        model.batch_size = batchSize
-        return model
+        return self._models[device]
 
     def _provenance(self, node: slicer.vtkMRMLScalarVolumeNode, role: str, model: AMIFModel, device: str,
                     identifier: str) -> None:
         core = self.core()
-        weights = self.weightsPath or core.engine.weights.DEFAULT_WEIGHTS
+        weights = self.weightsPath or core.inference.weights.DEFAULT_WEIGHTS
         values = {
             "AMIF.role": role,
             "AMIF.version": core.__version__,
             "AMIF.modelVersion": f"{Path(weights).stem} (weights format {model.metadata.get('version', '?')})",
             "AMIF.weightsSHA256": model.model_id,
-            "AMIF.device": devices.deviceLabel(device) + ("" if device == devices.CPU else f" ({device})"),
+            "AMIF.device": runner.device_label(device) + ("" if device == runner.CPU else f" ({device})"),
             "AMIF.identifier": identifier,
         }
         for name in PROVENANCE_ATTRIBUTES:
             node.SetAttribute(name, values[name])
 
-    def _plan(self, image: sitk.Image, axis: int, device: str) -> devices.RunPlan:
-        resolved = devices.resolveDevice(device)
+    @staticmethod
+    def _plan(image: sitk.Image, axis: int, device: str) -> runner.RunPlan:
         shape = sitk.GetArrayViewFromImage(image).shape
-        sliceShape = tuple(s for i, s in enumerate(shape) if i != axis)
-        return devices.planRun(int(np.prod(shape)), sliceShape, resolved, device == devices.AUTO,
-                               devices.freeHostMemory(), devices.freeDeviceMemory(resolved))
+        return runner.plan_for(int(np.prod(shape)), tuple(s for i, s in enumerate(shape) if i != axis), device)
 
     # ------------------------------------------------------------------ protect
 
     def protect(self, mriNode: slicer.vtkMRMLScalarVolumeNode, otherNode: slicer.vtkMRMLScalarVolumeNode,
-                keyPath: str | Path, identifier: str = DEFAULT_IDENTIFIER, device: str = devices.AUTO,
+                keyPath: str | Path, identifier: str = DEFAULT_IDENTIFIER, device: str = runner.AUTO,
                 progress: Progress | None = None, cancel: Cancel | None = None, passphrase: str | None = None,
                 overwriteKey: bool = False, notice: Notice | None = None) -> slicer.vtkMRMLScalarVolumeNode:
         """Fuse ``mriNode`` with ``otherNode``, burn in ``identifier``, write the key; return the new protected node.
@@ -154,16 +154,17 @@ class AMIFLogic:
             images[role] = (sitkImageFromArray(voxels, ijkToWorld), ijkToWorld)
         mriImage, mriIjkToWorld = images[MRI_ROLE]
         otherImage = images[OTHER_ROLE][0]
-        plan = self._plan(mriImage, core.volumes.slice_axis(mriImage), device)
+        plan = self._plan(mriImage, core.io.geometry.slice_axis(mriImage), device)
         for note in plan.notes:
             notice(note)
 
-        def run(runDevice: str, batchSize: int) -> tuple[sitk.Image, VolumeKey]:
-            return core.volumes.protect_volume(self.model(runDevice, batchSize), mriImage, otherImage, identifier,
-                                               progress=progress, cancel=cancel, notice=notice)
+        def run(runDevice: str, batchSize: int) -> tuple[sitk.Image, Key]:
+            return core.inference.pipeline.protect_volume(self.model(runDevice), mriImage, otherImage, identifier,
+                                                          progress=progress, cancel=cancel, notice=notice,
+                                                          batch_size=batchSize)
 
-        (protectedImage, key), ranOn = devices.runWithMemoryFallback(run, plan, notice)
-        core.keyfile.write_key(keyPath, key, passphrase=passphrase, force=overwriteKey)
+        (protectedImage, key), ranOn = runner.run_with_memory_fallback(run, plan, notice)
+        core.key.file.write_key(keyPath, key, passphrase=passphrase, force=overwriteKey)
         voxels = sitk.GetArrayViewFromImage(protectedImage)
         node = addScalarVolumeNode(self.scene, voxels, mriIjkToWorld, mriNode.GetName() + PROTECTED_SUFFIX)
         display.setWindowLevel(node, *display.fusionWindowLevel(voxels))
@@ -178,12 +179,12 @@ class AMIFLogic:
         if not path.is_file():
             return False
         try:
-            return bool(self.core().keyfile.key_needs_passphrase(path))
+            return bool(importlib.import_module("amif_core.key.file").key_needs_passphrase(path))
         except Exception:
-            return False  # unreadable or core not installed: unlock reports the reason
+            return False  # unreadable: unlock reports the reason (reading a key header needs no PyTorch)
 
     def unlock(self, protectedNode: slicer.vtkMRMLScalarVolumeNode, keyPath: str | Path,
-               passphrase: str | None = None, device: str = devices.AUTO, progress: Progress | None = None,
+               passphrase: str | None = None, device: str = runner.AUTO, progress: Progress | None = None,
                cancel: Cancel | None = None, notice: Notice | None = None) -> slicer.vtkMRMLScalarVolumeNode:
         """Recover the watermark-free fusion of ``protectedNode`` with the key at ``keyPath``; return the new node.
 
@@ -199,10 +200,10 @@ class AMIFLogic:
         if problem is not None:
             raise InvalidInputError(problem)
         core = self.core()
-        if passphrase is None and core.keyfile.key_needs_passphrase(keyPath):
+        if passphrase is None and core.key.file.key_needs_passphrase(keyPath):
             raise InvalidInputError("This key file is protected by a passphrase. Enter it in the Passphrase field "
                                     "and click Unlock again.")
-        key = core.keyfile.read_key(keyPath, passphrase=passphrase)
+        key = core.key.file.read_key(keyPath, passphrase=passphrase)
         ijkToRas = localIjkToRas(protectedNode)
         protectedImage = sitkImageFromArray(voxelArray(protectedNode), ijkToRas)
         plan = self._plan(protectedImage, key.axis, device)
@@ -210,10 +211,10 @@ class AMIFLogic:
             notice(note)
 
         def run(runDevice: str, batchSize: int) -> sitk.Image:
-            return core.volumes.unlock_volume(self.model(runDevice, batchSize), protectedImage, key,
-                                              progress=progress, cancel=cancel)
+            return core.inference.pipeline.unlock_volume(self.model(runDevice), protectedImage, key,
+                                                         progress=progress, cancel=cancel, batch_size=batchSize)
 
-        unlockedImage, ranOn = devices.runWithMemoryFallback(run, plan, notice)
+        unlockedImage, ranOn = runner.run_with_memory_fallback(run, plan, notice)
         voxels = sitk.GetArrayViewFromImage(unlockedImage)
         baseName = re.sub(re.escape(PROTECTED_SUFFIX) + r"(_\d+)?$", "", protectedNode.GetName())
         node = addScalarVolumeNode(self.scene, voxels, ijkToRas, baseName + UNLOCKED_SUFFIX,
@@ -223,7 +224,7 @@ class AMIFLogic:
             display.setWindowLevel(node, protectedDisplay.GetWindow(), protectedDisplay.GetLevel())
         else:
             display.setWindowLevel(node, *display.fusionWindowLevel(voxels))
-        self._provenance(node, "unlocked", self._models[ranOn], ranOn, key.key.identifier)
+        self._provenance(node, "unlocked", self._models[ranOn], ranOn, key.identifier)
         return node
 
     # ------------------------------------------------------------------ showing

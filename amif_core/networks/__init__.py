@@ -1,1 +1,1 @@
-"""Neural networks of AMIF: the fusion backbone, CCWM and the C-SAMIC coupling."""
+"""Neural networks of AMIF: the fusion backbone, CCWM, the C-SAMIC coupling and the Haar wavelet op they use."""

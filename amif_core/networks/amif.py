@@ -20,9 +20,7 @@ from torch import nn
 from amif_core.networks.ccwm import CCWM, CCWMConfig
 from amif_core.networks.csamic import CSAMIC, CouplingConfig, key_support
 from amif_core.networks.fusion import FusionBackbone, FusionConfig
-from amif_core.transforms.wavelet import haar_dwt, haar_idwt
-
-PAD_MULTIPLE = 8
+from amif_core.networks.wavelet import haar_dwt, haar_idwt
 
 
 @dataclass(frozen=True)

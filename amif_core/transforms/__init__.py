@@ -1,1 +1,1 @@
-"""Array transforms of AMIF: intensity normalisation, identifier masks, Haar wavelets, padding."""
+"""Array transforms of AMIF: intensity normalisation and identifier masks."""

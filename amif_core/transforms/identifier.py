@@ -15,7 +15,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-DEFAULT_IDENTIFIER = "AMIF \u00a9"
+from amif_core.errors import InputError
+
 MIN_FONT_PX = 16  # smaller, the protected strokes merge into blobs (seen on the 105 x 129 demo slices at 10 px)
 
 
@@ -32,7 +33,7 @@ class IdentifierStyle:
     ``transpose`` swaps screen rows and columns, then ``flip_rows`` and
     ``flip_cols`` reverse the array's rows and columns, so the text reads
     correctly where a viewer shows the slice (see
-    :func:`amif_core.volumes.display_orientation`). Plain 2D arrays keep the
+    :func:`amif_core.io.volumes.display_orientation`). Plain 2D arrays keep the
     defaults: text upright with row 0 at the top.
     """
 
@@ -57,20 +58,20 @@ def _glyph_bitmap(char: str, size: int) -> bytes:
 
 
 def validate_identifier(text: str) -> str:
-    """Return ``text`` stripped, or raise ValueError if it cannot be rendered.
+    """Return ``text`` stripped, or raise :class:`~amif_core.errors.InputError` (a ValueError) if it cannot be rendered.
 
     The built-in font covers printable ASCII and a few symbols such as the
     copyright sign; other characters would render as empty boxes.
     """
     stripped = text.strip()
     if not stripped:
-        raise ValueError("The identifier text is empty; give a short text such as 'AMIF \u00a9'.")
+        raise InputError("The identifier text is empty; give a short text such as 'AMIF \u00a9'.")
     if len(stripped) > 64:
-        raise ValueError(f"The identifier text is {len(stripped)} characters long; use at most 64.")
+        raise InputError(f"The identifier text is {len(stripped)} characters long; use at most 64.")
     missing = _glyph_bitmap("\u4e00", 24)
     bad = sorted({c for c in stripped if c != " " and _glyph_bitmap(c, 24) == missing})
     if bad:
-        raise ValueError(
+        raise InputError(
             f"The identifier text contains characters the built-in font cannot draw: {''.join(bad)!r}. "
             "Use ASCII letters, digits, punctuation or the \u00a9 sign."
         )
@@ -104,7 +105,6 @@ def render_identifier_canvas(text: str, height: int, width: int, style: Identifi
     repeats is tuned (a few fixed-point steps) so the canvas covers about
     ``style.coverage`` of its area. Results are cached per (text, size, style).
     """
-    text = validate_identifier(text)
     canvas = _screen_canvas(text, *((width, height) if style.transpose else (height, width)), style)
     if style.transpose:
         canvas = canvas.T

@@ -19,12 +19,6 @@ def voxelDigest(node) -> str:
     return digest.hexdigest()
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB of two images in [0, 1]."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
-
-
 def cleanFusion(model, mriNode, otherNode) -> np.ndarray:
     """The watermark-free fusion of two nodes (no parent transforms) on the MRI grid, (k, j, i) float32.
 
@@ -32,10 +26,10 @@ def cleanFusion(model, mriNode, otherNode) -> np.ndarray:
     the other resampled onto the MRI by amif_core, sliced along the MRI's
     slice axis and fused by ``model.fuse_clean``.
     """
-    from amif_core.volumes import resample_to_reference, slice_axis
     import SimpleITK as sitk
-
     from AMIFSlicerLib.volumenodes import localIjkToRas, sitkImageFromArray, voxelArray
+
+    from amif_core.io.geometry import resample_to_reference, slice_axis
 
     mri = sitkImageFromArray(voxelArray(mriNode), localIjkToRas(mriNode))
     other = sitkImageFromArray(voxelArray(otherNode), localIjkToRas(otherNode))

@@ -21,13 +21,13 @@ ensureAmifCoreImportable(MODULE_DIR)
 
 import slicer  # noqa: E402
 import torch  # noqa: E402
-
-import amif_core  # noqa: E402
-from amif_core.engine.weights import DEFAULT_WEIGHTS  # noqa: E402
 from amifslicer_testing import voxelDigest  # noqa: E402
 from AMIFSlicerLib.logic import AMIFLogic  # noqa: E402
 from AMIFSlicerLib.rendering import HeadlessViews  # noqa: E402
 from AMIFSlicerLib.testdata import addPhantomPair  # noqa: E402
+
+import amif_core  # noqa: E402
+from amif_core.inference.weights import DEFAULT_WEIGHTS  # noqa: E402
 
 SHARED_MRI_SHAPE = (8, 56, 48)  # (k, j, i): 8 slices of 56 x 48 voxels
 

@@ -1,4 +1,4 @@
-"""Devices, memory planning, out-of-memory fallback and the dependency installer (with stand-in dialogs)."""
+"""The dependency installer (with stand-in dialogs); devices and memory planning are the core runner's (tests/test_runner.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,67 +8,11 @@ import pytest
 import SimpleITK
 import torch
 
-from AMIFSlicerLib import dependencies, devices
+from AMIFSlicerLib import dependencies
 from AMIFSlicerLib.dependencies import DependencyInstaller, Requirement
-from AMIFSlicerLib.errors import DependencyError, MemoryLimitError
+from AMIFSlicerLib.errors import DependencyError
 
 GB = 2**30
-
-
-def test_device_list_offers_auto_each_gpu_and_the_cpu():
-    options = devices.availableDevices()
-    assert options[0].deviceId == "auto" and options[-1] == devices.DeviceOption("cpu", "CPU")
-    gpus = [o for o in options if o.deviceId.startswith("cuda:")]
-    assert len(gpus) == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
-    assert all(o.label.startswith(f"GPU {o.deviceId[5:]}: ") and o.label.endswith(" GB)") for o in gpus)
-    assert ("mps" in [o.deviceId for o in options]) == torch.backends.mps.is_available()
-    assert devices.resolveDevice("cpu") == "cpu"
-    assert devices.deviceLabel("cuda:1") == "GPU 1" and devices.deviceLabel("cpu") == "CPU"
-
-
-def test_memory_plan_refuses_what_cannot_fit_and_sizes_gpu_batches():
-    slices = (512, 512)
-    assert devices.planRun(10_000_000, slices, "cpu", False, 8 * GB, None).batchSize == devices.CPU_BATCH_SIZE
-    with pytest.raises(MemoryLimitError, match=r"needs about 44\.9 GB of memory, but only 8\.0 GB is free"):
-        devices.planRun(1_000_000_000, slices, "cpu", False, 8 * GB, None)
-
-    perSlice = 512 * 512 * devices.DEVICE_BYTES_PER_PIXEL
-    plan = devices.planRun(10_000_000, slices, "cuda:0", False, 64 * GB, 4 * perSlice)
-    assert plan.device == "cuda:0" and plan.batchSize == 3  # 80 % of the free memory
-    assert devices.planRun(10_000_000, slices, "cuda:0", False, 64 * GB, 1000 * perSlice).batchSize == \
-        devices.MAX_GPU_BATCH_SIZE
-    with pytest.raises(MemoryLimitError, match="GPU 0 has 0.2 GB of memory free.*Choose CPU"):
-        devices.planRun(10_000_000, slices, "cuda:0", False, 64 * GB, perSlice)
-    automatic = devices.planRun(10_000_000, slices, "cuda:0", True, 64 * GB, perSlice)
-    assert automatic.device == "cpu" and "Running on the CPU instead" in automatic.notes[0]
-
-
-def test_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu():
-    attempts, notices = [], []
-
-    def run(device: str, batch: int) -> str:
-        attempts.append((device, batch))
-        if device != "cpu":
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return "fused"
-
-    result = devices.runWithMemoryFallback(run, devices.RunPlan("cuda:0", 4, 0, 0), notices.append)
-    assert result == ("fused", "cpu")
-    assert attempts == [("cuda:0", 4), ("cuda:0", 2), ("cuda:0", 1), ("cpu", devices.CPU_BATCH_SIZE)]
-    assert notices[0] == "GPU 0 ran out of memory with 4 slices at a time; retrying with 2."
-    assert notices[-1] == "GPU 0 ran out of memory even with one slice at a time; falling back to the CPU."
-
-    def cpuExhausted(device: str, batch: int) -> str:
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:118] DefaultCPUAllocator: not enough memory")
-
-    with pytest.raises(MemoryLimitError, match="even with one slice at a time on the CPU"):
-        devices.runWithMemoryFallback(cpuExhausted, devices.RunPlan("cpu", 1, 0, 0), notices.append)
-
-    def broken(device: str, batch: int) -> str:
-        raise ValueError("not a memory problem")
-
-    with pytest.raises(ValueError, match="not a memory problem"):
-        devices.runWithMemoryFallback(broken, devices.RunPlan("cuda:0", 4, 0, 0), notices.append)
 
 
 def fakePackage(site: Path, requirement: Requirement, version: str) -> None:

@@ -8,11 +8,8 @@ import pytest
 import SimpleITK as sitk
 import slicer
 import vtk
-from vtk.util import numpy_support
-
-import amif_core
-from amif_core.keyfile import read_key, write_key
-from amifslicer_testing import cleanFusion, psnr, voxelDigest
+from amif_core.evaluation.fusion import psnr
+from amifslicer_testing import cleanFusion, voxelDigest
 from AMIFSlicerLib import display
 from AMIFSlicerLib.errors import InvalidInputError
 from AMIFSlicerLib.logic import PROVENANCE_ATTRIBUTES, AMIFLogic
@@ -27,6 +24,10 @@ from AMIFSlicerLib.volumenodes import (
     worldIjkToRas,
     worldVoxels,
 )
+from vtk.util import numpy_support
+
+import amif_core
+from amif_core.key.file import read_key, write_key
 
 SMALL_MRI_SHAPE = (6, 24, 20)
 
@@ -63,7 +64,7 @@ def test_protected_node_carries_provenance_only(protectedPhantom, weightsPath):
     assert attributes["AMIF.version"] == amif_core.__version__
     assert attributes["AMIF.identifier"] == "AMIF \u00a9"
     assert attributes["AMIF.device"] == "CPU"
-    assert attributes["AMIF.weightsSHA256"] == read_key(protectedPhantom.keyPath).key.model_id
+    assert attributes["AMIF.weightsSHA256"] == read_key(protectedPhantom.keyPath).model_id
     assert attributes["AMIF.modelVersion"].startswith(weightsPath.stem)
 
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
-
-from amif_core.keyfile import read_key
 from amifslicer_testing import cleanFusion
 from AMIFSlicerLib import display
 from AMIFSlicerLib.volumenodes import addScalarVolumeNode, localIjkToRas
+
+from amif_core.key.file import read_key
 
 STROKE_MARGIN_PIXELS = 4  # rendered strokes blur (linear interpolation) this far beyond the mask
 
@@ -29,7 +29,7 @@ def test_rendered_protected_view_shows_the_identifier_and_unlocked_view_does_not
     space = protectedPhantom
     key = read_key(space.keyPath)
     geometry = localIjkToRas(space.mri)
-    mask = np.moveaxis(coreModel.identifier_mask(key.key), 0, key.axis).astype(np.float32)
+    mask = np.moveaxis(coreModel.identifier_mask(key), 0, key.axis).astype(np.float32)
     cleanNode = addScalarVolumeNode(space.scene, cleanFusion(coreModel, space.mri, space.pet), geometry, "clean")
     maskNode = addScalarVolumeNode(space.scene, mask, geometry, "identifier mask")
     protectedDisplay = space.protected.GetDisplayNode()

@@ -6,17 +6,17 @@ from pathlib import Path
 
 import numpy as np
 import slicer
-
-from amif_core.keyfile import read_key
 from AMIFSlicerLib import display
 from AMIFSlicerLib.logic import PROVENANCE_ATTRIBUTES
 from AMIFSlicerLib.rendering import HeadlessViews
 from AMIFSlicerLib.volumenodes import localIjkToRas, voxelArray
 
+from amif_core.key.file import read_key
+
 
 def keyMaterialNeedles(keyPath: Path) -> list[bytes]:
     """Byte strings that appear wherever key material is stored: raw chunks of the key arrays, and their text forms."""
-    key = read_key(keyPath).key
+    key = read_key(keyPath)
     chunks = []
     for array in (key.codes,):
         raw = np.ascontiguousarray(array).tobytes()

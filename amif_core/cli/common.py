@@ -1,0 +1,222 @@
+"""What every ``amif`` subcommand shares: exit codes, the command registry, common options and output helpers.
+
+Subcommands are registered with :func:`command`; adding one is one decorated
+function plus the option helpers it needs, e.g.::
+
+    @command("bench", "Time protect and unlock.", example="amif bench --size 256",
+             arguments=(model_options, _bench_arguments))
+    def bench(args: argparse.Namespace) -> int:
+        ...
+        return EXIT_OK
+
+Nothing here imports torch: a subcommand imports what it runs inside its
+function, so ``amif info`` starts without the model.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+
+from tqdm import tqdm
+
+from amif_core.constants import DEFAULT_IDENTIFIER
+from amif_core.errors import InputError
+from amif_core.io.atomic import Output
+
+if TYPE_CHECKING:
+    from amif_core.inference.model import AMIFModel
+
+Progress = Callable[[int, int], None]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_KEY_MISMATCH = 3
+EXIT_PASSPHRASE = 4
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+Arguments = Callable[[argparse.ArgumentParser], None]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its name, one-line summary, --help example, argument helpers and runner."""
+
+    name: str
+    summary: str
+    example: str
+    arguments: Sequence[Arguments]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, summary: str, example: str, arguments: Sequence[Arguments] = ()
+            ) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    """Register the decorated ``run(args) -> exit code`` as subcommand ``name``.
+
+    ``example``: shown under "example:" in the subcommand's --help.
+    ``arguments``: functions that add options to the subcommand's parser
+    (--quiet is added to every subcommand).
+    """
+
+    def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS[name] = Command(name, summary, example, tuple(arguments), run)
+        return run
+
+    return register
+
+
+def model_options(parser: argparse.ArgumentParser) -> None:
+    """--device and --weights, for subcommands that run the model."""
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA if present, else CPU; the default), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--weights", type=Path, metavar="PATH",
+                        help="AMIF weights file (default: the weights shipped with amif-core)")
+
+
+def force_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+
+
+def identifier_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--identifier", default=DEFAULT_IDENTIFIER, metavar="TEXT",
+                        help=f"copyright identifier burnt into the image (default: {DEFAULT_IDENTIFIER!r})")
+
+
+def passphrase_options(parser: argparse.ArgumentParser) -> None:
+    """Where a passphrase comes from; never a plain argument (it would show in the shell history)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--passphrase-prompt", action="store_true", help="ask for the passphrase (not echoed)")
+    group.add_argument("--passphrase-env", metavar="NAME", help="read the passphrase from environment variable NAME")
+    group.add_argument("--passphrase-file", type=Path, metavar="PATH",
+                       help="read the passphrase from the first line of PATH")
+
+
+class Models:
+    """The model of --weights (or the shipped one), loaded once per device on first use."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        if args.weights is not None and not args.weights.is_file():
+            raise InputError(f"The weights file {args.weights} does not exist.")
+        self.weights = args.weights
+        self._loaded: dict[str, AMIFModel] = {}
+
+    def __call__(self, device: str) -> AMIFModel:
+        if device not in self._loaded:
+            from amif_core import load_model
+
+            self._loaded[device] = load_model(device, weights=self.weights)
+        return self._loaded[device]
+
+
+def load(args: argparse.Namespace) -> AMIFModel:
+    """Load the model named by --weights (or the shipped one) onto --device."""
+    return Models(args)(args.device)
+
+
+def run_planned(args: argparse.Namespace, voxels: int, slice_shape: tuple[int, int],
+                run: Callable[[AMIFModel, int], object]) -> object:
+    """Run ``run(model, batch_size)`` under the core runner's memory plan for --device.
+
+    An out-of-memory error retries with half the batch, then on the CPU; each
+    retry is announced on stderr (:func:`amif_core.inference.runner.run_with_memory_fallback`).
+    """
+    from amif_core.inference import runner
+
+    models = Models(args)
+    plan = runner.plan_for(voxels, slice_shape, args.device)
+    for note in plan.notes:
+        notice(args)(note)
+    result, _ = runner.run_with_memory_fallback(lambda device, batch: run(models(device), batch), plan, notice(args))
+    return result
+
+
+def passphrase_from(args: argparse.Namespace, confirm: bool) -> str | None:
+    """The passphrase from --passphrase-prompt/-env/-file, or None when none was asked for."""
+    if args.passphrase_env:
+        value = os.environ.get(args.passphrase_env)
+        if not value:
+            raise InputError(f"The environment variable {args.passphrase_env} is not set or empty.")
+        return value
+    if args.passphrase_file:
+        try:
+            lines = args.passphrase_file.read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            raise InputError(f"Cannot read the passphrase file {args.passphrase_file}: {error.strerror}.") from error
+        if not lines or not lines[0]:
+            raise InputError(f"The passphrase file {args.passphrase_file} is empty; put the passphrase on its first line.")
+        return lines[0]
+    if args.passphrase_prompt:
+        return prompt_passphrase(confirm)
+    return None
+
+
+def prompt_passphrase(confirm: bool) -> str:
+    """Ask for a passphrase on the terminal; with ``confirm``, twice."""
+    value = getpass.getpass("Passphrase: ")
+    if not value:
+        raise InputError("The passphrase is empty.")
+    if confirm and getpass.getpass("Repeat the passphrase: ") != value:
+        raise InputError("The two passphrases differ; nothing was written.")
+    return value
+
+
+@contextmanager
+def progress_bar(description: str, quiet: bool) -> Iterator[Progress]:
+    """A tqdm bar on stderr, driven by a ``progress(done, total)`` callback (slices).
+
+    The callback also returns the batch's freed memory to the system
+    (:func:`amif_core.inference.runner.trimming`), which keeps long series from growing.
+    """
+    bars: list[tqdm] = []  # made at the first call, when the total is known
+
+    def update(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(desc=description, total=total, unit="slice", disable=quiet, file=sys.stderr,
+                             dynamic_ncols=True))
+        bars[0].update(done - bars[0].n)
+
+    from amif_core.inference.runner import trimming
+
+    try:
+        yield trimming(update)
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+def say(args: argparse.Namespace, message: str) -> None:
+    """Print a result line on stdout unless --quiet."""
+    if not args.quiet:
+        print(message)
+
+
+def notice(args: argparse.Namespace) -> Callable[[str], None]:
+    """A callback printing notices on stderr (above any progress bar) unless --quiet."""
+
+    def show(message: str) -> None:
+        if not args.quiet:
+            tqdm.write(message, file=sys.stderr)
+
+    return show
+
+
+def _file_size(path: str | Path) -> str:
+    size = os.path.getsize(path)
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
+
+
+def json_output(path: Path, result: dict) -> Output:
+    """An atomic write of ``result`` as indented JSON to ``path``."""
+    text = json.dumps(result, indent=2)
+    return Output(path, lambda temp: temp.write_text(text))

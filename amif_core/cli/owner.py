@@ -1,0 +1,182 @@
+"""The model owner's subcommands: ``amif train``, ``evaluate``, ``bench`` and ``attack-eval``.
+
+They need the training data and heavier packages (scipy, scikit-image,
+OpenCV), all imported inside the functions that use them.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from amif_core.cli.common import (
+    EXIT_OK,
+    command,
+    force_option,
+    json_output,
+    load,
+    model_options,
+    say,
+)
+from amif_core.errors import AMIFError
+from amif_core.io.atomic import Output, check_outputs, write_atomically
+
+
+def _data_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, required=True, metavar="DIR",
+                        help="the Harvard pairs folder (pairs.csv and the CT-MRI, PET-MRI, SPECT-MRI folders)")
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    from amif_core.training.trainer import TrainConfig
+
+    defaults = TrainConfig(data="")
+    parser.add_argument("--out", type=Path, default=Path(defaults.out), metavar="DIR",
+                        help=f"checkpoint folder; an interrupted run resumes from it (default: {defaults.out})")
+    parser.add_argument("--weights-out", type=Path, metavar="PATH",
+                        help="weights file to write (default: <out>/amif_v2.pt)")
+    parser.add_argument("--backbone-from", type=Path, metavar="PATH",
+                        help="start from the fusion backbone of this weights file and train only CCWM and C-SAMIC")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--threads", type=int, default=defaults.threads, help="CPU threads (0: torch's default)")
+    parser.add_argument("--fusion-steps", type=int, default=defaults.fusion_steps)
+    parser.add_argument("--protect-steps", type=int, default=defaults.protect_steps)
+    parser.add_argument("--batch", type=int, default=defaults.batch)
+    parser.add_argument("--crop", type=int, default=defaults.crop)
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps")
+
+
+@command("train", "Train AMIF from scratch on the Harvard pairs, evaluate it and write a weights file.",
+         example="amif train --data ../shared/data/harvard --out runs/amif",
+         arguments=(_data_option, _train_arguments, force_option))
+def train_command(args: argparse.Namespace) -> int:
+    weights_out = args.weights_out or args.out / "amif_v2.pt"
+    args.out.mkdir(parents=True, exist_ok=True)
+    check_outputs([weights_out], args.force, inputs=[])
+    from amif_core.inference.devices import resolve_device
+    from amif_core.inference.model import AMIFModel
+    from amif_core.training.release import release_weights
+    from amif_core.training.trainer import TrainConfig, train
+
+    config = TrainConfig(data=str(args.data), out=str(args.out), seed=args.seed, device=args.device,
+                         threads=args.threads, crop=args.crop, batch=args.batch, fusion_steps=args.fusion_steps,
+                         protect_steps=args.protect_steps,
+                         backbone_from=str(args.backbone_from) if args.backbone_from is not None else None)
+    from amif_core.evaluation.fusion import (  # scipy: loaded by the model-owner commands only
+        evaluate,
+        format_report,
+    )
+
+    net = train(config, quiet=args.quiet)
+    model = AMIFModel(net, resolve_device(args.device), "unreleased", {})
+    result = evaluate(model, args.data, "val", quiet=args.quiet)
+    model_id = release_weights(net, config, result, weights_out, overwrite=args.force)
+    print(format_report(result))
+    say(args, f"Weights: {weights_out} (model id {model_id[:12]})")
+    return EXIT_OK
+
+
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--split", choices=("val", "train", "all"), default="val")
+    parser.add_argument("--limit", type=int, metavar="N", help="at most N slices per pair (quick check)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the full result as JSON")
+
+
+@command("evaluate", "Fusion metrics per pair and the protection criteria on the Harvard validation patients.",
+         example="amif evaluate --data ../shared/data/harvard --split val",
+         arguments=(_data_option, _evaluate_arguments, model_options, force_option))
+def evaluate_command(args: argparse.Namespace) -> int:
+    if args.json is not None:
+        check_outputs([args.json], args.force, inputs=[])
+    from amif_core.evaluation.fusion import (  # scipy: loaded by the model-owner commands only
+        evaluate,
+        format_report,
+    )
+
+    result = evaluate(load(args), args.data, args.split, limit=args.limit, quiet=args.quiet)
+    print(format_report(result))
+    if args.json is not None:
+        write_atomically([json_output(args.json, result)], args.force)
+    return EXIT_OK
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size", type=int, default=256, help="slice height and width (default 256)")
+    parser.add_argument("--depth", type=int, default=180, help="slices of the whole-volume run (default 180)")
+    parser.add_argument("--repeats", type=int, default=40, help="single-slice calls timed after 3 warm-up calls (median)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+
+
+@command("bench", "Print the model's cost: GFLOPs per slice, median CPU time per slice, whole-volume time.",
+         example="amif bench --device cpu --threads 2",
+         arguments=(_bench_arguments, model_options))
+def bench_command(args: argparse.Namespace) -> int:
+    import torch
+
+    from amif_core.evaluation.benchmark import run_benchmark
+
+    torch.set_num_threads(args.threads)
+    figures = run_benchmark(load(args), depth=args.depth, size=args.size, repeats=args.repeats)
+    for name, value in figures.items():
+        print(f"{name:28s} {value:.4f}" if isinstance(value, float) else f"{name:28s} {value}")
+    return EXIT_OK
+
+
+def _leaked_budgets(text: str) -> list[int | str]:
+    """--leaked: comma-separated positive pair counts or 'all'; '' for no remover."""
+    budgets: list[int | str] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        if item != "all" and not (item.isdigit() and int(item) > 0):
+            raise argparse.ArgumentTypeError(f"{item!r} is neither a positive number of pairs nor 'all'")
+        budgets.append(item if item == "all" else int(item))
+    return budgets
+
+
+def _attack_arguments(parser: argparse.ArgumentParser) -> None:
+    from amif_core.evaluation.attacks.remover import RemoverConfig
+
+    parser.add_argument("--limit", type=int, metavar="N", help="at most N validation slices per pair (quick check)")
+    parser.add_argument("--leaked", type=_leaked_budgets, default="10,100,all", metavar="LIST",
+                        help="leaked (protected, clean) training pairs, one U-Net remover per budget: comma-separated "
+                             "counts or 'all' (default: 10,100,all; '' trains none)")
+    parser.add_argument("--remover-steps", type=int, default=RemoverConfig.steps, metavar="N",
+                        help=f"training steps of each U-Net remover (default {RemoverConfig.steps})")
+    parser.add_argument("--white-box-slices", type=int, default=10, metavar="N",
+                        help="run the white-box forward solve on the first N validation slices per pair (default 10)")
+    parser.add_argument("--white-box-evaluations", type=int, default=1200, metavar="N",
+                        help="forward-backward evaluations of each white-box solve (default 1200)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds every random choice (default 0)")
+    parser.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads (0: torch's default)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the full result as JSON")
+    parser.add_argument("--picture", type=Path, metavar="PATH",
+                        help="write a PNG: protected | strongest attack | authorized unlock, one validation slice")
+
+
+@command("attack-eval", "Try to remove the identifier without the key and measure how close each attack gets.",
+         example="amif attack-eval --data ../shared/data/harvard --json attacks.json --picture attacks.png",
+         arguments=(_data_option, _attack_arguments, model_options, force_option))
+def attack_eval_command(args: argparse.Namespace) -> int:
+    try:  # OpenCV and scikit-image come with the optional [attack] extra
+        from amif_core.evaluation.attacks.report import format_report as format_attacks
+        from amif_core.evaluation.attacks.report import save_picture
+        from amif_core.evaluation.attacks.runner import run_attack_eval
+    except ImportError as error:
+        raise AMIFError(str(error)) from error
+    outputs = [path for path in (args.json, args.picture) if path is not None]
+    check_outputs(outputs, args.force, inputs=[])
+    import torch
+
+    from amif_core.evaluation.attacks.remover import RemoverConfig
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    evaluation = run_attack_eval(load(args), args.data, limit=args.limit, leaked=args.leaked,
+                                 config=RemoverConfig(steps=args.remover_steps), seed=args.seed, quiet=args.quiet,
+                                 white_box_limit=args.white_box_slices, evaluations=args.white_box_evaluations)
+    print(format_attacks(evaluation.result))
+    writes = [json_output(args.json, evaluation.result)] if args.json is not None else []
+    if args.picture is not None:
+        writes.append(Output(args.picture, lambda temp: save_picture(evaluation, temp)))
+    write_atomically(writes, args.force)
+    for path in outputs:
+        say(args, f"Wrote {path}")
+    return EXIT_OK

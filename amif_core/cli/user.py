@@ -1,0 +1,167 @@
+"""The user's subcommands: ``amif fuse``, ``unlock``, ``info`` and ``demo``.
+
+Each imports the model and the volume pipeline inside its function, so
+``amif info`` reads a key header without torch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from amif_core.cli.common import (
+    EXIT_OK,
+    command,
+    force_option,
+    identifier_option,
+    model_options,
+    notice,
+    passphrase_from,
+    passphrase_options,
+    progress_bar,
+    prompt_passphrase,
+    load,
+    run_planned,
+    say,
+    _file_size,
+)
+from amif_core.errors import WrongPassphraseError
+from amif_core.io.atomic import check_outputs, write_atomically
+from amif_core.io.volumes import check_volume_path, read_volume, volume_output
+from amif_core.key.file import key_output, read_key, read_key_header
+from amif_core.transforms.identifier import validate_identifier
+
+
+def _fuse_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("mri", type=Path, help="the MRI: .nrrd, .nii, .nii.gz, .mha, .mhd or a DICOM series folder")
+    parser.add_argument("other", type=Path,
+                        help="the registered CT, PET or SPECT (any grid: it is resampled onto the MRI grid)")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="protected volume to write (.nrrd, .nii, .nii.gz or .mha); float32 on the MRI grid")
+    parser.add_argument("--key", type=Path, required=True, help="key file to write; keep it apart from the image")
+    parser.add_argument("--axis", type=int, choices=(0, 1, 2),
+                        help="numpy axis of the (z, y, x) array to slice along (default: the one closest to "
+                             "superior-inferior)")
+
+
+@command("fuse", "Fuse an MRI with a CT/PET/SPECT and protect the result with a visible identifier.",
+         example="amif fuse mri.nii.gz pet.nrrd -o protected.nrrd --key protected.amifkey --passphrase-prompt",
+         arguments=(_fuse_arguments, identifier_option, passphrase_options, model_options, force_option))
+def fuse(args: argparse.Namespace) -> int:
+    validate_identifier(args.identifier)
+    check_volume_path(args.output)
+    check_outputs([args.output, args.key], args.force, inputs=[args.mri, args.other])
+    passphrase = passphrase_from(args, confirm=True)
+    mri, other = read_volume(args.mri), read_volume(args.other)
+    from amif_core.inference.pipeline import protect_volume
+    from amif_core.io.geometry import check_axis, slice_axis, slice_size
+
+    axis = slice_axis(mri) if args.axis is None else args.axis
+    check_axis(axis, mri)
+    with progress_bar("Protecting", args.quiet) as progress:
+        protected, key = run_planned(args, mri.GetNumberOfPixels(), slice_size(mri, axis), lambda model, batch: (
+            protect_volume(model, mri, other, args.identifier, axis, progress=progress, notice=notice(args),
+                           batch_size=batch)))
+    write_atomically([volume_output(protected, args.output), key_output(args.key, key, passphrase)], args.force)
+    say(args, f"Protected volume: {args.output} (float32, the MRI's geometry; sliced along axis {key.axis})")
+    say(args, f"Key:              {args.key} ({_file_size(args.key)}, "
+              f"{'encrypted' if passphrase else 'NOT encrypted'}; volume fingerprint {key.volume_fingerprint[:12]})")
+    say(args, "Keep the key apart from the image: whoever holds both can recover the fusion without the identifier.")
+    return EXIT_OK
+
+
+def _unlock_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("protected", type=Path, help="the protected volume written by `amif fuse`")
+    parser.add_argument("--key", type=Path, required=True, help="the key written with it")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="unlocked fusion to write (.nrrd, .nii, .nii.gz or .mha)")
+
+
+@command("unlock", "Recover the identifier-free fusion from a protected volume and its key.",
+         example="amif unlock protected.nrrd --key protected.amifkey -o fused.nrrd",
+         arguments=(_unlock_arguments, passphrase_options, model_options, force_option))
+def unlock(args: argparse.Namespace) -> int:
+    check_volume_path(args.output)
+    check_outputs([args.output], args.force, inputs=[args.protected, args.key])
+    encrypted = read_key_header(args.key)["encryption"] is not None
+    passphrase = passphrase_from(args, confirm=False)
+    if encrypted and passphrase is None:
+        if not sys.stdin.isatty():
+            raise WrongPassphraseError(f"The key file {args.key} is encrypted; give its passphrase with "
+                                       "--passphrase-prompt, --passphrase-env NAME or --passphrase-file PATH.")
+        passphrase = prompt_passphrase(confirm=False)
+    if not encrypted and passphrase is not None:
+        notice(args)("The key file is not encrypted; the passphrase was not needed.")
+    key = read_key(args.key, passphrase)
+    protected = read_volume(args.protected)
+    from amif_core.inference.pipeline import unlock_volume
+
+    with progress_bar("Unlocking", args.quiet) as progress:
+        fused = run_planned(args, protected.GetNumberOfPixels(), tuple(key.shape[1:]), lambda model, batch: (
+            unlock_volume(model, protected, key, progress=progress, batch_size=batch)))
+    write_atomically([volume_output(fused, args.output)], args.force)
+    say(args, f"Unlocked fusion: {args.output} (float32 in [0, 1], the protected volume's geometry)")
+    return EXIT_OK
+
+
+def _info_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("key", type=Path, help="a key file")
+    parser.add_argument("--json", action="store_true", help="print the whole header as JSON")
+
+
+def _format_header(path: Path, header: dict) -> str:
+    geometry = header["geometry"]
+    encryption = header["encryption"]
+    norm = header["normalisation"]
+    direction = geometry["direction"]
+    rows = [
+        f"AMIF key file {path} (format version {header['format_version']}, written by AMIF {header['amif_version']})",
+        f"  created (UTC):      {header['created_utc']}",
+        f"  encrypted:          {'yes (' + encryption['kdf'] + ', ' + encryption['cipher'] + ')' if encryption else 'no'}",
+        f"  identifier:         {header['identifier']}",
+        f"  model id:           {header['model_id']}",
+        "  fits the volume with",
+        f"    fingerprint:      {header['volume_fingerprint']}",
+        f"    size (x, y, z):   {' x '.join(str(v) for v in geometry['size'])} voxels",
+        f"    spacing:          {' x '.join(f'{v:g}' for v in geometry['spacing'])} mm",
+        f"    origin:           ({', '.join(f'{v:g}' for v in geometry['origin'])}) mm",
+        f"    direction:        {' '.join(f'{v:g}' for v in direction[:3])} | {' '.join(f'{v:g}' for v in direction[3:6])}"
+        f" | {' '.join(f'{v:g}' for v in direction[6:])}",
+        f"    sliced along:     numpy axis {header['axis']} ({header['shape'][0]} slices of "
+        f"{header['shape'][1]} x {header['shape'][2]})",
+        f"  normalisation:      MRI [{norm['mri']['low']:g}, {norm['mri']['high']:g}], "
+        f"second scan [{norm['other']['low']:g}, {norm['other']['high']:g}]",
+    ]
+    return "\n".join(rows)
+
+
+@command("info", "Show what a key file fits (its header); needs no passphrase and shows no key material.",
+         example="amif info protected.amifkey", arguments=(_info_arguments,))
+def info(args: argparse.Namespace) -> int:
+    header = read_key_header(args.key)
+    print(json.dumps(header, indent=2, ensure_ascii=False) if args.json else _format_header(args.key, header))
+    return EXIT_OK
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("amif-demo-output"), metavar="DIR",
+                        help="folder to write into (default: ./amif-demo-output)")
+
+
+@command("demo", "Protect and unlock the bundled MRI/PET demo pair and write a PNG montage.",
+         example="amif demo --out amif-demo-output",
+         arguments=(_demo_arguments, identifier_option, model_options, force_option))
+def demo(args: argparse.Namespace) -> int:
+    validate_identifier(args.identifier)
+    from amif_core.demo import run_demo
+
+    model = load(args)
+    titles = {"protect": "Protecting", "unlock": "Unlocking"}
+    with ExitStack() as bars:
+        paths = run_demo(model, args.out, args.force, args.identifier, notice=notice(args),
+                         progress=lambda stage: bars.enter_context(progress_bar(titles[stage], args.quiet)))
+    for role, path in paths.items():
+        say(args, f"{role + ':':11s}{path}")
+    return EXIT_OK

@@ -1,1 +1,0 @@
-"""Engines of AMIF: inference (protect / unlock) and training."""

@@ -1,0 +1,230 @@
+"""The inference engine: ``AMIFModel.protect``, ``unlock`` and ``fuse_clean`` on numpy arrays.
+
+Inputs are (H, W) slices or (D, H, W) volumes, processed slice by slice along
+axis 0 in batches. Each slice is padded (edge replication) to a multiple of 8,
+run through the network and cropped back, so any size works. Intensities are
+normalised per volume with robust percentiles (see
+:mod:`amif_core.transforms.intensity`), exactly as in training.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from amif_core.constants import DEFAULT_IDENTIFIER, padded
+from amif_core.errors import CancelledError, InputError, KeyMismatchError
+from amif_core.key import codec
+from amif_core.key.check import check_fits
+from amif_core.key.core import Key, image_fingerprint, image_signature
+from amif_core.networks.amif import AMIFNet
+from amif_core.transforms.identifier import (
+    IdentifierStyle,
+    crop_mask,
+    render_identifier_canvas,
+    slice_offsets,
+    validate_identifier,
+)
+from amif_core.transforms.intensity import Normalisation, fit_normalisation
+
+DEFAULT_BATCH_SIZE = 4
+
+Progress = Callable[[int, int], None]
+Cancel = Callable[[], bool]
+
+
+@dataclass
+class Protected:
+    """Result of :meth:`AMIFModel.protect`.
+
+    ``image``: float32 in [0, 1], the input shape, identifier visible.
+    ``key``: the :class:`~amif_core.key.core.Key` that unlocks it.
+    """
+
+    image: np.ndarray
+    key: Key
+
+
+def _as_volume(name: str, array: np.ndarray) -> np.ndarray:
+    data = np.asarray(array)
+    if data.dtype.kind not in "biuf":
+        raise InputError(f"The {name} must be a real-valued array, got dtype {data.dtype}.")
+    if data.ndim not in (2, 3):
+        raise InputError(
+            f"The {name} must be a 2D slice (H, W) or a 3D volume (D, H, W), got shape {data.shape}."
+        )
+    if min(data.shape) < 1:
+        raise InputError(f"The {name} is empty (shape {data.shape}).")
+    return data if data.ndim == 3 else data[None]
+
+
+def _batches(count: int, size: int) -> Iterator[slice]:
+    for start in range(0, count, size):
+        yield slice(start, min(count, start + size))
+
+
+def _inputs_seed(mri: np.ndarray, other: np.ndarray, identifier: str) -> int:
+    digest = hashlib.sha256(identifier.encode())
+    for volume in (mri, other):
+        digest.update(repr((volume.shape, volume.dtype.str)).encode())
+        for plane in volume:
+            digest.update(np.ascontiguousarray(plane).tobytes())
+    return int.from_bytes(digest.digest()[:8], "little")
+
+
+class AMIFModel:
+    """A loaded AMIF model. Use :func:`amif_core.load_model` to make one.
+
+    Every call takes ``batch_size``, the slices run at once (results do not
+    depend on it), so one model can serve runs with different memory plans.
+    """
+
+    def __init__(self, net: AMIFNet, device: torch.device, model_id: str, metadata: dict) -> None:
+        self.net = net.to(device=device, memory_format=torch.channels_last).eval()
+        self.device = device
+        self.model_id = model_id
+        self.metadata = metadata
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        h, w = array.shape[-2:]
+        t = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)[:, None]).to(self.device)
+        grown = F.pad(t, (0, padded(w) - w, 0, padded(h) - h), mode="replicate")
+        return grown.contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def _tick(done: int, total: int, progress: Progress | None, cancel: Cancel | None) -> None:
+        if cancel is not None and cancel():
+            raise CancelledError("Cancelled by the user; nothing was written.")
+        if progress is not None:
+            progress(done, total)
+
+    def _check_pair(self, mri: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        a, b = _as_volume("MRI", mri), _as_volume("second scan", other)
+        if a.shape != b.shape:
+            raise InputError(
+                f"The MRI {np.shape(mri)} and the second scan {np.shape(other)} must have the same shape; "
+                "resample the second scan onto the MRI grid first (amif_core.inference.pipeline.protect_volume "
+                "does this)."
+            )
+        return a, b
+
+    def _fused_batches(self, a: np.ndarray, b: np.ndarray, batch_size: int, progress: Progress | None,
+                       cancel: Cancel | None) -> Iterator[tuple[slice, torch.Tensor, Normalisation, Normalisation]]:
+        norm_a, norm_b = fit_normalisation(a), fit_normalisation(b)
+        self._tick(0, a.shape[0], progress, cancel)
+        for part in _batches(a.shape[0], batch_size):
+            with torch.inference_mode():
+                fused = self.net.fuse(self._tensor(norm_a.apply(a[part])), self._tensor(norm_b.apply(b[part])))
+            yield part, fused, norm_a, norm_b
+            self._tick(part.stop, a.shape[0], progress, cancel)
+
+    def fuse_clean(self, mri: np.ndarray, other: np.ndarray, progress: Progress | None = None,
+                   cancel: Cancel | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """The watermark-free fusion, for the model owner's training and evaluation.
+
+        ``mri`` and ``other``: real arrays of one shape, (H, W) or (D, H, W), any
+        intensity range. Returns float32 in [0, 1] of the same shape.
+        """
+        a, b = self._check_pair(mri, other)
+        out = np.empty(a.shape, dtype=np.float32)
+        h, w = a.shape[1:]
+        for part, fused, _, _ in self._fused_batches(a, b, batch_size, progress, cancel):
+            out[part] = fused[:, 0, :h, :w].cpu().numpy()
+        return out.reshape(np.shape(mri))
+
+    def _mask_tensor(self, masks: np.ndarray, hp: int, wp: int) -> torch.Tensor:
+        h, w = masks.shape[-2:]
+        mask = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.float32)[:, None]).to(self.device)
+        return F.pad(mask, (0, wp - w, 0, hp - h), mode="replicate")
+
+    def protect(self, mri: np.ndarray, other: np.ndarray, identifier: str = DEFAULT_IDENTIFIER,
+                style: IdentifierStyle = IdentifierStyle(), progress: Progress | None = None,
+                cancel: Cancel | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> Protected:
+        """Fuse and protect: returns the image with the identifier burnt in, and its key.
+
+        ``mri`` and ``other``: real arrays of one shape, (H, W) or (D, H, W), any
+        intensity range (normalised here, per volume). ``identifier``: the owner's
+        text. ``progress(done, total)`` is called per batch of slices;
+        ``cancel()`` returning True stops with :class:`CancelledError`.
+        The image equals the clean fusion outside the strokes and the ink on
+        them; the result is deterministic for the same inputs on the same device.
+        """
+        identifier = validate_identifier(identifier)
+        a, b = self._check_pair(mri, other)
+        depth, h, w = a.shape
+        hp, wp = padded(h), padded(w)
+        canvas = render_identifier_canvas(identifier, h, w, style)
+        offsets = slice_offsets(_inputs_seed(a, b, identifier), depth, h, w)
+        image = np.empty(a.shape, dtype=np.float32)
+        origin = np.zeros((depth, 4), dtype=np.float32)
+        step = np.zeros((depth, 4), dtype=np.float32)
+        codes = []
+        for part, fused, norm_a, norm_b in self._fused_batches(a, b, batch_size, progress, cancel):
+            masks = np.stack([crop_mask(canvas, tuple(o), h, w) for o in offsets[part]])
+            fused = F.pad(fused[..., :h, :w], (0, wp - w, 0, hp - h), mode="replicate")
+            with torch.inference_mode():
+                protected, key, _ = self.net.protect(fused, self._mask_tensor(masks, hp, wp))
+            image[part] = protected[:, 0, :h, :w].cpu().numpy()
+            part_codes, origin[part], step[part] = codec.encode(key.cpu().numpy(), codec.support_masks(masks, (hp, wp)))
+            codes.append(part_codes)
+        key = Key(
+            codes=codec.apply_pad(np.concatenate(codes), codec.pad_seed(image), 0, +1),
+            code_origin=origin,
+            code_step=step,
+            shape=tuple(np.shape(mri)),
+            fingerprint=image_fingerprint(image.reshape(np.shape(mri))),
+            signature=image_signature(image),
+            model_id=self.model_id,
+            identifier=identifier,
+            identifier_style=asdict(style),
+            normalisation={"mri": norm_a.to_dict(), "other": norm_b.to_dict()},
+            mask_offsets=offsets,
+        )
+        return Protected(image=image.reshape(np.shape(mri)), key=key)
+
+    def unlock(self, image: np.ndarray, key: Key, verify: bool = True, progress: Progress | None = None,
+               cancel: Cancel | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """Recover the clean fusion from a protected image and its key.
+
+        ``image``: array in [0, 1] as returned by :meth:`protect`. Raises
+        :class:`~amif_core.errors.KeyMismatchError` (or a subclass) when the key
+        does not belong to the image; ``verify=False`` skips that check (for a
+        caller that checked already, and for evaluating wrong keys). Returns
+        float32 in [0, 1].
+        """
+        if verify:
+            check_fits(key, self.model_id, np.asarray(image))
+        elif tuple(np.shape(image)) != tuple(key.shape):
+            raise InputError(f"Image shape {np.shape(image)} differs from the key's {tuple(key.shape)}.")
+        volume = _as_volume("protected image", image).astype(np.float32, copy=False)
+        depth, h, w = volume.shape
+        hp, wp = padded(h), padded(w)
+        masks = self.identifier_mask(key).reshape(volume.shape)
+        supports = codec.support_masks(masks, (hp, wp))
+        ends = np.cumsum(codec.code_counts(supports))
+        if ends[-1] != key.codes.size:
+            raise KeyMismatchError(f"The key holds {key.codes.size} codes, but its identifier placement needs "
+                                   f"{int(ends[-1])}. Use the key that was written with this protected image.")
+        seed = codec.pad_seed(volume)
+        out = np.empty(volume.shape, dtype=np.float32)
+        self._tick(0, depth, progress, cancel)
+        for part in _batches(depth, batch_size):
+            start = int(ends[part.start - 1]) if part.start else 0
+            plain = codec.apply_pad(key.codes[start : int(ends[part.stop - 1])], seed, start, -1)
+            bands = codec.decode(plain, key.code_origin[part], key.code_step[part], supports[part])
+            protected = F.pad(torch.from_numpy(np.array(volume[part][:, None])).to(self.device), (0, wp - w, 0, hp - h),
+                              mode="replicate")
+            with torch.inference_mode():
+                clean = self.net.unlock(protected, torch.from_numpy(bands).to(self.device),
+                                        self._mask_tensor(masks[part], hp, wp))
+            out[part] = np.clip(clean[:, 0, :h, :w].cpu().numpy(), 0.0, 1.0)
+            self._tick(part.stop, depth, progress, cancel)
+        return out.reshape(np.shape(image))
+
+    def identifier_mask(self, key: Key) -> np.ndarray:
+        """The identifier mask a key was made with: uint8 {0, 1}, shape ``key.shape`` (see :meth:`Key.identifier_mask`)."""
+        return key.identifier_mask()

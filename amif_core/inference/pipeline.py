@@ -1,0 +1,114 @@
+"""The volume pipeline: protect and unlock SimpleITK volumes with a model, slice by slice.
+
+Processing streams batches of slices through the model, so apart from the
+inputs only the output volume and the key are held in memory. Inputs are
+never modified.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+import SimpleITK as sitk
+
+from amif_core.constants import DEFAULT_IDENTIFIER
+from amif_core.errors import InputError
+from amif_core.inference.model import DEFAULT_BATCH_SIZE, AMIFModel, Cancel, Progress
+from amif_core.io.geometry import (
+    PARTIAL_COVERAGE,
+    axis_first,
+    check_axis,
+    describe,
+    display_orientation,
+    from_axis_first,
+    image_geometry,
+    resample_to_reference,
+    slice_axis,
+    volume_facts,
+    volume_fingerprint,
+)
+from amif_core.io.volumes import FLOAT_TYPES, check_volume
+from amif_core.key.check import check_fits
+from amif_core.key.core import Key
+from amif_core.transforms.identifier import IdentifierStyle, validate_identifier
+
+
+def _check_finite(image: sitk.Image, name: str) -> None:
+    if image.GetPixelID() in FLOAT_TYPES:
+        for plane in sitk.GetArrayViewFromImage(image):
+            if not np.isfinite(plane).all():
+                raise InputError(f"The {name} contains NaN or infinite voxels; replace them (for example with 0) "
+                                 "before protecting.")
+
+
+def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identifier: str = DEFAULT_IDENTIFIER,
+                   axis: int | None = None, progress: Progress | None = None, cancel: Cancel | None = None,
+                   notice: Callable[[str], None] = print, batch_size: int = DEFAULT_BATCH_SIZE
+                   ) -> tuple[sitk.Image, Key]:
+    """Fuse an MRI with a registered CT/PET/SPECT volume and burn in the identifier.
+
+    ``mri``, ``other``: 3D scalar volumes of any real pixel type and range;
+    ``other`` is resampled onto the MRI grid (linear) when needed, with a
+    one-line ``notice``. ``axis``: numpy slice axis, default
+    :func:`slice_axis` of the MRI. ``progress(done, total)`` counts slices;
+    ``cancel()`` returning True stops with :class:`~amif_core.errors.CancelledError`;
+    ``batch_size`` slices run at once (see :mod:`amif_core.inference.runner`).
+
+    The identifier is drawn to read upright in the standard view of the
+    slices (:func:`display_orientation`). Returns the protected volume
+    (float32 in [0, 1], exactly the MRI's geometry, no metadata) and its
+    :class:`Key`. The inputs are not modified.
+    """
+    check_volume(mri, "MRI")
+    check_volume(other, "second scan")
+    identifier = validate_identifier(identifier)
+    axis = slice_axis(mri) if axis is None else axis
+    check_axis(axis, mri)
+    _check_finite(mri, "MRI")
+    _check_finite(other, "second scan")
+    on_grid, covered = resample_to_reference(other, mri)
+    if covered is not None:
+        partial = (f"; it covers only {covered:.0%} of the MRI, the rest takes its lowest value (the fusion shows the "
+                   "MRI alone there): check the registration") if covered < PARTIAL_COVERAGE else ""
+        notice(f"Resampled the second scan ({describe(other)}) onto the MRI grid ({describe(mri)}), linear "
+               f"interpolation{partial}.")
+    style = IdentifierStyle(**display_orientation(mri, axis))
+    result = model.protect(axis_first(mri, axis), axis_first(on_grid, axis), identifier, style,
+                           progress=progress, cancel=cancel, batch_size=batch_size)
+    del on_grid
+    protected = from_axis_first(result.image, axis, mri)
+    key = result.key
+    del result
+    geometry = image_geometry(protected)
+    return protected, dataclasses.replace(
+        key, axis=axis, size=tuple(geometry["size"]), spacing=tuple(geometry["spacing"]),
+        origin=tuple(geometry["origin"]), direction=tuple(geometry["direction"]),
+        volume_fingerprint=volume_fingerprint(protected),
+    )
+
+
+def check_key_fits(model: AMIFModel, protected: sitk.Image, key: Key) -> None:
+    """Raise unless ``key`` unlocks ``protected`` with ``model`` (see :func:`amif_core.key.check.check_fits`)."""
+    check_fits(key, model.model_id, axis_first(protected, key.axis), volume_facts(protected))
+
+
+def unlock_volume(model: AMIFModel, protected: sitk.Image, key: Key, verify: bool = True,
+                  progress: Progress | None = None, cancel: Cancel | None = None,
+                  batch_size: int = DEFAULT_BATCH_SIZE) -> sitk.Image:
+    """Recover the watermark-free fusion of a protected volume with its key.
+
+    Checks the key first (:func:`check_key_fits`; ``verify=False`` skips that,
+    for evaluating wrong keys only). Returns float32 in [0, 1] on the
+    protected volume's geometry. ``progress``/``cancel`` as in :func:`protect_volume`.
+    """
+    check_volume(protected, "protected volume")
+    if not verify:
+        if tuple(protected.GetSize()) != tuple(key.size):
+            raise InputError(f"The protected volume has {protected.GetSize()} voxels but the key is for {key.size}; "
+                             "even a forced unlock needs the same size.")
+    else:
+        check_key_fits(model, protected, key)
+    clean = model.unlock(axis_first(protected, key.axis), key, verify=False, progress=progress, cancel=cancel,
+                         batch_size=batch_size)
+    return from_axis_first(clean, key.axis, protected)

@@ -1,0 +1,238 @@
+"""The run policy shared by every front end: devices, the memory plan, and what to do when memory runs out.
+
+Device ids are torch device strings ("cpu", "cuda:0", "mps") plus "auto".
+:func:`plan_run` picks the batch size from the free memory;
+:func:`run_with_memory_fallback` retries an out-of-memory run with half the
+batch, then on the CPU, and says so through ``notice``; :func:`trimming`
+wraps a progress callback so that each batch's freed memory goes back to the
+system. ``torch`` is imported only by the functions that need it, and only
+once it is installed, so a front end can list devices before PyTorch is.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from typing import Callable, TypeVar
+
+from amif_core.constants import padded
+from amif_core.errors import MemoryLimitError
+from amif_core.inference.heap import trim_heap
+
+AUTO = "auto"
+CPU = "cpu"
+# Host memory per voxel of the MRI grid: copies of both inputs, the resampled
+# second scan, the protected output, a front end's copy of it and the key (conservative).
+HOST_BYTES_PER_VOXEL = 48
+# Network activations per pixel of one padded slice (measured on the CPU in
+# inference mode at 256x256 and 512x512: about 800 bytes; unlock needs less).
+DEVICE_BYTES_PER_PIXEL = 900
+DEVICE_MEMORY_HEADROOM = 0.8  # use at most this fraction of the free GPU memory
+CPU_BATCH_SIZE = 1  # slice by slice: progress and Cancel stay responsive; CPUs gain little from batching
+UNKNOWN_GPU_BATCH_SIZE = 4  # GPUs that do not report free memory (Apple MPS)
+MAX_GPU_BATCH_SIZE = 16
+OUT_OF_MEMORY_PHRASES = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")
+
+T = TypeVar("T")
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class DeviceOption:
+    """One entry of the device list: ``device_id`` for the core, ``label`` for people."""
+
+    device_id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """How a run will go: the device (resolved, e.g. "cuda:0"), slices per batch and the memory estimate."""
+
+    device: str
+    batch_size: int
+    host_bytes: int
+    device_bytes: int
+    notes: tuple[str, ...] = ()
+
+
+def torch_installed() -> bool:
+    """True when the ``torch`` package can be imported (without importing it)."""
+    return "torch" in sys.modules or importlib.util.find_spec("torch") is not None
+
+
+def device_label(device: str) -> str:
+    """Human name of a device id: "CPU", "GPU 0", "Apple GPU (MPS)" or "automatic choice"."""
+    if device == AUTO:
+        return "automatic choice"
+    if device.startswith("cuda"):
+        return f"GPU {device.partition(':')[2] or '0'}"
+    if device == "mps":
+        return "Apple GPU (MPS)"
+    return device.upper()
+
+
+def available_devices() -> list[DeviceOption]:
+    """Automatic, each CUDA GPU with its memory, Apple MPS, then the CPU; only automatic and CPU before torch is installed."""
+    options = [DeviceOption(AUTO, "Automatic (GPU when available, else CPU)")]
+    if torch_installed():
+        import torch
+
+        if torch.cuda.is_available():
+            for index in range(torch.cuda.device_count()):
+                properties = torch.cuda.get_device_properties(index)
+                options.append(DeviceOption(
+                    f"cuda:{index}", f"GPU {index}: {properties.name} ({properties.total_memory / 2**30:.1f} GB)"))
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            options.append(DeviceOption("mps", "Apple GPU (MPS)"))
+    options.append(DeviceOption(CPU, "CPU"))
+    return options
+
+
+def resolve(requested: str) -> str:
+    """The device that ``requested`` means here, with the CUDA index made explicit ("auto" -> "cuda:0")."""
+    from amif_core.inference.devices import resolve_device
+
+    device = resolve_device(requested)
+    if device.type == "cuda":
+        import torch
+
+        return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
+    return device.type
+
+
+def free_host_memory() -> int | None:
+    """Bytes of RAM available to a new allocation, or None when this platform does not say."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    if hasattr(os, "sysconf") and "SC_AVPHYS_PAGES" in os.sysconf_names:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    return None
+
+
+def free_device_memory(device: str) -> int | None:
+    """Free memory of a GPU in bytes (CUDA only), or None for the CPU and devices that do not report it."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return int(free)
+
+
+def _gigabytes(value: int) -> str:
+    return f"{value / 2**30:.1f} GB"
+
+
+def plan_run(voxels: int, slice_shape: tuple[int, int], device: str, automatic: bool,
+             free_host_bytes: int | None, free_device_bytes: int | None) -> RunPlan:
+    """Decide batch size and device for a run over ``voxels`` voxels in slices of ``slice_shape``.
+
+    ``device`` is the resolved device and ``automatic`` whether the user chose
+    "auto". Raises :class:`MemoryLimitError` (setting "device" when another
+    device would do) when the volume cannot fit this computer's free memory,
+    or an explicitly chosen GPU even one slice at a time; with "auto", a GPU
+    too small for one slice gives way to the CPU.
+    """
+    per_slice = padded(slice_shape[0]) * padded(slice_shape[1]) * DEVICE_BYTES_PER_PIXEL
+    host_bytes = voxels * HOST_BYTES_PER_VOXEL
+    notes: list[str] = []
+    if device != CPU and free_device_bytes is not None:
+        batch = min(MAX_GPU_BATCH_SIZE, int(free_device_bytes * DEVICE_MEMORY_HEADROOM) // per_slice)
+        if batch >= 1:
+            return _checked_host(RunPlan(device, batch, host_bytes, batch * per_slice), free_host_bytes)
+        message = (f"{device_label(device)} has {_gigabytes(free_device_bytes)} of memory free, but one slice needs "
+                   f"about {_gigabytes(per_slice)}.")
+        if not automatic:
+            raise MemoryLimitError(f"{message} Run on the CPU, or free GPU memory, and try again.",
+                                   setting="device", value=device)
+        notes.append(f"{message} Running on the CPU instead.")
+        device = CPU
+    if device != CPU:
+        return _checked_host(RunPlan(device, UNKNOWN_GPU_BATCH_SIZE, host_bytes, UNKNOWN_GPU_BATCH_SIZE * per_slice),
+                             free_host_bytes)
+    return _checked_host(RunPlan(CPU, CPU_BATCH_SIZE, host_bytes + CPU_BATCH_SIZE * per_slice,
+                                 CPU_BATCH_SIZE * per_slice, tuple(notes)), free_host_bytes)
+
+
+def _checked_host(plan: RunPlan, free_host_bytes: int | None) -> RunPlan:
+    if free_host_bytes is not None and plan.host_bytes > free_host_bytes:
+        raise MemoryLimitError(
+            f"This volume needs about {_gigabytes(plan.host_bytes)} of memory, but only "
+            f"{_gigabytes(free_host_bytes)} is free. Close other applications, or crop the volumes to the region of "
+            "interest, and try again.")
+    return plan
+
+
+def plan_for(voxels: int, slice_shape: tuple[int, int], requested: str) -> RunPlan:
+    """:func:`plan_run` for the ``requested`` device ("auto", "cpu", ...), with this computer's free memory."""
+    device = resolve(requested)
+    return plan_run(voxels, slice_shape, device, requested == AUTO, free_host_memory(), free_device_memory(device))
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for out-of-memory failures of PyTorch (CUDA, MPS, CPU allocator) and numpy."""
+    if isinstance(error, MemoryError):
+        return True
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(error, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    return isinstance(error, RuntimeError) and any(p in str(error).lower() for p in OUT_OF_MEMORY_PHRASES)
+
+
+def release_cached_memory(device: str) -> None:
+    """Give cached GPU memory back after a failed attempt (no-op on the CPU)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    elif device == "mps":
+        torch.mps.empty_cache()
+
+
+def run_with_memory_fallback(run: Callable[[str, int], T], plan: RunPlan, notice: Callable[[str], None]
+                             ) -> tuple[T, str]:
+    """Call ``run(device, batch_size)``; on out-of-memory halve the batch, then fall back to the CPU.
+
+    Returns ``(result, device that ran)``. Each retry is announced through
+    ``notice``. Raises :class:`MemoryLimitError` when even the CPU, one slice
+    at a time, runs out of memory; other errors pass through at once.
+    """
+    device, batch = plan.device, plan.batch_size
+    while True:
+        try:
+            return run(device, batch), device
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            release_cached_memory(device)
+            if batch > 1:
+                notice(f"{device_label(device)} ran out of memory with {batch} slices at a time; "
+                       f"retrying with {batch // 2}.")
+                batch //= 2
+            elif device != CPU:
+                notice(f"{device_label(device)} ran out of memory even with one slice at a time; "
+                       "falling back to the CPU.")
+                device, batch = CPU, CPU_BATCH_SIZE
+            else:
+                raise MemoryLimitError(
+                    "This computer ran out of memory even with one slice at a time on the CPU. Close other "
+                    "applications or crop the volumes, and try again.") from error
+
+
+def trimming(progress: Progress | None) -> Progress:
+    """A progress callback that first hands each finished batch's freed memory back to the system, then calls ``progress``."""
+
+    def update(done: int, total: int) -> None:
+        trim_heap()
+        if progress is not None:
+            progress(done, total)
+
+    return update

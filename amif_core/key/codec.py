@@ -1,0 +1,120 @@
+"""The key's codec: fixed-point codes of the key bands on the key support, and the one-time pad.
+
+:func:`encode` turns the flow's key bands of a batch of slices into int16
+codes on each slice's support with a per-slice, per-band origin and step;
+:func:`decode` turns them back. The stored codes carry the one-time pad of
+:func:`pad_seed` (:func:`apply_pad`), so that the key alone is useless: only
+the protected image derives the pad. Torch-free.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+CODE_MAX = 32767
+PAD_DOMAIN = b"AMIF key pad v1\n"
+PAD_LEVELS = 65535  # the pad is derived from the image rounded to 16 bits, so a 16-bit copy derives it too
+
+
+def quantise(values: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Fixed-point codes of one band's key values: ``values`` (n,) float, any range.
+
+    Returns ``codes`` (n,) int16 in [-32767, 32767], ``origin`` and ``step``,
+    so that ``origin + codes * step`` (see :func:`dequantise`) is within half
+    a step, (max - min) / 131068, of ``values``: the error does not depend on
+    the value, unlike float16's.
+    """
+    data = np.asarray(values, dtype=np.float64)
+    if data.size == 0:
+        return np.zeros(0, np.int16), 0.0, 0.0
+    low, high = float(data.min()), float(data.max())
+    origin, step = (low + high) / 2, (high - low) / (2 * CODE_MAX)
+    codes = np.rint((data - origin) / (step if step > 0 else 1.0))
+    return np.clip(codes, -CODE_MAX, CODE_MAX).astype(np.int16), origin, step
+
+
+def dequantise(codes: np.ndarray, origin: float, step: float) -> np.ndarray:
+    """Key values (n,) float32 from :func:`quantise`'s ``codes``, ``origin`` and ``step``."""
+    return (np.float32(origin) + codes.astype(np.float32) * np.float32(step)).astype(np.float32)
+
+
+def pad_seed(image: np.ndarray) -> bytes:
+    """The 32-byte seed of the key's one-time pad, derived from the protected image itself.
+
+    SHA-256 of a domain tag, the shape, and the image rounded to 16 bits
+    (``image`` (H, W) or (D, H, W), values in [0, 1]). Nobody without the
+    image can compute it, and the key file never holds it, so the stored key
+    codes alone are indistinguishable from random bytes.
+    """
+    data = np.asarray(image, dtype=np.float32)
+    digest = hashlib.sha256(PAD_DOMAIN + repr(tuple(data.shape)).encode())
+    for plane in data.reshape((-1,) + data.shape[-2:]):
+        digest.update(np.rint(np.clip(plane, 0, 1) * PAD_LEVELS).astype("<u2").tobytes())
+    return digest.digest()
+
+
+def keystream(seed: bytes, start: int, count: int) -> np.ndarray:
+    """``count`` uint16 words of the ChaCha20 stream keyed by ``seed``, from word ``start`` on.
+
+    The stream can be entered anywhere, so a volume's codes can be padded and
+    unpadded one batch of slices at a time.
+    """
+    first, skip = divmod(2 * start, 64)
+    nonce = int(first).to_bytes(4, "little") + bytes(12)
+    encryptor = Cipher(algorithms.ChaCha20(seed, nonce), mode=None).encryptor()
+    stream = encryptor.update(bytes(skip + 2 * count))[skip:]
+    return np.frombuffer(stream, dtype="<u2").astype(np.uint16)
+
+
+def apply_pad(codes: np.ndarray, seed: bytes, start: int, sign: int) -> np.ndarray:
+    """``codes`` (n,) int16 plus (``sign`` 1) or minus (-1) the pad words ``start``.. modulo 2**16, as int16."""
+    words = codes.view(np.uint16)
+    pad = keystream(seed, start, codes.size)
+    return (words + pad if sign > 0 else words - pad).astype(np.uint16).view(np.int16)
+
+
+def support_masks(masks: np.ndarray, padded: tuple[int, int]) -> np.ndarray:
+    """Key support of identifier masks: (D, H, W) {0, 1} -> (D, Hp/2, Wp/2) bool.
+
+    The masks are replicate-padded to ``padded`` = (Hp, Wp), as the engine
+    pads them, and a position is in the support when its 2x2 block touches the
+    mask (the numpy twin of :func:`amif_core.networks.csamic.key_support`).
+    """
+    d, h, w = masks.shape
+    full = np.pad(np.asarray(masks) > 0, ((0, 0), (0, padded[0] - h), (0, padded[1] - w)), mode="edge")
+    return full.reshape(d, padded[0] // 2, 2, padded[1] // 2, 2).any(axis=(2, 4))
+
+
+def encode(bands: np.ndarray, supports: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Codes of a batch of slices' key bands: ``bands`` (d, 4, h, w) float, ``supports`` (d, h, w) bool.
+
+    Returns ``codes`` (n,) int16 (slice by slice, band by band, each band's
+    support positions row-major), ``origin`` and ``step`` (d, 4) float32.
+    """
+    codes, origin, step = [], np.zeros((len(bands), 4), np.float32), np.zeros((len(bands), 4), np.float32)
+    for index, support in enumerate(supports):
+        for band in range(4):
+            band_codes, origin[index, band], step[index, band] = quantise(bands[index, band][support])
+            codes.append(band_codes)
+    return (np.concatenate(codes) if codes else np.zeros(0, np.int16)), origin, step
+
+
+def decode(codes: np.ndarray, origin: np.ndarray, step: np.ndarray, supports: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`encode`: key bands (d, 4, h, w) float32, zero off each slice's support."""
+    d, h, w = supports.shape
+    bands = np.zeros((d, 4, h, w), dtype=np.float32)
+    cursor = 0
+    for index, support in enumerate(supports):
+        count = int(support.sum())
+        for band in range(4):
+            bands[index, band][support] = dequantise(codes[cursor : cursor + count], origin[index, band],
+                                                     step[index, band])
+            cursor += count
+    return bands
+
+
+def code_counts(supports: np.ndarray) -> np.ndarray:
+    """Codes per slice of (D, h, w) bool supports: (D,) int64, 4 bands each."""
+    return 4 * supports.reshape(len(supports), -1).sum(axis=1)

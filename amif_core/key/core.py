@@ -1,0 +1,130 @@
+"""The AMIF key: what unlocks one protected image, and how it is checked.
+
+Key material is the coupling's y2 on the key support (the 2x2 blocks the
+identifier touches), stored as int16 fixed-point codes under a one-time pad
+that only the protected image itself can derive (:func:`pad_seed`). So the key
+alone is useless by construction: its codes are a ChaCha20 stream to anyone
+without the image. Everything else here (fingerprint, signature,
+normalisation, identifier, offsets) describes the image and is safe to show.
+Whether a key fits an image is :func:`amif_core.key.check.check_fits`.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from amif_core.transforms.identifier import (
+    IdentifierStyle,
+    crop_mask,
+    render_identifier_canvas,
+)
+
+SIGNATURE_GRID = 8
+
+
+def image_fingerprint(image: np.ndarray) -> str:
+    """SHA-256 hex of a protected image: its shape, then its float32 C-order bytes."""
+    data = np.ascontiguousarray(image, dtype=np.float32)
+    digest = hashlib.sha256(repr(tuple(data.shape)).encode())
+    for plane in data.reshape((-1,) + data.shape[-2:]):
+        digest.update(plane.tobytes())
+    return digest.hexdigest()
+
+
+def image_signature(image: np.ndarray) -> np.ndarray:
+    """Coarse per-slice summary: (D, 8, 8) float32 means of an 8x8 grid of blocks.
+
+    It survives re-saving at lower precision, so a failing fingerprint can be
+    told apart as "this image, modified" or "another image". ``image`` is
+    (H, W) or (D, H, W).
+    """
+    volume = np.asarray(image, dtype=np.float32).reshape((-1,) + np.shape(image)[-2:])
+    rows = np.array_split(np.arange(volume.shape[1]), SIGNATURE_GRID)
+    cols = np.array_split(np.arange(volume.shape[2]), SIGNATURE_GRID)
+    out = np.zeros((volume.shape[0], SIGNATURE_GRID, SIGNATURE_GRID), dtype=np.float32)
+    for i, r in enumerate(rows):
+        for j, c in enumerate(cols):
+            if len(r) and len(c):
+                out[:, i, j] = volume[:, r[0] : r[-1] + 1, c[0] : c[-1] + 1].mean(axis=(1, 2))
+    return out
+
+
+def short(fingerprint: str) -> str:
+    """The first 12 hex digits of a fingerprint, for messages."""
+    return fingerprint[:12]
+
+
+@dataclass
+class Key:
+    """Everything needed to unlock one protected image of shape ``shape``, and what it fits.
+
+    Key material, with D slices padded to Hp x Wp (multiples of 8):
+
+    - ``codes``: (N,) int16, the flow's y2 on the key support of every slice
+      (:func:`~amif_core.key.codec.support_masks`; slice by slice, band by
+      band, row-major), as fixed-point codes plus the one-time pad of
+      :func:`~amif_core.key.codec.pad_seed` modulo 2**16
+      (:func:`~amif_core.key.codec.encode`);
+    - ``code_origin`` and ``code_step``: (D, 4) float32, each slice's and band's
+      fixed-point scale.
+
+    The rest describes the image and is safe to show: ``signature`` (D, 8, 8)
+    float32 (:func:`image_signature`), ``mask_offsets`` (D, 2) int64 (the
+    identifier crop offset per slice), fingerprint, model, identifier and
+    normalisation. A volume's key also holds its geometry: ``axis`` (the
+    numpy axis of the (z, y, x) voxel array the volume was sliced along, so
+    ``shape`` is that array with ``axis`` first), ``size`` (x, y, z) voxels,
+    ``spacing`` and ``origin`` (mm), ``direction`` (9 values, row-major) and
+    ``volume_fingerprint``; these are None for a key of a plain array.
+    """
+
+    codes: np.ndarray
+    code_origin: np.ndarray
+    code_step: np.ndarray
+    shape: tuple[int, ...]
+    fingerprint: str
+    signature: np.ndarray
+    model_id: str
+    identifier: str
+    identifier_style: dict
+    normalisation: dict
+    mask_offsets: np.ndarray
+    created_utc: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    axis: int = 0
+    size: tuple[int, int, int] | None = None
+    spacing: tuple[float, float, float] | None = None
+    origin: tuple[float, float, float] | None = None
+    direction: tuple[float, ...] | None = None
+    volume_fingerprint: str | None = None
+
+    @property
+    def is_volume_key(self) -> bool:
+        """True when the key holds a volume's geometry (it was made by the volume pipeline or read from a file)."""
+        return self.volume_fingerprint is not None
+
+    def geometry(self) -> dict[str, list]:
+        """The protected volume's geometry: {"size", "spacing", "origin", "direction"} lists."""
+        if not self.is_volume_key:
+            raise ValueError("This key was made for a plain array, not a volume: it has no geometry.")
+        return {"size": list(self.size), "spacing": list(self.spacing), "origin": list(self.origin),
+                "direction": list(self.direction)}
+
+    def identifier_mask(self) -> np.ndarray:
+        """The identifier mask this key was made with: uint8 {0, 1}, shape ``shape``."""
+        h, w = self.shape[-2:]
+        canvas = render_identifier_canvas(self.identifier, h, w, IdentifierStyle(**self.identifier_style))
+        return np.stack([crop_mask(canvas, tuple(o), h, w) for o in self.mask_offsets]).reshape(self.shape)
+
+    @property
+    def slices(self) -> int:
+        return int(self.code_origin.shape[0])
+
+
+def signatures_match(a: np.ndarray, b: np.ndarray, tolerance: float = 0.02) -> bool:
+    """True when two :func:`image_signature` arrays describe the same image up to small edits."""
+    if a.shape != b.shape:
+        return False
+    return float(np.abs(a - b).mean()) <= tolerance and float(np.abs(a - b).max()) <= 10 * tolerance

@@ -1,0 +1,340 @@
+"""The ``.amifkey`` file: one volume's :class:`~amif_core.key.core.Key` on disk (spec: docs/key-format.md).
+
+Layout (integers little-endian)::
+
+    magic           12 bytes  89 'AMIFKEY' 0D 0A 1A 0A
+    version          2 bytes  uint16, FORMAT_VERSION
+    header length    4 bytes  uint32 H, 2 <= H <= MAX_HEADER_BYTES
+    payload length   8 bytes  uint64 P
+    header           H bytes  UTF-8 JSON object: what the key fits, no key material
+    payload          P bytes  zlib stream of the byte-shuffled key arrays,
+                              AES-256-GCM encrypted (+16-byte tag) with a passphrase
+    digest          32 bytes  SHA-256 of every byte before it
+
+Every length is checked against the file size and a fixed maximum before
+anything is allocated, and the digest is verified before the header is
+interpreted, so a damaged file fails fast with
+:class:`~amif_core.errors.KeyFormatError`.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import struct
+import unicodedata
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from amif_core.constants import VERSION
+from amif_core.errors import InputError, KeyFormatError, WrongPassphraseError
+from amif_core.io.atomic import PRIVATE_MODE, Output, write_atomically
+from amif_core.key.core import Key
+from amif_core.key.header import (
+    NONCE_SIZE,
+    TAG_SIZE,
+    arrays_layout,
+    build_header,
+    raw_length,
+    validate_header,
+)
+
+MAGIC = b"\x89AMIFKEY\r\n\x1a\n"
+FORMAT_VERSION = 2
+_PREFIX = struct.Struct("<12sHIQ")
+DIGEST_SIZE = 32
+MAX_HEADER_BYTES = 1 << 20  # the largest header AMIF writes (65535 slices) is ~0.9 MiB; json.loads needs ~25x this
+CHUNK = 8 << 20
+ZLIB_LEVEL = 6
+SCRYPT = {"n": 1 << 15, "r": 8, "p": 1}
+SALT_SIZE = 16
+# ---------------------------------------------------------------- writing
+
+
+def _payload_arrays(key: Key) -> list[np.ndarray]:
+    arrays = [key.codes, key.code_origin, key.code_step, key.signature]
+    out = []
+    for array, (name, dtype, shape) in zip(arrays, arrays_layout(tuple(key.shape), int(key.codes.size))):
+        array = np.ascontiguousarray(array, dtype=dtype)
+        if array.shape != shape:
+            raise ValueError(f"Key array {name} has shape {array.shape}, expected {shape} for an image of {key.shape}.")
+        out.append(array)
+    return out
+
+
+def _compress(arrays: Iterable[np.ndarray]) -> list[bytes]:
+    """zlib stream of each array's byte planes (all first bytes, then all second bytes, ...)."""
+    compressor = zlib.compressobj(ZLIB_LEVEL)
+    out = []
+    for array in arrays:
+        planes = array.reshape(-1).view(np.uint8).reshape(-1, array.itemsize)
+        for plane in range(array.itemsize):
+            for start in range(0, planes.shape[0], CHUNK):
+                out.append(compressor.compress(np.ascontiguousarray(planes[start : start + CHUNK, plane])))
+    out.append(compressor.flush())
+    return [piece for piece in out if piece]
+
+
+def _derive(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    secret = unicodedata.normalize("NFC", passphrase).encode("utf-8")
+    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(secret)
+
+
+def _check_passphrase(passphrase: str | None) -> None:
+    if passphrase is not None and (not isinstance(passphrase, str) or not passphrase):
+        raise InputError("The passphrase is empty; give a non-empty passphrase, or none to write an unencrypted key.")
+
+
+def key_output(path: str | Path, key: Key, passphrase: str | None = None) -> Output:
+    """An :class:`~amif_core.io.atomic.Output` that writes ``key`` (owner-only file mode) to ``path``."""
+    _check_passphrase(passphrase)
+
+    def write(temp: Path) -> None:
+        encryption = None
+        if passphrase is not None:
+            encryption = {"kdf": "scrypt", **SCRYPT, "salt": base64.b64encode(os.urandom(SALT_SIZE)).decode(),
+                          "cipher": "AES-256-GCM", "nonce": base64.b64encode(os.urandom(NONCE_SIZE)).decode()}
+        header = json.dumps(build_header(key, encryption), ensure_ascii=False, separators=(",", ":")).encode()
+        payload = _compress(_payload_arrays(key))
+        length = sum(len(piece) for piece in payload) + (TAG_SIZE if encryption is not None else 0)
+        prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header), length) + header
+        if encryption is not None:
+            secret = _derive(passphrase, base64.b64decode(encryption["salt"]), **SCRYPT)
+            encryptor = Cipher(algorithms.AES(secret), modes.GCM(base64.b64decode(encryption["nonce"]))).encryptor()
+            encryptor.authenticate_additional_data(prefix)
+            for index, piece in enumerate(payload):  # in place: each plain piece is freed as it is replaced
+                payload[index] = encryptor.update(piece)
+            payload.append(encryptor.finalize() + encryptor.tag)
+        digest = hashlib.sha256(prefix)
+        with open(temp, "wb") as file:
+            file.write(prefix)
+            for piece in payload:
+                digest.update(piece)
+                file.write(piece)
+            file.write(digest.digest())
+
+    return Output(Path(path), write, PRIVATE_MODE)
+
+
+def write_key(path: str | Path, key: Key, passphrase: str | None = None, force: bool = False) -> None:
+    """Write ``key`` to ``path`` atomically; never replaces an existing file unless ``force``.
+
+    ``passphrase``: when given, the key arrays are encrypted (scrypt +
+    AES-256-GCM); the header stays readable. The file is created owner-only.
+    """
+    write_atomically([key_output(path, key, passphrase)], force)
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class _Verified:
+    header: dict[str, Any]
+    prefix: bytes  # magic, version, lengths and header: the AES-GCM associated data
+    payload_length: int
+
+
+def _corrupted(path: Path, what: str) -> KeyFormatError:
+    return KeyFormatError(f"The key file {path} is {what}. Use an intact copy of the key "
+                          "(the one written together with the protected volume).")
+
+
+def _verify(path: str | Path) -> _Verified:
+    """Check magic, version, lengths and the SHA-256 digest; then parse and validate the header."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"The key file {path} does not exist." if not path.exists() else f"{path} is not a file.")
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        start = file.read(_PREFIX.size)
+        if len(start) < len(MAGIC) + 2 or not start.startswith(MAGIC):
+            raise KeyFormatError(f"{path} is not an AMIF key file (it does not start with the AMIF key signature).")
+        version = int.from_bytes(start[len(MAGIC) : len(MAGIC) + 2], "little")
+        if version != FORMAT_VERSION:
+            newer = (" It was written by a newer AMIF; update amif-core to read it." if version > FORMAT_VERSION else
+                     " Keys of version 1 were made with the amif_v1 weights of amif-core 0.1; unlock it with "
+                     "amif-core 0.1.")
+            raise KeyFormatError(f"{path} uses key format version {version}, but this AMIF ({VERSION}) reads "
+                                 f"version {FORMAT_VERSION} only.{newer}")
+        if len(start) < _PREFIX.size:
+            raise _corrupted(path, f"truncated ({size} bytes)")
+        _, _, header_length, payload_length = _PREFIX.unpack(start)
+        if not 2 <= header_length <= MAX_HEADER_BYTES:
+            raise _corrupted(path, f"corrupted (its header length {header_length} is out of bounds)")
+        expected = _PREFIX.size + header_length + payload_length + DIGEST_SIZE
+        if size < expected:
+            raise _corrupted(path, f"truncated ({size} bytes, but its lengths say {expected})")
+        if size > expected:
+            raise _corrupted(path, f"corrupted ({size - expected} bytes more than its lengths say)")
+        header_bytes = file.read(header_length)
+        digest = hashlib.sha256(start + header_bytes)
+        remaining = payload_length
+        while remaining:
+            piece = file.read(min(CHUNK, remaining))
+            if not piece:
+                raise _corrupted(path, "truncated (it changed while being read)")
+            digest.update(piece)
+            remaining -= len(piece)
+        if file.read(DIGEST_SIZE + 1) != digest.digest():
+            raise _corrupted(path, "corrupted (its SHA-256 integrity check fails)")
+    try:
+        header = json.loads(header_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise _corrupted(path, f"damaged (its header is not valid JSON: {error})") from error
+    try:
+        validate_header(header, payload_length)
+    except (KeyError, TypeError, ValueError, OverflowError) as error:
+        raise _corrupted(path, f"damaged (invalid header: {error})") from error
+    return _Verified(header, start + header_bytes, payload_length)
+
+
+def read_key_header(path: str | Path) -> dict[str, Any]:
+    """The verified header of a key file, plus ``format_version``; needs no passphrase.
+
+    The header describes the volume the key fits (``volume_fingerprint``,
+    ``geometry``, ``axis``, ``shape``), the model (``model_id``), the
+    identifier and its placement, ``normalisation``, ``created_utc`` and
+    ``encryption`` (None or the scrypt/AES-GCM parameters). It holds no key
+    material. Raises :class:`KeyFormatError` for a damaged file.
+    """
+    header = _verify(path).header
+    return {"format_version": FORMAT_VERSION, **{k: v for k, v in header.items() if k != "format_version"}}
+
+
+def key_needs_passphrase(path: str | Path) -> bool:
+    """True when the key file's arrays are encrypted, so :func:`read_key` needs the passphrase."""
+    return _verify(path).header["encryption"] is not None
+
+
+def _payload_pieces(path: Path, verified: _Verified, length: int) -> Iterator[bytes]:
+    with open(path, "rb") as file:
+        file.seek(len(verified.prefix))
+        while length:
+            piece = file.read(min(CHUNK, length))
+            if not piece:
+                raise _corrupted(path, "truncated (it changed while being read)")
+            length -= len(piece)
+            yield piece
+
+
+def _decrypt(path: Path, verified: _Verified, passphrase: str | None) -> list[bytes]:
+    encryption = verified.header["encryption"]
+    if passphrase is None:
+        raise WrongPassphraseError(f"The key file {path} is encrypted with a passphrase, and none was given.")
+    _check_passphrase(passphrase)
+    secret = _derive(passphrase, base64.b64decode(encryption["salt"]), encryption["n"], encryption["r"],
+                     encryption["p"])
+    with open(path, "rb") as file:
+        file.seek(len(verified.prefix) + verified.payload_length - TAG_SIZE)
+        tag = file.read(TAG_SIZE)
+    decryptor = Cipher(algorithms.AES(secret), modes.GCM(base64.b64decode(encryption["nonce"]), tag)).decryptor()
+    decryptor.authenticate_additional_data(verified.prefix)
+    plain = [decryptor.update(piece) for piece in _payload_pieces(path, verified, verified.payload_length - TAG_SIZE)]
+    try:
+        decryptor.finalize()
+    except InvalidTag:
+        raise WrongPassphraseError(f"The passphrase does not open the key file {path}. Check it and try again "
+                                   "(passphrases are case-sensitive).") from None
+    return plain
+
+
+class _Inflated:
+    """Reads exactly the expected number of bytes out of a zlib stream, never more."""
+
+    def __init__(self, path: Path, pieces: Iterable[bytes], expected: int) -> None:
+        self._path = path
+        self._output = self._inflate(iter(pieces), expected)
+        self._current = memoryview(b"")
+
+    def _inflate(self, pieces: Iterator[bytes], expected: int) -> Iterator[bytes]:
+        inflater = zlib.decompressobj()
+        produced = 0
+        try:
+            for piece in pieces:
+                if inflater.eof:
+                    raise _corrupted(self._path, "damaged (data after the end of its payload)")
+                while piece:
+                    out = inflater.decompress(piece, CHUNK)
+                    produced += len(out)
+                    if produced > expected:
+                        raise _corrupted(self._path, "damaged (its payload is longer than its header says)")
+                    yield out
+                    piece = inflater.unconsumed_tail
+            tail = inflater.flush()
+            if produced + len(tail) > expected:
+                raise _corrupted(self._path, "damaged (its payload is longer than its header says)")
+            yield tail
+        except zlib.error as error:
+            raise _corrupted(self._path, f"damaged (its payload does not decompress: {error})") from error
+        if not inflater.eof:
+            raise _corrupted(self._path, "damaged (its compressed payload stops before its end)")
+        if inflater.unused_data:
+            raise _corrupted(self._path, "damaged (data after the end of its payload)")
+
+    def read_into(self, target: np.ndarray) -> None:
+        """Fill a 1-D uint8 array (may be strided) from the stream."""
+        done = 0
+        while done < target.size:
+            if not len(self._current):
+                piece = next(self._output, None)
+                if piece is None:
+                    raise _corrupted(self._path, "damaged (its payload is shorter than its header says)")
+                self._current = memoryview(piece)
+            take = min(target.size - done, len(self._current))
+            target[done : done + take] = np.frombuffer(self._current[:take], dtype=np.uint8)
+            self._current = self._current[take:]
+            done += take
+
+    def finish(self) -> None:
+        """Check that the stream ends exactly here."""
+        if len(self._current) or any(len(piece) for piece in self._output):
+            raise _corrupted(self._path, "damaged (its payload is longer than its header says)")
+
+
+def read_key(path: str | Path, passphrase: str | None = None) -> Key:
+    """Read a key file written by :func:`write_key`.
+
+    ``passphrase``: needed when :func:`key_needs_passphrase`; ignored otherwise.
+    Raises :class:`KeyFormatError` for a damaged or unknown file,
+    :class:`WrongPassphraseError` for a wrong or missing passphrase, and
+    :class:`InputError` for a missing file.
+    """
+    path = Path(path)
+    verified = _verify(path)
+    header = verified.header
+    if header["encryption"] is None:
+        pieces: Iterable[bytes] = _payload_pieces(path, verified, verified.payload_length)
+    else:
+        pieces = _decrypt(path, verified, passphrase)
+    shape = tuple(header["shape"])
+    layout = arrays_layout(shape, header["payload"]["code_count"])
+    stream = _Inflated(path, pieces, raw_length(layout))
+    arrays = {}
+    for name, dtype, array_shape in layout:
+        array = np.empty(array_shape, dtype=dtype)
+        planes = array.reshape(-1).view(np.uint8).reshape(-1, array.itemsize)
+        for plane in range(array.itemsize):
+            stream.read_into(planes[:, plane])
+        arrays[name] = array
+    stream.finish()
+    if not (np.isfinite(arrays["origin"]).all() and np.isfinite(arrays["step"]).all() and (arrays["step"] >= 0).all()):
+        raise _corrupted(path, "damaged (its code scales are not finite and non-negative)")
+    geometry = header["geometry"]
+    return Key(
+        codes=arrays["codes"], code_origin=arrays["origin"], code_step=arrays["step"], shape=shape,
+        fingerprint=header["image_fingerprint"], signature=arrays["signature"], model_id=header["model_id"],
+        identifier=header["identifier"], identifier_style=dict(header["identifier_style"]),
+        normalisation=header["normalisation"], mask_offsets=np.asarray(header["mask_offsets"], dtype=np.int64),
+        created_utc=header["created_utc"], axis=header["axis"], size=tuple(geometry["size"]),
+        spacing=tuple(geometry["spacing"]), origin=tuple(geometry["origin"]), direction=tuple(geometry["direction"]),
+        volume_fingerprint=header["volume_fingerprint"],
+    )

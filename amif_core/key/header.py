@@ -1,0 +1,176 @@
+"""The ``.amifkey`` header: what it holds, the payload layout it implies, and its validation.
+
+The header is UTF-8 JSON that describes the volume, the model and the
+identifier a key fits, never key material (spec: docs/key-format.md).
+:func:`validate_header` checks every field's type and range and that the
+payload can hold the arrays the header describes, before anything large is
+allocated. Torch-free.
+"""
+from __future__ import annotations
+
+import base64
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from amif_core.constants import VERSION, padded
+from amif_core.key.core import SIGNATURE_GRID, Key
+
+FORMAT_NAME = "amif-key"
+MAX_SIDE = 65535
+MAX_VOXELS = 1 << 33
+ZLIB_MAX_RATIO = 1032  # deflate cannot expand data by more than this
+MAX_SCRYPT_COST = 64 << 20  # bytes of 128 * n * r * p: twice what AMIF writes, so a crafted header costs < 1 s
+NONCE_SIZE = 12
+TAG_SIZE = 16
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+STYLE_NUMBERS = ("font_fraction", "angle_deg", "coverage")
+STYLE_FLAGS = ("transpose", "flip_rows", "flip_cols")
+
+
+def arrays_layout(shape: tuple[int, int, int], code_count: int) -> list[tuple[str, str, tuple[int, ...]]]:
+    """(name, little-endian dtype, shape) of each payload array, in payload order."""
+    depth = shape[0]
+    return [
+        ("codes", "<i2", (code_count,)),
+        ("origin", "<f4", (depth, 4)),
+        ("step", "<f4", (depth, 4)),
+        ("signature", "<f4", (depth, SIGNATURE_GRID, SIGNATURE_GRID)),
+    ]
+
+
+def max_codes(shape: tuple[int, int, int]) -> int:
+    """The most key codes an image of ``shape`` (D, H, W) can have: 4 bands of the whole padded half-size grid."""
+    depth, h, w = shape
+    return 4 * depth * (padded(h) // 2) * (padded(w) // 2)
+
+
+def raw_length(layout: list[tuple[str, str, tuple[int, ...]]]) -> int:
+    """Bytes of the uncompressed payload that ``layout`` describes."""
+    return sum(np.dtype(dtype).itemsize * math.prod(shape) for _, dtype, shape in layout)
+
+
+def build_header(key: Key, encryption: dict | None) -> dict[str, Any]:
+    return {
+        "format": FORMAT_NAME,
+        "amif_version": VERSION,
+        "created_utc": key.created_utc,
+        "model_id": key.model_id,
+        "volume_fingerprint": key.volume_fingerprint,
+        "image_fingerprint": key.fingerprint,
+        "axis": int(key.axis),
+        "shape": [int(v) for v in key.shape],
+        "geometry": key.geometry(),
+        "normalisation": key.normalisation,
+        "identifier": key.identifier,
+        "identifier_style": key.identifier_style,
+        "mask_offsets": np.asarray(key.mask_offsets, dtype=np.int64).tolist(),
+        "payload": {"compression": "zlib", "filter": "byteshuffle", "code_count": int(key.codes.size)},
+        "encryption": encryption,
+    }
+
+
+def _int(value: Any, name: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {str(value)[:40]}")
+    return value
+
+
+def _float(value: Any, name: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {str(value)[:40]}")
+    return float(value)
+
+
+def _floats(value: Any, name: str, count: int) -> list[float]:
+    if not isinstance(value, list) or len(value) != count:
+        raise ValueError(f"{name} must be a list of {count} numbers")
+    return [_float(v, name) for v in value]
+
+
+def _text(value: Any, name: str, limit: int) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise ValueError(f"{name} must be a text of 1 to {limit} characters")
+    return value
+
+
+def _b64(value: Any, name: str, low: int, high: int) -> bytes:
+    try:
+        raw = base64.b64decode(_text(value, name, 4 * high), validate=True)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{name} must be base64") from error
+    if not low <= len(raw) <= high:
+        raise ValueError(f"{name} must hold {low} to {high} bytes")
+    return raw
+
+
+def validate_header(header: Any, payload_length: int) -> None:
+    """Raise ValueError/TypeError/KeyError unless ``header`` is a well-formed version-2 header."""
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise ValueError("format must be 'amif-key'")
+    _text(header["amif_version"], "amif_version", 64)
+    _text(header["created_utc"], "created_utc", 64)
+    for name in ("model_id", "volume_fingerprint", "image_fingerprint"):
+        if not isinstance(header[name], str) or not _HEX64.fullmatch(header[name]):
+            raise ValueError(f"{name} must be 64 lowercase hex digits")
+    axis = _int(header["axis"], "axis", 0, 2)
+    if not isinstance(header["shape"], list) or len(header["shape"]) != 3:
+        raise ValueError("shape must list 3 sizes")
+    shape = tuple(_int(v, "shape", 1, MAX_SIDE) for v in header["shape"])
+    if math.prod(shape) > MAX_VOXELS:
+        raise ValueError(f"shape {shape} is larger than {MAX_VOXELS} voxels")
+    geometry = header["geometry"]
+    if not isinstance(geometry, dict) or not isinstance(geometry["size"], list) or len(geometry["size"]) != 3:
+        raise ValueError("geometry.size must list 3 sizes")
+    zyx = [_int(v, "geometry.size", 1, MAX_SIDE) for v in geometry["size"]][::-1]
+    if tuple([zyx[axis]] + [s for i, s in enumerate(zyx) if i != axis]) != shape:
+        raise ValueError(f"geometry.size {geometry['size']} sliced along axis {axis} does not give shape {list(shape)}")
+    if min(_floats(geometry["spacing"], "geometry.spacing", 3)) <= 0:
+        raise ValueError("geometry.spacing must be positive")
+    _floats(geometry["origin"], "geometry.origin", 3)
+    _floats(geometry["direction"], "geometry.direction", 9)
+    for part in ("mri", "other"):
+        _float(header["normalisation"][part]["low"], f"normalisation.{part}.low")
+        _float(header["normalisation"][part]["high"], f"normalisation.{part}.high")
+    _text(header["identifier"], "identifier", 64)
+    style = header["identifier_style"]
+    if not isinstance(style, dict) or set(style) != set(STYLE_NUMBERS + STYLE_FLAGS):
+        raise ValueError(f"identifier_style must hold {', '.join(STYLE_NUMBERS + STYLE_FLAGS)}")
+    for name in STYLE_NUMBERS:
+        _float(style[name], f"identifier_style.{name}")
+    for name in STYLE_FLAGS:
+        if not isinstance(style[name], bool):
+            raise ValueError(f"identifier_style.{name} must be true or false")
+    offsets = header["mask_offsets"]
+    if not isinstance(offsets, list) or len(offsets) != shape[0]:
+        raise ValueError(f"mask_offsets must list one (row, column) pair per slice ({shape[0]})")
+    for pair in offsets:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ValueError("mask_offsets must hold (row, column) pairs")
+        _int(pair[0], "mask_offsets row", 0, shape[1])
+        _int(pair[1], "mask_offsets column", 0, shape[2])
+    payload = header["payload"]
+    if not isinstance(payload, dict) or payload.get("compression") != "zlib" or payload.get("filter") != "byteshuffle":
+        raise ValueError("payload must be zlib-compressed and byte-shuffled")
+    code_count = _int(payload["code_count"], "payload.code_count", 0, max_codes(shape))
+    encryption = header["encryption"]
+    overhead = 0
+    if encryption is not None:
+        if not isinstance(encryption, dict) or encryption.get("kdf") != "scrypt" or encryption.get("cipher") != "AES-256-GCM":
+            raise ValueError("encryption must be scrypt + AES-256-GCM")
+        n = _int(encryption["n"], "encryption.n", 2, 1 << 20)
+        r = _int(encryption["r"], "encryption.r", 1, 32)
+        p = _int(encryption["p"], "encryption.p", 1, 16)
+        if n & (n - 1) or 128 * n * r * p > MAX_SCRYPT_COST:
+            raise ValueError("encryption.n must be a power of 2 and scrypt's cost 128 * n * r * p at most 64 MiB")
+        _b64(encryption["salt"], "encryption.salt", 8, 64)
+        _b64(encryption["nonce"], "encryption.nonce", NONCE_SIZE, NONCE_SIZE)
+        overhead = TAG_SIZE
+    raw = raw_length(arrays_layout(shape, code_count))
+    if payload_length < overhead + 8 or raw > ZLIB_MAX_RATIO * (payload_length - overhead) + (1 << 16):
+        raise ValueError(f"the payload ({payload_length} bytes) cannot hold the {raw} bytes of key arrays its header "
+                         "describes")
+
+
