@@ -22,7 +22,7 @@ ensureAmifCoreImportable(Path(__file__).resolve().parent)
 from amif_core.inference import runner  # noqa: E402
 from AMIFSlicerLib import display  # noqa: E402
 from AMIFSlicerLib.dependencies import DependencyInstaller, pyTorchUtilsInstaller  # noqa: E402
-from AMIFSlicerLib.logic import DEFAULT_IDENTIFIER, AMIFLogic  # noqa: E402
+from AMIFSlicerLib.logic import DEFAULT_IDENTIFIER, AMIFSceneLogic  # noqa: E402
 
 #
 # AMIFSlicer
@@ -417,7 +417,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class AMIFSlicerLogic(ScriptedLoadableModuleLogic):
-    """Thin Slicer wrapper: the parameter node, the dependency dialogs and :class:`AMIFSlicerLib.logic.AMIFLogic`
+    """Thin Slicer wrapper: the parameter node, the dependency dialogs and :class:`AMIFSlicerLib.logic.AMIFSceneLogic`
     on the application's scene (``self.amif``), where all the work is done.
 
     Uses ScriptedLoadableModuleLogic base class, available at:
@@ -426,7 +426,7 @@ class AMIFSlicerLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        self.amif = AMIFLogic(slicer.mrmlScene, slicer.app.applicationLogic())
+        self.amif = AMIFSceneLogic(slicer.mrmlScene, slicer.app.applicationLogic())
 
     def getParameterNode(self):
         return AMIFSlicerParameterNode(super().getParameterNode())

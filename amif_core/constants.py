@@ -3,6 +3,7 @@
 VERSION = "0.2.0"
 DEFAULT_IDENTIFIER = "AMIF \u00a9"
 PAD_MULTIPLE = 8  # slices are padded (edge replication) to multiples of this before the network
+DEFAULT_BATCH_SIZE = 4  # slices per batch of the array API and of the command line on the CPU
 
 
 def padded(size: int) -> int:

@@ -60,7 +60,7 @@ def _sha(path: Path) -> str:
 
 def _run(tree: Path, out: Path, data: Path | None, limit: int) -> dict[str, str]:
     out.mkdir(parents=True)
-    demo_data = tree / "amif_core" / "data" / "demo"
+    demo_data = tree.resolve() / "amif_core" / "data" / "demo"
     _amif(tree, out, "demo", "--out", "demo", "--device", "cpu")
     (out / "pass.txt").write_text(PASSPHRASE + "\n")
     _amif(tree, out, "fuse", str(demo_data / "mri.nrrd"), str(demo_data / "pet.nrrd"), "-o", "p.nrrd", "--key",

@@ -31,7 +31,7 @@ sys.path[:0] = [str(MODULE_DIR), str(REPO_ROOT)]
 
 import slicer  # noqa: E402
 from AMIFSlicerLib import display  # noqa: E402
-from AMIFSlicerLib.logic import AMIFLogic  # noqa: E402
+from AMIFSlicerLib.logic import AMIFSceneLogic  # noqa: E402
 from AMIFSlicerLib.rendering import HeadlessViews, composeViews  # noqa: E402
 
 from amif_core.inference.weights import DEFAULT_WEIGHTS  # noqa: E402
@@ -75,7 +75,7 @@ def main() -> None:
     scene.SetRootDirectory(str(work))
     slicer.mrmlScene = scene
     views = HeadlessViews(scene, VIEW_SIZE)
-    logic = AMIFLogic(scene, views.applicationLogic, weights)
+    logic = AMIFSceneLogic(scene, views.applicationLogic, weights)
     mri, pet = loadVolume(scene, DEMO / "mri.nrrd"), loadVolume(scene, DEMO / "pet.nrrd")
     keyPath = logic.defaultKeyPath(mri)
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import amif_core
+from amif_core.constants import DEFAULT_BATCH_SIZE
 from amif_core.errors import MemoryLimitError
 from amif_core.inference import runner
 
@@ -98,7 +99,8 @@ def test_a_cuda_out_of_memory_in_amif_fuse_retries_smaller_then_on_the_cpu(tmp_p
     import amif_core.cli.main as cli
     from amif_core.inference import pipeline
 
-    monkeypatch.setattr(runner, "plan_for", lambda voxels, shape, requested: runner.RunPlan("cuda:0", 2, 0, 0))
+    monkeypatch.setattr(runner, "plan_for", lambda voxels, shape, requested, cpu_batch_size: runner.RunPlan(
+        "cuda:0", 2, 0, 0, cpu_batch_size=cpu_batch_size))
     cpu_model = amif_core.load_model("cpu")
     monkeypatch.setattr(amif_core, "load_model", lambda device, weights=None: cpu_model if device == "cpu"
                         else _OnGpu(cpu_model))
@@ -117,7 +119,7 @@ def test_a_cuda_out_of_memory_in_amif_fuse_retries_smaller_then_on_the_cpu(tmp_p
                      "--key", str(tmp_path / "p.amifkey")])
     err = capsys.readouterr().err
     assert code == cli.EXIT_OK and (tmp_path / "p.nrrd").is_file() and (tmp_path / "p.amifkey").is_file()
-    assert attempts == [("cuda:0", 2), ("cuda:0", 1), ("cpu", runner.CPU_BATCH_SIZE)]
+    assert attempts == [("cuda:0", 2), ("cuda:0", 1), ("cpu", DEFAULT_BATCH_SIZE)]  # the CLI's CPU batch
     assert "GPU 0 ran out of memory with 2 slices at a time; retrying with 1." in err
     assert "GPU 0 ran out of memory even with one slice at a time; falling back to the CPU." in err
 

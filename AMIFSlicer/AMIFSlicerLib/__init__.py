@@ -7,8 +7,8 @@ the user's decision (see :mod:`AMIFSlicerLib.dependencies`).
 
 Main entry point::
 
-    from AMIFSlicerLib.logic import AMIFLogic
-    logic = AMIFLogic(scene)
+    from AMIFSlicerLib.logic import AMIFSceneLogic
+    logic = AMIFSceneLogic(scene)
     protected = logic.protect(mriNode, otherNode, keyPath)
     unlocked = logic.unlock(protected, keyPath)
 """

@@ -1,7 +1,7 @@
-"""AMIFLogic: protect and unlock volume nodes, show them, and tell the panel what is ready.
+"""AMIFSceneLogic: protect and unlock volume nodes, show them, and tell the panel what is ready.
 
 Protect reads the MRI and the CT/PET/SPECT node in world space, runs
-:func:`amif_core.io.volumes.protect_volume`, writes the key file and only then
+:func:`amif_core.inference.pipeline.protect_volume`, writes the key file and only then
 adds the protected node; unlock reads the key and adds the unlocked node.
 Input nodes are never modified, and key material never enters the scene:
 output nodes carry only provenance attributes (``AMIF.*``: role, AMIF
@@ -57,7 +57,7 @@ Cancel = Callable[[], bool]
 Notice = Callable[[str], None]
 
 
-class AMIFLogic:
+class AMIFSceneLogic:
     """Headless logic of the AMIF module on one MRML scene.
 
     ``applicationLogic`` is needed only to show the comparison layouts (in

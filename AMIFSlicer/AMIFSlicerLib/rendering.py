@@ -2,8 +2,8 @@
 
 In Slicer the layout manager creates a view (and its ``vtkMRMLSliceLogic``)
 for every slice node of the layout. :class:`HeadlessViews` does the same on
-a bare MRML scene (``slicer-core``), so :meth:`AMIFLogic.showComparison` and
-:meth:`AMIFLogic.showUnlocked` work headless and their views can be rendered
+a bare MRML scene (``slicer-core``), so :meth:`AMIFSceneLogic.showComparison` and
+:meth:`AMIFSceneLogic.showUnlocked` work headless and their views can be rendered
 to images exactly as Slicer's slice pipeline blends them.
 """
 from __future__ import annotations

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
-from amif_core.constants import DEFAULT_IDENTIFIER
+from amif_core.constants import DEFAULT_BATCH_SIZE, DEFAULT_IDENTIFIER
 from amif_core.errors import InputError
 from amif_core.io.atomic import Output
 
@@ -134,7 +134,7 @@ def run_planned(args: argparse.Namespace, voxels: int, slice_shape: tuple[int, i
     from amif_core.inference import runner
 
     models = Models(args)
-    plan = runner.plan_for(voxels, slice_shape, args.device)
+    plan = runner.plan_for(voxels, slice_shape, args.device, cpu_batch_size=DEFAULT_BATCH_SIZE)
     for note in plan.notes:
         notice(args)(note)
     result, _ = runner.run_with_memory_fallback(lambda device, batch: run(models(device), batch), plan, notice(args))
@@ -173,11 +173,7 @@ def prompt_passphrase(confirm: bool) -> str:
 
 @contextmanager
 def progress_bar(description: str, quiet: bool) -> Iterator[Progress]:
-    """A tqdm bar on stderr, driven by a ``progress(done, total)`` callback (slices).
-
-    The callback also returns the batch's freed memory to the system
-    (:func:`amif_core.inference.runner.trimming`), which keeps long series from growing.
-    """
+    """A tqdm bar on stderr, driven by a ``progress(done, total)`` callback (slices)."""
     bars: list[tqdm] = []  # made at the first call, when the total is known
 
     def update(done: int, total: int) -> None:
@@ -186,10 +182,8 @@ def progress_bar(description: str, quiet: bool) -> Iterator[Progress]:
                              dynamic_ncols=True))
         bars[0].update(done - bars[0].n)
 
-    from amif_core.inference.runner import trimming
-
     try:
-        yield trimming(update)
+        yield update
     finally:
         for bar in bars:
             bar.close()

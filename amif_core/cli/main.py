@@ -1,13 +1,9 @@
-"""The ``amif`` command line: parser, exit codes and the entry point (console script ``amif``, or ``python -m amif_core.cli``).
+"""The ``amif`` entry point: the parser, error handling and exit codes (``amif`` or ``python -m amif_core.cli``).
 
-Subcommands are registered with :func:`command`; adding one is one decorated
-function plus the option helpers it needs, e.g.::
-
-    @command("bench", "Time protect and unlock.", example="amif bench --size 256 256 180",
-             arguments=(model_options, _bench_arguments))
-    def bench(args: argparse.Namespace) -> int:
-        ...
-        return EXIT_OK
+Subcommands live in :mod:`~amif_core.cli.user` and :mod:`~amif_core.cli.owner`
+and register themselves with :func:`amif_core.cli.common.command`; only the
+options of the subcommand being run are built. A core error that names a
+setting gets this front end's advice for it (:data:`CLI_HINTS`).
 
 Exit codes: 0 success; 1 other failure; 2 bad usage or input (including a
 damaged key file); 3 the key does not fit the volume; 4 wrong or missing

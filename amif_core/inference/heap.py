@@ -3,14 +3,15 @@
 The network's per-batch buffers are freed into glibc's heap, which keeps
 them, fragmented, and resident memory creeps up with every batch of a long
 series. ``malloc_trim(0)`` after each batch hands the free pages back to the
-system. Measured with ``amif_core.io.volumes.protect_volume`` on 2 CPU threads:
+system. Measured with ``amif_core.inference.pipeline.protect_volume`` on 2 CPU threads:
 
 * 512 x 512 x 96: peak RSS 1.46 GB without, 1.33 GB with it; time 70 s and 67 s;
 * 256 x 256 x 180: 0.83 GB and 0.75 GB.
 
 (Serving every buffer of 1 MiB or more with mmap instead, an earlier choice,
 gave 1.30 GB but doubled the time: each fresh mapping is page-faulted in.)
-It is a process-wide, harmless call; the CLI's progress callback makes it.
+It is a process-wide, harmless call; the volume pipeline makes it after each batch
+(:func:`amif_core.inference.runner.trimming`), for the CLI and Slicer alike.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from amif_core.constants import DEFAULT_IDENTIFIER, padded
+from amif_core.constants import DEFAULT_BATCH_SIZE, DEFAULT_IDENTIFIER, padded
 from amif_core.errors import CancelledError, InputError, KeyMismatchError
 from amif_core.key import codec
 from amif_core.key.check import check_fits
@@ -30,8 +30,6 @@ from amif_core.transforms.identifier import (
     validate_identifier,
 )
 from amif_core.transforms.intensity import Normalisation, fit_normalisation
-
-DEFAULT_BATCH_SIZE = 4
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]

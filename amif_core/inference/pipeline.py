@@ -1,8 +1,10 @@
 """The volume pipeline: protect and unlock SimpleITK volumes with a model, slice by slice.
 
 Processing streams batches of slices through the model, so apart from the
-inputs only the output volume and the key are held in memory. Inputs are
-never modified.
+inputs only the output volume and the key are held in memory, and each
+batch's freed memory goes back to the system
+(:func:`~amif_core.inference.runner.trimming`), whichever front end runs it.
+Inputs are never modified.
 """
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ from typing import Callable
 import numpy as np
 import SimpleITK as sitk
 
-from amif_core.constants import DEFAULT_IDENTIFIER
+from amif_core.constants import DEFAULT_BATCH_SIZE, DEFAULT_IDENTIFIER
 from amif_core.errors import InputError
-from amif_core.inference.model import DEFAULT_BATCH_SIZE, AMIFModel, Cancel, Progress
+from amif_core.inference.model import AMIFModel, Cancel, Progress
+from amif_core.inference.runner import trimming
 from amif_core.io.geometry import (
     PARTIAL_COVERAGE,
     axis_first,
@@ -75,7 +78,7 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
                f"interpolation{partial}.")
     style = IdentifierStyle(**display_orientation(mri, axis))
     result = model.protect(axis_first(mri, axis), axis_first(on_grid, axis), identifier, style,
-                           progress=progress, cancel=cancel, batch_size=batch_size)
+                           progress=trimming(progress), cancel=cancel, batch_size=batch_size)
     del on_grid
     protected = from_axis_first(result.image, axis, mri)
     key = result.key
@@ -109,6 +112,6 @@ def unlock_volume(model: AMIFModel, protected: sitk.Image, key: Key, verify: boo
                              "even a forced unlock needs the same size.")
     else:
         check_key_fits(model, protected, key)
-    clean = model.unlock(axis_first(protected, key.axis), key, verify=False, progress=progress, cancel=cancel,
-                         batch_size=batch_size)
+    clean = model.unlock(axis_first(protected, key.axis), key, verify=False, progress=trimming(progress),
+                         cancel=cancel, batch_size=batch_size)
     return from_axis_first(clean, key.axis, protected)

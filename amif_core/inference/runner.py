@@ -29,7 +29,7 @@ HOST_BYTES_PER_VOXEL = 48
 # inference mode at 256x256 and 512x512: about 800 bytes; unlock needs less).
 DEVICE_BYTES_PER_PIXEL = 900
 DEVICE_MEMORY_HEADROOM = 0.8  # use at most this fraction of the free GPU memory
-CPU_BATCH_SIZE = 1  # slice by slice: progress and Cancel stay responsive; CPUs gain little from batching
+CPU_BATCH_SIZE = 1  # the panel's default: slice by slice, so progress and Cancel stay responsive
 UNKNOWN_GPU_BATCH_SIZE = 4  # GPUs that do not report free memory (Apple MPS)
 MAX_GPU_BATCH_SIZE = 16
 OUT_OF_MEMORY_PHRASES = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")
@@ -55,6 +55,7 @@ class RunPlan:
     host_bytes: int
     device_bytes: int
     notes: tuple[str, ...] = ()
+    cpu_batch_size: int = CPU_BATCH_SIZE  # the batch size if the run falls back to the CPU
 
 
 def torch_installed() -> bool:
@@ -131,14 +132,17 @@ def _gigabytes(value: int) -> str:
 
 
 def plan_run(voxels: int, slice_shape: tuple[int, int], device: str, automatic: bool,
-             free_host_bytes: int | None, free_device_bytes: int | None) -> RunPlan:
+             free_host_bytes: int | None, free_device_bytes: int | None,
+             cpu_batch_size: int = CPU_BATCH_SIZE) -> RunPlan:
     """Decide batch size and device for a run over ``voxels`` voxels in slices of ``slice_shape``.
 
     ``device`` is the resolved device and ``automatic`` whether the user chose
     "auto". Raises :class:`MemoryLimitError` (setting "device" when another
     device would do) when the volume cannot fit this computer's free memory,
     or an explicitly chosen GPU even one slice at a time; with "auto", a GPU
-    too small for one slice gives way to the CPU.
+    too small for one slice gives way to the CPU. ``cpu_batch_size``: slices
+    per batch on the CPU (the panel runs one at a time to stay responsive;
+    the command line runs :data:`~amif_core.constants.DEFAULT_BATCH_SIZE`).
     """
     per_slice = padded(slice_shape[0]) * padded(slice_shape[1]) * DEVICE_BYTES_PER_PIXEL
     host_bytes = voxels * HOST_BYTES_PER_VOXEL
@@ -146,7 +150,8 @@ def plan_run(voxels: int, slice_shape: tuple[int, int], device: str, automatic: 
     if device != CPU and free_device_bytes is not None:
         batch = min(MAX_GPU_BATCH_SIZE, int(free_device_bytes * DEVICE_MEMORY_HEADROOM) // per_slice)
         if batch >= 1:
-            return _checked_host(RunPlan(device, batch, host_bytes, batch * per_slice), free_host_bytes)
+            return _checked_host(RunPlan(device, batch, host_bytes, batch * per_slice,
+                                         cpu_batch_size=cpu_batch_size), free_host_bytes)
         message = (f"{device_label(device)} has {_gigabytes(free_device_bytes)} of memory free, but one slice needs "
                    f"about {_gigabytes(per_slice)}.")
         if not automatic:
@@ -155,10 +160,10 @@ def plan_run(voxels: int, slice_shape: tuple[int, int], device: str, automatic: 
         notes.append(f"{message} Running on the CPU instead.")
         device = CPU
     if device != CPU:
-        return _checked_host(RunPlan(device, UNKNOWN_GPU_BATCH_SIZE, host_bytes, UNKNOWN_GPU_BATCH_SIZE * per_slice),
-                             free_host_bytes)
-    return _checked_host(RunPlan(CPU, CPU_BATCH_SIZE, host_bytes + CPU_BATCH_SIZE * per_slice,
-                                 CPU_BATCH_SIZE * per_slice, tuple(notes)), free_host_bytes)
+        return _checked_host(RunPlan(device, UNKNOWN_GPU_BATCH_SIZE, host_bytes, UNKNOWN_GPU_BATCH_SIZE * per_slice,
+                                     cpu_batch_size=cpu_batch_size), free_host_bytes)
+    return _checked_host(RunPlan(CPU, cpu_batch_size, host_bytes + cpu_batch_size * per_slice,
+                                 cpu_batch_size * per_slice, tuple(notes), cpu_batch_size), free_host_bytes)
 
 
 def _checked_host(plan: RunPlan, free_host_bytes: int | None) -> RunPlan:
@@ -170,10 +175,12 @@ def _checked_host(plan: RunPlan, free_host_bytes: int | None) -> RunPlan:
     return plan
 
 
-def plan_for(voxels: int, slice_shape: tuple[int, int], requested: str) -> RunPlan:
+def plan_for(voxels: int, slice_shape: tuple[int, int], requested: str, cpu_batch_size: int = CPU_BATCH_SIZE
+             ) -> RunPlan:
     """:func:`plan_run` for the ``requested`` device ("auto", "cpu", ...), with this computer's free memory."""
     device = resolve(requested)
-    return plan_run(voxels, slice_shape, device, requested == AUTO, free_host_memory(), free_device_memory(device))
+    return plan_run(voxels, slice_shape, device, requested == AUTO, free_host_memory(), free_device_memory(device),
+                    cpu_batch_size)
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -220,7 +227,7 @@ def run_with_memory_fallback(run: Callable[[str, int], T], plan: RunPlan, notice
             elif device != CPU:
                 notice(f"{device_label(device)} ran out of memory even with one slice at a time; "
                        "falling back to the CPU.")
-                device, batch = CPU, CPU_BATCH_SIZE
+                device, batch = CPU, plan.cpu_batch_size
             else:
                 raise MemoryLimitError(
                     "This computer ran out of memory even with one slice at a time on the CPU. Close other "

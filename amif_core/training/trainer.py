@@ -15,7 +15,6 @@ the same command again resumes where it stopped.
 """
 from __future__ import annotations
 
-import os
 import string
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

@@ -33,7 +33,7 @@ class IdentifierStyle:
     ``transpose`` swaps screen rows and columns, then ``flip_rows`` and
     ``flip_cols`` reverse the array's rows and columns, so the text reads
     correctly where a viewer shows the slice (see
-    :func:`amif_core.io.volumes.display_orientation`). Plain 2D arrays keep the
+    :func:`amif_core.io.geometry.display_orientation`). Plain 2D arrays keep the
     defaults: text upright with row 0 at the top.
     """
 

@@ -22,7 +22,7 @@ ensureAmifCoreImportable(MODULE_DIR)
 import slicer  # noqa: E402
 import torch  # noqa: E402
 from amifslicer_testing import voxelDigest  # noqa: E402
-from AMIFSlicerLib.logic import AMIFLogic  # noqa: E402
+from AMIFSlicerLib.logic import AMIFSceneLogic  # noqa: E402
 from AMIFSlicerLib.rendering import HeadlessViews  # noqa: E402
 from AMIFSlicerLib.testdata import addPhantomPair  # noqa: E402
 
@@ -38,7 +38,7 @@ class Workspace:
 
     scene: slicer.vtkMRMLScene
     views: HeadlessViews
-    logic: AMIFLogic
+    logic: AMIFSceneLogic
     directory: Path
 
 
@@ -60,7 +60,7 @@ def makeWorkspace(weightsPath: Path, directory: Path) -> Workspace:
     scene.SetRootDirectory(str(directory))
     slicer.mrmlScene = scene
     views = HeadlessViews(scene)
-    return Workspace(scene, views, AMIFLogic(scene, views.applicationLogic, weightsPath), directory)
+    return Workspace(scene, views, AMIFSceneLogic(scene, views.applicationLogic, weightsPath), directory)
 
 
 @pytest.fixture(scope="session")

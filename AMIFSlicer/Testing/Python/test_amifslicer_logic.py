@@ -1,4 +1,4 @@
-"""AMIFLogic on real MRML nodes: geometry, unlocking, untouched inputs, refusals, transforms, layouts."""
+"""AMIFSceneLogic on real MRML nodes: geometry, unlocking, untouched inputs, refusals, transforms, layouts."""
 from __future__ import annotations
 
 import shutil
@@ -12,7 +12,7 @@ from amif_core.evaluation.fusion import psnr
 from amifslicer_testing import cleanFusion, voxelDigest
 from AMIFSlicerLib import display
 from AMIFSlicerLib.errors import InvalidInputError
-from AMIFSlicerLib.logic import PROVENANCE_ATTRIBUTES, AMIFLogic
+from AMIFSlicerLib.logic import PROVENANCE_ATTRIBUTES, AMIFSceneLogic
 from AMIFSlicerLib.testdata import addPhantomPair
 from AMIFSlicerLib.volumenodes import (
     RAS_TO_LPS,
@@ -140,7 +140,7 @@ def test_wrong_keys_passphrases_and_volumes_get_clear_messages(protectedPhantom,
     shutil.copy(weightsPath, otherWeights)
     with open(otherWeights, "ab") as file:
         file.write(b"\0")  # same network, another file: another model id
-    otherModelLogic = AMIFLogic(scene, weightsPath=otherWeights)
+    otherModelLogic = AMIFSceneLogic(scene, weightsPath=otherWeights)
 
     protectedDigest = voxelDigest(space.protected)
     before = nodeCount(scene)
