@@ -63,16 +63,10 @@ class AMIFNet(nn.Module):
         The protected image is the composite, in [0, 1] when ``f`` is; the key
         bands are zero outside :func:`~amif_core.networks.csamic.key_support`.
         """
-        protected, key, ink, _ = self.protect_with_log_det(fused, mask)
-        return protected, key, ink
-
-    def protect_with_log_det(self, fused: torch.Tensor, mask: torch.Tensor
-                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`protect` plus the flow's log|det| per item (B,), for the likelihood objective."""
         watermark, ink = self.ccwm(fused, mask)
         protected = torch.where(mask > 0, ink, fused)
-        key, log_det = self.key_flow(protected, watermark, mask)
-        return protected, key, ink, log_det
+        key, _ = self.key_flow(protected, watermark, mask)
+        return protected, key, ink
 
     def key_flow(self, protected: torch.Tensor, watermark: torch.Tensor, mask: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
