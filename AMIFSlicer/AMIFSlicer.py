@@ -80,6 +80,7 @@ def panelMessage(error: Exception) -> str:
         "overwrite": _("Choose another key file."),
         "passphrase": _("Enter it in the Passphrase field."),
         "identifier": _("Change the Identifier text."),
+        "colour": _("Change the Colour choice."),
     }
     return error.hint(hints) if hasattr(error, "hint") else str(error)
 

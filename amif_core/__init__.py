@@ -4,6 +4,7 @@
     model = amif_core.load_model(device="auto")
     prot = model.protect(mri, other)        # prot.image (identifier visible), prot.key
     clean = model.unlock(prot.image, prot.key)
+    prot = model.protect(mri, pet, colour_table="pet")   # colour fusion: RGB (..., 3)
 
 Importing the package is light: the errors and constants load at once, while
 ``load_model``, ``AMIFModel`` and ``Protected`` (which need torch) load on
@@ -29,16 +30,20 @@ from amif_core.errors import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from amif_core.inference.model import AMIFModel, Protected
     from amif_core.key.core import Key
+
+    COLOUR_TABLES: dict[str, np.ndarray]
 
 __version__ = VERSION
 
 _LAZY = {"AMIFModel": "amif_core.inference.model", "Protected": "amif_core.inference.model",
-         "Key": "amif_core.key.core"}
+         "Key": "amif_core.key.core", "COLOUR_TABLES": "amif_core.transforms.colour"}
 
 __all__ = [
-    "AMIFError", "AMIFModel", "CancelledError", "DEFAULT_IDENTIFIER", "ImageModifiedError", "InputError", "Key",
+    "AMIFError", "AMIFModel", "COLOUR_TABLES", "CancelledError", "DEFAULT_IDENTIFIER", "ImageModifiedError", "InputError", "Key",
     "KeyFormatError", "KeyMismatchError", "MemoryLimitError", "ModelMismatchError", "PAD_MULTIPLE", "Protected",
     "WrongPassphraseError", "__version__", "load_model",
 ]

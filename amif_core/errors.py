@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-SETTINGS = ("axis", "device", "overwrite", "passphrase", "identifier")
+SETTINGS = ("axis", "device", "overwrite", "passphrase", "identifier", "colour")
 
 
 class AMIFError(Exception):

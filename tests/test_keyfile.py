@@ -33,7 +33,7 @@ from amif_core.key.file import (
 HEADER_FIELDS = {
     "format_version", "format", "amif_version", "created_utc", "model_id", "volume_fingerprint", "image_fingerprint",
     "axis", "shape", "geometry", "normalisation", "identifier", "identifier_style", "mask_offsets", "payload",
-    "encryption",
+    "encryption", "colour",
 }
 
 
@@ -109,7 +109,7 @@ def test_header_describes_the_volume_and_holds_no_key_material(tmp_path: Path) -
     assert header["geometry"] == key.geometry() and header["axis"] == 1 and header["shape"] == [13, 9, 10]
     assert header["identifier"] == key.identifier and header["encryption"] is None
     assert header["mask_offsets"] == key.mask_offsets.tolist()
-    assert header["payload"] == {"compression": "zlib", "filter": "byteshuffle", "code_count": 70}
+    assert header["payload"] == {"compression": "zlib", "filter": "byteshuffle", "code_count": 70, "chroma_count": 0}
     text = json.dumps(header)
     for secret in (key.code_origin, key.code_step):
         assert repr(float(secret.ravel()[0]))[:8] not in text
@@ -178,8 +178,8 @@ def test_damaged_files_fail_fast_with_key_format_error(tmp_path: Path) -> None:
         "empty": (b"", "not an AMIF key file"),
         "short": (good[:10], "not an AMIF key file"),
         "wrong magic": (b"PK\x03\x04" + good[4:], "not an AMIF key file"),
-        "version 3": (good[:12] + struct.pack("<H", 3) + good[14:], "version 3.*newer AMIF"),
-        "version 1": (good[:12] + struct.pack("<H", 1) + good[14:], "version 1.*reads version 2 only"),
+        "version 4": (good[:12] + struct.pack("<H", 4) + good[14:], "version 4.*newer AMIF"),
+        "version 1": (good[:12] + struct.pack("<H", 1) + good[14:], "version 1.*reads versions 2 and 3 only"),
         "version 0": (good[:12] + struct.pack("<H", 0) + good[14:], "version 0"),
         "cut in the lengths": (good[:20], "truncated"),
         "huge header length": (good[:14] + struct.pack("<I", 0xFFFFFFFF) + good[18:], "out of bounds"),

@@ -104,9 +104,10 @@ def geometry_close(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-6) -> boo
             and np.allclose(a.GetDirection(), b.GetDirection(), rtol=0, atol=tolerance))
 
 
-def reference_fusion(model: AMIFModel, mri: sitk.Image, other: sitk.Image, axis: int) -> np.ndarray:
-    """model.fuse_clean of the (resampled) inputs, back in (z, y, x) order."""
+def reference_fusion(model: AMIFModel, mri: sitk.Image, other: sitk.Image, axis: int,
+                     colour_table: str | None = None) -> np.ndarray:
+    """model.fuse_clean of the (resampled) inputs, back in (z, y, x) order (RGB last for a colour fusion)."""
     on_grid, _ = resample_to_reference(other, mri)
     a = np.moveaxis(sitk.GetArrayFromImage(mri), axis, 0)
     b = np.moveaxis(sitk.GetArrayFromImage(on_grid), axis, 0)
-    return np.moveaxis(model.fuse_clean(a, b), 0, axis)
+    return np.moveaxis(model.fuse_clean(a, b, colour_table=colour_table), 0, axis)

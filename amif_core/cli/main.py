@@ -43,6 +43,7 @@ CLI_HINTS = {
     "overwrite": "Use --force to replace it.",
     "passphrase": "Give it with --passphrase-prompt, --passphrase-env NAME or --passphrase-file PATH.",
     "identifier": "Change --identifier.",
+    "colour": "Change or drop --colour.",
 }
 
 

@@ -39,11 +39,15 @@ def _fuse_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("other", type=Path,
                         help="the registered CT, PET or SPECT (any grid: it is resampled onto the MRI grid)")
     parser.add_argument("-o", "--output", type=Path, required=True,
-                        help="protected volume to write (.nrrd, .nii, .nii.gz or .mha); float32 on the MRI grid")
+                        help="protected volume to write (.nrrd, .nii, .nii.gz or .mha); float32 (RGB in colour) "
+                             "on the MRI grid")
     parser.add_argument("--key", type=Path, required=True, help="key file to write; keep it apart from the image")
     parser.add_argument("--axis", type=int, choices=(0, 1, 2),
                         help="numpy axis of the (z, y, x) array to slice along (default: the one closest to "
                              "superior-inferior)")
+    parser.add_argument("--colour", metavar="TABLE",
+                        help="fuse in colour: map a scalar PET/SPECT through this colour table (pet: hot iron, "
+                             "spect: rainbow) and write RGB. An RGB second scan is fused in colour without it")
 
 
 @command("fuse", "Fuse an MRI with a CT/PET/SPECT and protect the result with a visible identifier.",
@@ -62,10 +66,11 @@ def fuse(args: argparse.Namespace) -> int:
     check_axis(axis, mri)
     with progress_bar("Protecting", args.quiet) as progress:
         protected, key = run_planned(args, mri.GetNumberOfPixels(), slice_size(mri, axis), lambda model, batch: (
-            protect_volume(model, mri, other, args.identifier, axis, progress=progress, notice=notice(args),
-                           batch_size=batch)))
+            protect_volume(model, mri, other, args.identifier, axis, colour_table=args.colour, progress=progress,
+                           notice=notice(args), batch_size=batch)))
     write_atomically([volume_output(protected, args.output), key_output(args.key, key, passphrase)], args.force)
-    say(args, f"Protected volume: {args.output} (float32, the MRI's geometry; sliced along axis {key.axis})")
+    kind = "float32 RGB" if key.colour is not None else "float32"
+    say(args, f"Protected volume: {args.output} ({kind}, the MRI's geometry; sliced along axis {key.axis})")
     say(args, f"Key:              {args.key} ({_file_size(args.key)}, "
               f"{'encrypted' if passphrase else 'NOT encrypted'}; volume fingerprint {key.volume_fingerprint[:12]})")
     say(args, "Keep the key apart from the image: whoever holds both can recover the fusion without the identifier.")
@@ -99,10 +104,11 @@ def unlock(args: argparse.Namespace) -> int:
     from amif_core.inference.pipeline import unlock_volume
 
     with progress_bar("Unlocking", args.quiet) as progress:
-        fused = run_planned(args, protected.GetNumberOfPixels(), tuple(key.shape[1:]), lambda model, batch: (
+        fused = run_planned(args, protected.GetNumberOfPixels(), tuple(key.spatial_shape[1:]), lambda model, batch: (
             unlock_volume(model, protected, key, progress=progress, batch_size=batch)))
     write_atomically([volume_output(fused, args.output)], args.force)
-    say(args, f"Unlocked fusion: {args.output} (float32 in [0, 1], the protected volume's geometry)")
+    kind = "float32 RGB" if key.colour is not None else "float32"
+    say(args, f"Unlocked fusion: {args.output} ({kind} in [0, 1], the protected volume's geometry)")
     return EXIT_OK
 
 
@@ -133,8 +139,16 @@ def _format_header(path: Path, header: dict) -> str:
         f"{header['shape'][1]} x {header['shape'][2]})",
         f"  normalisation:      MRI [{norm['mri']['low']:g}, {norm['mri']['high']:g}], "
         f"second scan [{norm['other']['low']:g}, {norm['other']['high']:g}]",
+        f"  colour:             {_colour_text(header.get('colour'))}",
     ]
     return "\n".join(rows)
+
+
+def _colour_text(colour: dict | None) -> str:
+    if colour is None:
+        return "no (grey fusion)"
+    table = colour.get("table")
+    return "RGB (" + (f"colour table {table!r}" if table else "the second scan's own colours") + ")"
 
 
 @command("info", "Show what a key file fits (its header); needs no passphrase and shows no key material.",

@@ -1,7 +1,9 @@
 """The inference engine: ``AMIFModel.protect``, ``unlock`` and ``fuse_clean`` on numpy arrays.
 
 Inputs are (H, W) slices or (D, H, W) volumes, processed slice by slice along
-axis 0 in batches. Each slice is padded (edge replication) to a multiple of 8,
+axis 0 in batches. The second scan may be RGB, (H, W, 3) or (D, H, W, 3), or
+scalar with a colour table: the network fuses its luma and the result is RGB
+with its chroma (:mod:`amif_core.inference.pair`). Each slice is padded (edge replication) to a multiple of 8,
 run through the network and cropped back, so any size works. Intensities are
 normalised per volume with robust percentiles (see
 :mod:`amif_core.transforms.intensity`), exactly as in training.
@@ -20,8 +22,10 @@ from amif_core.constants import DEFAULT_BATCH_SIZE, DEFAULT_IDENTIFIER, padded
 from amif_core.errors import CancelledError, InputError, KeyMismatchError
 from amif_core.key import codec
 from amif_core.key.check import check_fits
+from amif_core.inference.pair import as_volume, prepare_pair
 from amif_core.key.core import Key, image_fingerprint, image_signature
 from amif_core.networks.amif import AMIFNet
+from amif_core.transforms.colour import chroma, luma, rgb_from
 from amif_core.transforms.identifier import (
     IdentifierStyle,
     crop_mask,
@@ -39,25 +43,13 @@ Cancel = Callable[[], bool]
 class Protected:
     """Result of :meth:`AMIFModel.protect`.
 
-    ``image``: float32 in [0, 1], the input shape, identifier visible.
+    ``image``: float32 in [0, 1], identifier visible: the MRI's shape, plus a
+    trailing 3 (RGB) for a colour fusion.
     ``key``: the :class:`~amif_core.key.core.Key` that unlocks it.
     """
 
     image: np.ndarray
     key: Key
-
-
-def _as_volume(name: str, array: np.ndarray) -> np.ndarray:
-    data = np.asarray(array)
-    if data.dtype.kind not in "biuf":
-        raise InputError(f"The {name} must be a real-valued array, got dtype {data.dtype}.")
-    if data.ndim not in (2, 3):
-        raise InputError(
-            f"The {name} must be a 2D slice (H, W) or a 3D volume (D, H, W), got shape {data.shape}."
-        )
-    if min(data.shape) < 1:
-        raise InputError(f"The {name} is empty (shape {data.shape}).")
-    return data if data.ndim == 3 else data[None]
 
 
 def _batches(count: int, size: int) -> Iterator[slice]:
@@ -100,16 +92,6 @@ class AMIFModel:
         if progress is not None:
             progress(done, total)
 
-    def _check_pair(self, mri: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        a, b = _as_volume("MRI", mri), _as_volume("second scan", other)
-        if a.shape != b.shape:
-            raise InputError(
-                f"The MRI {np.shape(mri)} and the second scan {np.shape(other)} must have the same shape; "
-                "resample the second scan onto the MRI grid first (amif_core.inference.pipeline.protect_volume "
-                "does this)."
-            )
-        return a, b
-
     def _fused_batches(self, a: np.ndarray, b: np.ndarray, batch_size: int, progress: Progress | None,
                        cancel: Cancel | None) -> Iterator[tuple[slice, torch.Tensor, Normalisation, Normalisation]]:
         norm_a, norm_b = fit_normalisation(a), fit_normalisation(b)
@@ -120,19 +102,21 @@ class AMIFModel:
             yield part, fused, norm_a, norm_b
             self._tick(part.stop, a.shape[0], progress, cancel)
 
-    def fuse_clean(self, mri: np.ndarray, other: np.ndarray, progress: Progress | None = None,
-                   cancel: Cancel | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+    def fuse_clean(self, mri: np.ndarray, other: np.ndarray, colour_table: str | None = None,
+                   progress: Progress | None = None, cancel: Cancel | None = None,
+                   batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """The watermark-free fusion, for the model owner's training and evaluation.
 
-        ``mri`` and ``other``: real arrays of one shape, (H, W) or (D, H, W), any
-        intensity range. Returns float32 in [0, 1] of the same shape.
+        ``mri`` and ``other`` as in :meth:`protect`. Returns float32 in [0, 1]:
+        the MRI's shape, plus a trailing 3 (RGB) for a colour fusion.
         """
-        a, b = self._check_pair(mri, other)
-        out = np.empty(a.shape, dtype=np.float32)
-        h, w = a.shape[1:]
-        for part, fused, _, _ in self._fused_batches(a, b, batch_size, progress, cancel):
-            out[part] = fused[:, 0, :h, :w].cpu().numpy()
-        return out.reshape(np.shape(mri))
+        pair = prepare_pair(mri, other, colour_table)
+        out = np.empty(pair.mri.shape + ((3,) if pair.cbcr is not None else ()), dtype=np.float32)
+        h, w = pair.mri.shape[1:]
+        for part, fused, _, _ in self._fused_batches(pair.mri, pair.other, batch_size, progress, cancel):
+            grey = fused[:, 0, :h, :w].cpu().numpy()
+            out[part] = grey if pair.cbcr is None else rgb_from(grey, pair.cbcr[part])
+        return out.reshape(pair.shape)
 
     def _mask_tensor(self, masks: np.ndarray, hp: int, wp: int) -> torch.Tensor:
         h, w = masks.shape[-2:]
@@ -140,75 +124,96 @@ class AMIFModel:
         return F.pad(mask, (0, wp - w, 0, hp - h), mode="replicate")
 
     def protect(self, mri: np.ndarray, other: np.ndarray, identifier: str = DEFAULT_IDENTIFIER,
-                style: IdentifierStyle = IdentifierStyle(), progress: Progress | None = None,
-                cancel: Cancel | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> Protected:
+                style: IdentifierStyle = IdentifierStyle(), colour_table: str | None = None,
+                progress: Progress | None = None, cancel: Cancel | None = None,
+                batch_size: int = DEFAULT_BATCH_SIZE) -> Protected:
         """Fuse and protect: returns the image with the identifier burnt in, and its key.
 
-        ``mri`` and ``other``: real arrays of one shape, (H, W) or (D, H, W), any
-        intensity range (normalised here, per volume). ``identifier``: the owner's
-        text. ``progress(done, total)`` is called per batch of slices;
-        ``cancel()`` returning True stops with :class:`CancelledError`.
-        The image equals the clean fusion outside the strokes and the ink on
-        them; the result is deterministic for the same inputs on the same device.
+        ``mri``: (H, W) or (D, H, W), greyscale, any real dtype and intensity
+        range (normalised here, per volume). ``other``: the same shape (grey
+        fusion), or RGB with a trailing 3 (uint8, or float in [0, 1]); with
+        ``colour_table`` (a key of ``amif_core.COLOUR_TABLES``) a scalar
+        ``other`` is mapped into colour first. A colour fusion is RGB: the
+        fused luma with ``other``'s chroma, and grey ink on the strokes, whose
+        chroma goes into the key. ``identifier``: the owner's text.
+        ``progress(done, total)`` is called per batch of slices; ``cancel()``
+        returning True stops with :class:`CancelledError`. The image equals
+        the clean fusion outside the strokes and the ink on them; the result
+        is deterministic for the same inputs on the same device.
         """
         identifier = validate_identifier(identifier)
-        a, b = self._check_pair(mri, other)
-        depth, h, w = a.shape
+        pair = prepare_pair(mri, other, colour_table)
+        depth, h, w = pair.mri.shape
         hp, wp = padded(h), padded(w)
         canvas = render_identifier_canvas(identifier, h, w, style)
-        offsets = slice_offsets(_inputs_seed(a, b, identifier), depth, h, w)
-        image = np.empty(a.shape, dtype=np.float32)
+        offsets = slice_offsets(_inputs_seed(pair.mri, pair.other, identifier), depth, h, w)
+        colour = pair.cbcr is not None
+        image = np.empty(pair.mri.shape + ((3,) if colour else ()), dtype=np.float32)
         origin = np.zeros((depth, 4), dtype=np.float32)
         step = np.zeros((depth, 4), dtype=np.float32)
-        codes = []
-        for part, fused, norm_a, norm_b in self._fused_batches(a, b, batch_size, progress, cancel):
+        codes, chroma_codes = [], []
+        for part, fused, norm_a, norm_b in self._fused_batches(pair.mri, pair.other, batch_size, progress, cancel):
             masks = np.stack([crop_mask(canvas, tuple(o), h, w) for o in offsets[part]])
+            if colour:
+                clean = rgb_from(fused[:, 0, :h, :w].cpu().numpy(), pair.cbcr[part])
+                fused = torch.from_numpy(luma(clean)[:, None]).to(self.device)
+                chroma_codes.append(codec.encode_chroma(chroma(clean), masks))
             fused = F.pad(fused[..., :h, :w], (0, wp - w, 0, hp - h), mode="replicate")
             with torch.inference_mode():
                 protected, key, _ = self.net.protect(fused, self._mask_tensor(masks, hp, wp))
-            image[part] = protected[:, 0, :h, :w].cpu().numpy()
+            grey = protected[:, 0, :h, :w].cpu().numpy()
+            image[part] = np.where(masks[..., None] > 0, grey[..., None], clean) if colour else grey
             part_codes, origin[part], step[part] = codec.encode(key.cpu().numpy(), codec.support_masks(masks, (hp, wp)))
             codes.append(part_codes)
+        image = image.reshape(pair.shape)
+        seed = codec.pad_seed(image)
+        codes = np.concatenate(codes)
         key = Key(
-            codes=codec.apply_pad(np.concatenate(codes), codec.pad_seed(image), 0, +1),
+            codes=codec.apply_pad(codes, seed, 0, +1),
             code_origin=origin,
             code_step=step,
-            shape=tuple(np.shape(mri)),
-            fingerprint=image_fingerprint(image.reshape(np.shape(mri))),
-            signature=image_signature(image),
+            shape=pair.shape,
+            fingerprint=image_fingerprint(image),
+            signature=image_signature(image, colour),
             model_id=self.model_id,
             identifier=identifier,
             identifier_style=asdict(style),
             normalisation={"mri": norm_a.to_dict(), "other": norm_b.to_dict()},
             mask_offsets=offsets,
+            colour=pair.colour,
+            chroma_codes=(codec.apply_pad(np.concatenate(chroma_codes), seed, codes.size, +1) if colour
+                          else np.zeros(0, np.int16)),
         )
-        return Protected(image=image.reshape(np.shape(mri)), key=key)
+        return Protected(image=image, key=key)
 
     def unlock(self, image: np.ndarray, key: Key, verify: bool = True, progress: Progress | None = None,
                cancel: Cancel | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """Recover the clean fusion from a protected image and its key.
 
-        ``image``: array in [0, 1] as returned by :meth:`protect`. Raises
-        :class:`~amif_core.errors.KeyMismatchError` (or a subclass) when the key
-        does not belong to the image; ``verify=False`` skips that check (for a
-        caller that checked already, and for evaluating wrong keys). Returns
-        float32 in [0, 1].
+        ``image``: array in [0, 1] as returned by :meth:`protect`, grey or RGB.
+        Raises :class:`~amif_core.errors.KeyMismatchError` (or a subclass) when
+        the key does not belong to the image; ``verify=False`` skips that
+        check (for a caller that checked already, and for evaluating wrong
+        keys). Returns float32 in [0, 1] of the image's shape.
         """
         if verify:
             check_fits(key, self.model_id, np.asarray(image))
         elif tuple(np.shape(image)) != tuple(key.shape):
             raise InputError(f"Image shape {np.shape(image)} differs from the key's {tuple(key.shape)}.")
-        volume = _as_volume("protected image", image).astype(np.float32, copy=False)
+        colour = key.colour is not None
+        rgb = np.asarray(image, dtype=np.float32).reshape((-1,) + tuple(key.shape[-3:])) if colour else None
+        volume = as_volume("protected image", luma(rgb) if colour else image).astype(np.float32, copy=False)
         depth, h, w = volume.shape
         hp, wp = padded(h), padded(w)
         masks = self.identifier_mask(key).reshape(volume.shape)
         supports = codec.support_masks(masks, (hp, wp))
         ends = np.cumsum(codec.code_counts(supports))
-        if ends[-1] != key.codes.size:
+        chroma_ends = np.cumsum(2 * masks.reshape(depth, -1).sum(axis=1)) if colour else None
+        if ends[-1] != key.codes.size or (colour and chroma_ends[-1] != key.chroma_codes.size):
             raise KeyMismatchError(f"The key holds {key.codes.size} codes, but its identifier placement needs "
                                    f"{int(ends[-1])}. Use the key that was written with this protected image.")
-        seed = codec.pad_seed(volume)
-        out = np.empty(volume.shape, dtype=np.float32)
+        seed = codec.pad_seed(np.asarray(image, dtype=np.float32))
+        out = np.empty(volume.shape, dtype=np.float32) if not colour else rgb.copy()
         self._tick(0, depth, progress, cancel)
         for part in _batches(depth, batch_size):
             start = int(ends[part.start - 1]) if part.start else 0
@@ -219,7 +224,15 @@ class AMIFModel:
             with torch.inference_mode():
                 clean = self.net.unlock(protected, torch.from_numpy(bands).to(self.device),
                                         self._mask_tensor(masks[part], hp, wp))
-            out[part] = np.clip(clean[:, 0, :h, :w].cpu().numpy(), 0.0, 1.0)
+            grey = np.clip(clean[:, 0, :h, :w].cpu().numpy(), 0.0, 1.0)
+            if colour:
+                first = int(chroma_ends[part.start - 1]) if part.start else 0
+                cbcr = codec.decode_chroma(codec.apply_pad(key.chroma_codes[first : int(chroma_ends[part.stop - 1])],
+                                                           seed, key.codes.size + first, -1), masks[part])
+                covered = masks[part] > 0
+                out[part][covered] = rgb_from(grey[covered], cbcr[covered])
+            else:
+                out[part] = grey
             self._tick(part.stop, depth, progress, cancel)
         return out.reshape(np.shape(image))
 

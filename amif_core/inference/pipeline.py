@@ -45,26 +45,40 @@ def _check_finite(image: sitk.Image, name: str) -> None:
                                  "before protecting.")
 
 
+def _partner_voxels(other: sitk.Image, on_grid: sitk.Image, axis: int) -> np.ndarray:
+    """The second scan's (D, H, W) or RGB (D, H, W, 3) voxels on the MRI grid, slice axis first.
+
+    An 8-bit RGB scan resampled to float keeps its 0..255 scale; it is
+    brought to [0, 1] here, as the model takes float RGB.
+    """
+    voxels = axis_first(on_grid, axis)
+    if on_grid is not other and other.GetPixelID() == sitk.sitkVectorUInt8:
+        return voxels / np.float32(255)
+    return voxels
+
+
 def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identifier: str = DEFAULT_IDENTIFIER,
-                   axis: int | None = None, progress: Progress | None = None, cancel: Cancel | None = None,
-                   notice: Callable[[str], None] = print, batch_size: int = DEFAULT_BATCH_SIZE
-                   ) -> tuple[sitk.Image, Key]:
+                   axis: int | None = None, colour_table: str | None = None, progress: Progress | None = None,
+                   cancel: Cancel | None = None, notice: Callable[[str], None] = print,
+                   batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[sitk.Image, Key]:
     """Fuse an MRI with a registered CT/PET/SPECT volume and burn in the identifier.
 
-    ``mri``, ``other``: 3D scalar volumes of any real pixel type and range;
-    ``other`` is resampled onto the MRI grid (linear) when needed, with a
-    one-line ``notice``. ``axis``: numpy slice axis, default
+    ``mri``: a 3D scalar volume of any real pixel type and range. ``other``:
+    the same, or an RGB volume (8-bit, or float in [0, 1]) for a colour
+    fusion; ``colour_table`` (a key of ``amif_core.COLOUR_TABLES``) maps a
+    scalar PET/SPECT into colour. ``other`` is resampled onto the MRI grid
+    (linear) when needed, with a one-line ``notice``. ``axis``: numpy slice axis, default
     :func:`slice_axis` of the MRI. ``progress(done, total)`` counts slices;
     ``cancel()`` returning True stops with :class:`~amif_core.errors.CancelledError`;
     ``batch_size`` slices run at once (see :mod:`amif_core.inference.runner`).
 
     The identifier is drawn to read upright in the standard view of the
     slices (:func:`display_orientation`). Returns the protected volume
-    (float32 in [0, 1], exactly the MRI's geometry, no metadata) and its
-    :class:`Key`. The inputs are not modified.
+    (float32 in [0, 1], RGB vector voxels for a colour fusion, exactly the
+    MRI's geometry, no metadata) and its :class:`Key`. The inputs are not modified.
     """
     check_volume(mri, "MRI")
-    check_volume(other, "second scan")
+    check_volume(other, "second scan", rgb=True)
     identifier = validate_identifier(identifier)
     axis = slice_axis(mri) if axis is None else axis
     check_axis(axis, mri)
@@ -77,8 +91,9 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
         notice(f"Resampled the second scan ({describe(other)}) onto the MRI grid ({describe(mri)}), linear "
                f"interpolation{partial}.")
     style = IdentifierStyle(**display_orientation(mri, axis))
-    result = model.protect(axis_first(mri, axis), axis_first(on_grid, axis), identifier, style,
-                           progress=trimming(progress), cancel=cancel, batch_size=batch_size)
+    result = model.protect(axis_first(mri, axis), _partner_voxels(other, on_grid, axis), identifier, style,
+                           colour_table=colour_table, progress=trimming(progress), cancel=cancel,
+                           batch_size=batch_size)
     del on_grid
     protected = from_axis_first(result.image, axis, mri)
     key = result.key
@@ -102,10 +117,10 @@ def unlock_volume(model: AMIFModel, protected: sitk.Image, key: Key, verify: boo
     """Recover the watermark-free fusion of a protected volume with its key.
 
     Checks the key first (:func:`check_key_fits`; ``verify=False`` skips that,
-    for evaluating wrong keys only). Returns float32 in [0, 1] on the
-    protected volume's geometry. ``progress``/``cancel`` as in :func:`protect_volume`.
+    for evaluating wrong keys only). Returns float32 in [0, 1] (RGB for a
+    colour key) on the protected volume's geometry. ``progress``/``cancel`` as in :func:`protect_volume`.
     """
-    check_volume(protected, "protected volume")
+    check_volume(protected, "protected volume", rgb=key.colour is not None)
     if not verify:
         if tuple(protected.GetSize()) != tuple(key.size):
             raise InputError(f"The protected volume has {protected.GetSize()} voxels but the key is for {key.size}; "

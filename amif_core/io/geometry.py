@@ -140,13 +140,13 @@ def resample_to_reference(moving: sitk.Image, reference: sitk.Image) -> tuple[si
 
     Returns ``(image, covered)``: ``moving`` itself (any pixel type) and None
     when it already shares the grid, else a float32 image with the
-    reference's geometry where voxels outside ``moving`` take its minimum
-    (background) value, and the fraction of the reference it covers
-    (:func:`coverage`, in (0, 1]). Raises :class:`InputError` when the two
+    reference's geometry (float32 RGB for an RGB ``moving``) where voxels
+    outside ``moving`` take its minimum (background) value (black in RGB),
+    and the fraction of the reference it covers (:func:`coverage`, in (0, 1]). Raises :class:`InputError` when the two
     volumes do not overlap in physical space (no voxel centre of ``reference``
     inside ``moving``).
     """
-    check_volume(moving, "second scan")
+    check_volume(moving, "second scan", rgb=True)
     check_volume(reference, "MRI")
     if same_grid(moving, reference):
         return moving, None
@@ -155,10 +155,14 @@ def resample_to_reference(moving: sitk.Image, reference: sitk.Image) -> tuple[si
         raise InputError("The second scan and the MRI do not overlap in physical space (their origins, spacings "
                          "and directions place them in different regions). Check that both scans are of the same "
                          "patient and were registered to each other; AMIF needs registered scans.")
-    stats = sitk.MinimumMaximumImageFilter()
-    stats.Execute(moving)
-    return sitk.Resample(moving, reference, sitk.Transform(), sitk.sitkLinear, stats.GetMinimum(),
-                         sitk.sitkFloat32), covered
+    vector = moving.GetNumberOfComponentsPerPixel() > 1
+    background = 0.0
+    if not vector:
+        stats = sitk.MinimumMaximumImageFilter()
+        stats.Execute(moving)
+        background = stats.GetMinimum()
+    return sitk.Resample(moving, reference, sitk.Transform(), sitk.sitkLinear, background,
+                         sitk.sitkVectorFloat32 if vector else sitk.sitkFloat32), covered
 
 
 def axis_first(image: sitk.Image, axis: int) -> np.ndarray:
@@ -167,8 +171,8 @@ def axis_first(image: sitk.Image, axis: int) -> np.ndarray:
 
 
 def from_axis_first(array: np.ndarray, axis: int, reference: sitk.Image) -> sitk.Image:
-    """The (D, H, W) ``array`` back as an image with ``axis`` in place and ``reference``'s geometry."""
-    image = sitk.GetImageFromArray(np.moveaxis(array, 0, axis))
+    """The (D, H, W) or RGB (D, H, W, 3) ``array`` back as an image with ``axis`` in place and ``reference``'s geometry."""
+    image = sitk.GetImageFromArray(np.moveaxis(array, 0, axis), isVector=array.ndim == 4)
     image.CopyInformation(reference)
     return image
 

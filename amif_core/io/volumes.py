@@ -26,7 +26,8 @@ SCALAR_TYPES = {
     sitk.sitkUInt8, sitk.sitkInt8, sitk.sitkUInt16, sitk.sitkInt16, sitk.sitkUInt32, sitk.sitkInt32,
     sitk.sitkUInt64, sitk.sitkInt64, sitk.sitkFloat32, sitk.sitkFloat64,
 }
-FLOAT_TYPES = {sitk.sitkFloat32, sitk.sitkFloat64}
+FLOAT_TYPES = {sitk.sitkFloat32, sitk.sitkFloat64, sitk.sitkVectorFloat32, sitk.sitkVectorFloat64}
+RGB_TYPES = {sitk.sitkVectorUInt8, sitk.sitkVectorFloat32, sitk.sitkVectorFloat64}
 
 
 def _suffix(path: Path) -> str:
@@ -39,11 +40,19 @@ def _first_line(error: Exception) -> str:
     return lines[-1] if lines else type(error).__name__
 
 
-def check_volume(image: sitk.Image, name: str = "volume") -> None:
-    """Raise :class:`InputError` unless ``image`` is a 3D, single-channel, real-valued volume."""
+def is_rgb_volume(image: sitk.Image) -> bool:
+    """True for a 3D volume of RGB voxels (3 components of a real type), as a colour PET/SPECT is stored."""
+    return (image.GetDimension() == 3 and image.GetNumberOfComponentsPerPixel() == 3
+            and image.GetPixelID() in RGB_TYPES)
+
+
+def check_volume(image: sitk.Image, name: str = "volume", rgb: bool = False) -> None:
+    """Raise :class:`InputError` unless ``image`` is a 3D, single-channel, real-valued volume (or RGB with ``rgb``)."""
     if image.GetDimension() != 3:
         raise InputError(f"The {name} is {image.GetDimension()}D; AMIF needs a 3D volume. "
                          "Give a 3D scan (for a 4D series, extract one 3D frame first).")
+    if rgb and is_rgb_volume(image):
+        return
     if image.GetNumberOfComponentsPerPixel() != 1 or image.GetPixelID() not in SCALAR_TYPES:
         raise InputError(f"The {name} holds voxels of type '{image.GetPixelIDTypeAsString()}' "
                          f"({image.GetNumberOfComponentsPerPixel()} values each); AMIF needs one real value per voxel. "
@@ -70,7 +79,7 @@ def read_volume(path: str | Path) -> sitk.Image:
 
     Returns the image with its own pixel type and geometry. Raises
     :class:`InputError` for a missing path, an unsupported or unreadable file,
-    anything but a 3D single-channel real-valued volume, and a NIfTI file
+    anything but a 3D single-channel real-valued or RGB volume, and a NIfTI file
     that stores NaN or infinite voxels (ITK's reader would silently make them 0).
     """
     path = Path(path)
@@ -83,7 +92,7 @@ def read_volume(path: str | Path) -> sitk.Image:
         image = _read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
     except RuntimeError as error:
         raise InputError(f"Could not read {path}: {_first_line(error)}") from error
-    check_volume(image, f"volume in {path}")
+    check_volume(image, f"volume in {path}", rgb=True)
     if _suffix(path) in (".nii", ".nii.gz") and image.GetPixelID() in FLOAT_TYPES:
         _check_nifti_finite(path)
     return image

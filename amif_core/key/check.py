@@ -87,7 +87,7 @@ def check_fits(key: Key, model_id: str, voxels: np.ndarray, volume: VolumeFacts 
         raise ImageModifiedError(
             f"The protected volume is stored as '{volume.pixel_type}', but AMIF wrote it as 32-bit float: it was "
             f"re-saved at lower precision {prints}. Unlock the original float32 protected file.")
-    if signatures_match(image_signature(voxels), key.signature):
+    if signatures_match(image_signature(voxels, key.colour is not None), key.signature):
         raise ImageModifiedError(
             f"The protected {noun} was modified after it was protected {prints}: it was edited, filtered, resampled "
             "or re-saved at lower precision. Unlock the original float32 protected file.")

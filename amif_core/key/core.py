@@ -34,13 +34,18 @@ def image_fingerprint(image: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def image_signature(image: np.ndarray) -> np.ndarray:
+def image_signature(image: np.ndarray, colour: bool = False) -> np.ndarray:
     """Coarse per-slice summary: (D, 8, 8) float32 means of an 8x8 grid of blocks.
 
     It survives re-saving at lower precision, so a failing fingerprint can be
     told apart as "this image, modified" or "another image". ``image`` is
-    (H, W) or (D, H, W).
+    (H, W) or (D, H, W); with ``colour``, (H, W, 3) or (D, H, W, 3) RGB,
+    summarised by its luma.
     """
+    if colour:
+        from amif_core.transforms.colour import luma
+
+        image = luma(image)
     volume = np.asarray(image, dtype=np.float32).reshape((-1,) + np.shape(image)[-2:])
     rows = np.array_split(np.arange(volume.shape[1]), SIGNATURE_GRID)
     cols = np.array_split(np.arange(volume.shape[2]), SIGNATURE_GRID)
@@ -79,6 +84,13 @@ class Key:
     ``shape`` is that array with ``axis`` first), ``size`` (x, y, z) voxels,
     ``spacing`` and ``origin`` (mm), ``direction`` (9 values, row-major) and
     ``volume_fingerprint``; these are None for a key of a plain array.
+
+    A colour key (``colour`` not None: ``{"space", "table"}``, and the
+    colour table's ``uptake`` window when one was used) is for an RGB image:
+    ``shape`` ends in 3, the codes are those of its luma, and
+    ``chroma_codes`` (2M,) int16 hold the chroma of its M covered pixels
+    (:func:`~amif_core.key.codec.encode_chroma`), under the same pad from
+    word ``codes.size`` on.
     """
 
     codes: np.ndarray
@@ -99,6 +111,13 @@ class Key:
     origin: tuple[float, float, float] | None = None
     direction: tuple[float, ...] | None = None
     volume_fingerprint: str | None = None
+    colour: dict | None = None
+    chroma_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """``shape`` without the colour channels: (H, W) or (D, H, W)."""
+        return tuple(self.shape[:-1]) if self.colour is not None else tuple(self.shape)
 
     @property
     def is_volume_key(self) -> bool:
@@ -113,10 +132,10 @@ class Key:
                 "direction": list(self.direction)}
 
     def identifier_mask(self) -> np.ndarray:
-        """The identifier mask this key was made with: uint8 {0, 1}, shape ``shape``."""
-        h, w = self.shape[-2:]
+        """The identifier mask this key was made with: uint8 {0, 1}, shape :attr:`spatial_shape`."""
+        h, w = self.spatial_shape[-2:]
         canvas = render_identifier_canvas(self.identifier, h, w, IdentifierStyle(**self.identifier_style))
-        return np.stack([crop_mask(canvas, tuple(o), h, w) for o in self.mask_offsets]).reshape(self.shape)
+        return np.stack([crop_mask(canvas, tuple(o), h, w) for o in self.mask_offsets]).reshape(self.spatial_shape)
 
     @property
     def slices(self) -> int:

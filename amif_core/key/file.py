@@ -48,7 +48,8 @@ from amif_core.key.header import (
 )
 
 MAGIC = b"\x89AMIFKEY\r\n\x1a\n"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (2, 3)  # version 2 is version 3 without colour
 _PREFIX = struct.Struct("<12sHIQ")
 DIGEST_SIZE = 32
 MAX_HEADER_BYTES = 1 << 20  # the largest header AMIF writes (65535 slices) is ~0.9 MiB; json.loads needs ~25x this
@@ -60,9 +61,10 @@ SALT_SIZE = 16
 
 
 def _payload_arrays(key: Key) -> list[np.ndarray]:
-    arrays = [key.codes, key.code_origin, key.code_step, key.signature]
+    arrays = [key.codes, key.code_origin, key.code_step, key.signature, key.chroma_codes]
     out = []
-    for array, (name, dtype, shape) in zip(arrays, arrays_layout(tuple(key.shape), int(key.codes.size))):
+    layout = arrays_layout(tuple(key.spatial_shape), int(key.codes.size), int(key.chroma_codes.size))
+    for array, (name, dtype, shape) in zip(arrays, layout):
         array = np.ascontiguousarray(array, dtype=dtype)
         if array.shape != shape:
             raise ValueError(f"Key array {name} has shape {array.shape}, expected {shape} for an image of {key.shape}.")
@@ -141,6 +143,7 @@ class _Verified:
     header: dict[str, Any]
     prefix: bytes  # magic, version, lengths and header: the AES-GCM associated data
     payload_length: int
+    version: int
 
 
 def _corrupted(path: Path, what: str) -> KeyFormatError:
@@ -159,12 +162,12 @@ def _verify(path: str | Path) -> _Verified:
         if len(start) < len(MAGIC) + 2 or not start.startswith(MAGIC):
             raise KeyFormatError(f"{path} is not an AMIF key file (it does not start with the AMIF key signature).")
         version = int.from_bytes(start[len(MAGIC) : len(MAGIC) + 2], "little")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             newer = (" It was written by a newer AMIF; update amif-core to read it." if version > FORMAT_VERSION else
                      " Keys of version 1 were made with the amif_v1 weights of amif-core 0.1; unlock it with "
                      "amif-core 0.1.")
             raise KeyFormatError(f"{path} uses key format version {version}, but this AMIF ({VERSION}) reads "
-                                 f"version {FORMAT_VERSION} only.{newer}")
+                                 f"versions {' and '.join(map(str, READABLE_VERSIONS))} only.{newer}")
         if len(start) < _PREFIX.size:
             raise _corrupted(path, f"truncated ({size} bytes)")
         _, _, header_length, payload_length = _PREFIX.unpack(start)
@@ -191,10 +194,12 @@ def _verify(path: str | Path) -> _Verified:
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise _corrupted(path, f"damaged (its header is not valid JSON: {error})") from error
     try:
-        validate_header(header, payload_length)
+        validate_header(header, payload_length, version)
     except (KeyError, TypeError, ValueError, OverflowError) as error:
         raise _corrupted(path, f"damaged (invalid header: {error})") from error
-    return _Verified(header, start + header_bytes, payload_length)
+    if version < 3:
+        header = {**header, "colour": None, "payload": {**header["payload"], "chroma_count": 0}}
+    return _Verified(header, start + header_bytes, payload_length, version)
 
 
 def read_key_header(path: str | Path) -> dict[str, Any]:
@@ -206,8 +211,8 @@ def read_key_header(path: str | Path) -> dict[str, Any]:
     ``encryption`` (None or the scrypt/AES-GCM parameters). It holds no key
     material. Raises :class:`KeyFormatError` for a damaged file.
     """
-    header = _verify(path).header
-    return {"format_version": FORMAT_VERSION, **{k: v for k, v in header.items() if k != "format_version"}}
+    verified = _verify(path)
+    return {"format_version": verified.version, **{k: v for k, v in verified.header.items() if k != "format_version"}}
 
 
 def key_needs_passphrase(path: str | Path) -> bool:
@@ -316,7 +321,7 @@ def read_key(path: str | Path, passphrase: str | None = None) -> Key:
     else:
         pieces = _decrypt(path, verified, passphrase)
     shape = tuple(header["shape"])
-    layout = arrays_layout(shape, header["payload"]["code_count"])
+    layout = arrays_layout(shape, header["payload"]["code_count"], header["payload"]["chroma_count"])
     stream = _Inflated(path, pieces, raw_length(layout))
     arrays = {}
     for name, dtype, array_shape in layout:
@@ -330,11 +335,13 @@ def read_key(path: str | Path, passphrase: str | None = None) -> Key:
         raise _corrupted(path, "damaged (its code scales are not finite and non-negative)")
     geometry = header["geometry"]
     return Key(
-        codes=arrays["codes"], code_origin=arrays["origin"], code_step=arrays["step"], shape=shape,
+        codes=arrays["codes"], code_origin=arrays["origin"], code_step=arrays["step"],
+        shape=shape + ((3,) if header["colour"] is not None else ()),
         fingerprint=header["image_fingerprint"], signature=arrays["signature"], model_id=header["model_id"],
         identifier=header["identifier"], identifier_style=dict(header["identifier_style"]),
         normalisation=header["normalisation"], mask_offsets=np.asarray(header["mask_offsets"], dtype=np.int64),
         created_utc=header["created_utc"], axis=header["axis"], size=tuple(geometry["size"]),
         spacing=tuple(geometry["spacing"]), origin=tuple(geometry["origin"]), direction=tuple(geometry["direction"]),
-        volume_fingerprint=header["volume_fingerprint"],
+        volume_fingerprint=header["volume_fingerprint"], colour=header["colour"],
+        chroma_codes=arrays.get("chroma", np.zeros(0, np.int16)),
     )

@@ -28,17 +28,23 @@ TAG_SIZE = 16
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 STYLE_NUMBERS = ("font_fraction", "angle_deg", "coverage")
 STYLE_FLAGS = ("transpose", "flip_rows", "flip_cols")
+COLOUR_SPACE = "BT.601 YCbCr"
 
 
-def arrays_layout(shape: tuple[int, int, int], code_count: int) -> list[tuple[str, str, tuple[int, ...]]]:
-    """(name, little-endian dtype, shape) of each payload array, in payload order."""
+def arrays_layout(shape: tuple[int, ...], code_count: int, chroma_count: int = 0
+                  ) -> list[tuple[str, str, tuple[int, ...]]]:
+    """(name, little-endian dtype, shape) of each payload array, in payload order.
+
+    ``shape``: the slices' (D, H, W); the chroma codes follow only in a colour key.
+    """
     depth = shape[0]
-    return [
+    layout = [
         ("codes", "<i2", (code_count,)),
         ("origin", "<f4", (depth, 4)),
         ("step", "<f4", (depth, 4)),
         ("signature", "<f4", (depth, SIGNATURE_GRID, SIGNATURE_GRID)),
     ]
+    return layout + ([("chroma", "<i2", (chroma_count,))] if chroma_count else [])
 
 
 def max_codes(shape: tuple[int, int, int]) -> int:
@@ -61,13 +67,15 @@ def build_header(key: Key, encryption: dict | None) -> dict[str, Any]:
         "volume_fingerprint": key.volume_fingerprint,
         "image_fingerprint": key.fingerprint,
         "axis": int(key.axis),
-        "shape": [int(v) for v in key.shape],
+        "shape": [int(v) for v in key.spatial_shape],
+        "colour": key.colour,
         "geometry": key.geometry(),
         "normalisation": key.normalisation,
         "identifier": key.identifier,
         "identifier_style": key.identifier_style,
         "mask_offsets": np.asarray(key.mask_offsets, dtype=np.int64).tolist(),
-        "payload": {"compression": "zlib", "filter": "byteshuffle", "code_count": int(key.codes.size)},
+        "payload": {"compression": "zlib", "filter": "byteshuffle", "code_count": int(key.codes.size),
+                    "chroma_count": int(key.chroma_codes.size)},
         "encryption": encryption,
     }
 
@@ -106,8 +114,20 @@ def _b64(value: Any, name: str, low: int, high: int) -> bytes:
     return raw
 
 
-def validate_header(header: Any, payload_length: int) -> None:
-    """Raise ValueError/TypeError/KeyError unless ``header`` is a well-formed version-2 header."""
+def _colour(value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict) or value.get("space") != COLOUR_SPACE:
+        raise ValueError(f"colour must be null or an object with space {COLOUR_SPACE!r}")
+    if value.get("table") is not None:
+        _text(value["table"], "colour.table", 64)
+
+
+def validate_header(header: Any, payload_length: int, version: int) -> None:
+    """Raise ValueError/TypeError/KeyError unless ``header`` is a well-formed header of format ``version`` (2 or 3).
+
+    Version 3 adds ``colour`` and ``payload.chroma_count``; a version-2 header is grey.
+    """
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ValueError("format must be 'amif-key'")
     _text(header["amif_version"], "amif_version", 64)
@@ -155,6 +175,11 @@ def validate_header(header: Any, payload_length: int) -> None:
     if not isinstance(payload, dict) or payload.get("compression") != "zlib" or payload.get("filter") != "byteshuffle":
         raise ValueError("payload must be zlib-compressed and byte-shuffled")
     code_count = _int(payload["code_count"], "payload.code_count", 0, max_codes(shape))
+    chroma_count = 0
+    if version >= 3:
+        _colour(header["colour"])
+        chroma_count = _int(payload["chroma_count"], "payload.chroma_count", 0,
+                            2 * math.prod(shape) if header["colour"] is not None else 0)
     encryption = header["encryption"]
     overhead = 0
     if encryption is not None:
@@ -168,7 +193,7 @@ def validate_header(header: Any, payload_length: int) -> None:
         _b64(encryption["salt"], "encryption.salt", 8, 64)
         _b64(encryption["nonce"], "encryption.nonce", NONCE_SIZE, NONCE_SIZE)
         overhead = TAG_SIZE
-    raw = raw_length(arrays_layout(shape, code_count))
+    raw = raw_length(arrays_layout(shape, code_count, chroma_count))
     if payload_length < overhead + 8 or raw > ZLIB_MAX_RATIO * (payload_length - overhead) + (1 << 16):
         raise ValueError(f"the payload ({payload_length} bytes) cannot hold the {raw} bytes of key arrays its header "
                          "describes")

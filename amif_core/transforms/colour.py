@@ -1,0 +1,95 @@
+"""Colour for PET/SPECT fusion: BT.601 luma and chroma, and colour tables whose luma rises with uptake.
+
+AMIF fuses the MRI with the luma of a colour image and puts the colour
+image's chroma back, as the MMIF literature does (RGB to YCbCr, fuse Y,
+keep Cb/Cr). The transform is ITU-R BT.601 as in OpenCV's YCrCb, centred
+(Cb and Cr in [-0.5, 0.5]); its inverse is the exact matrix inverse. A scalar
+PET or SPECT is first mapped through one of :data:`COLOUR_TABLES`. Torch-free.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from amif_core.errors import InputError
+
+LUMA = np.array([0.299, 0.587, 0.114])
+_FORWARD = np.array([LUMA, 0.564 * (np.array([0.0, 0.0, 1.0]) - LUMA), 0.713 * (np.array([1.0, 0.0, 0.0]) - LUMA)])
+_INVERSE = np.linalg.inv(_FORWARD)
+
+
+def _table(points: list[tuple[float, tuple[float, float, float]]]) -> np.ndarray:
+    """A (256, 3) float32 table linear between control points (position in [0, 1], RGB in [0, 1])."""
+    positions = np.array([p for p, _ in points])
+    colours = np.array([c for _, c in points])
+    x = np.linspace(0.0, 1.0, 256)
+    return np.stack([np.interp(x, positions, colours[:, c]) for c in range(3)], axis=1).astype(np.float32)
+
+
+COLOUR_TABLES: dict[str, np.ndarray] = {
+    # Hot iron (DICOM PS3.6 "Hot Iron", the look of Slicer's PET tables): black, red, yellow, white.
+    "pet": _table([(0.0, (0.0, 0.0, 0.0)), (0.5, (1.0, 0.0, 0.0)), (0.75, (1.0, 0.5, 0.0)), (1.0, (1.0, 1.0, 1.0))]),
+    # A rainbow whose luma rises: black, blue, teal, green, yellow, white.
+    "spect": _table([(0.0, (0.0, 0.0, 0.0)), (0.2, (0.1, 0.1, 0.7)), (0.4, (0.0, 0.5, 0.6)), (0.6, (0.2, 0.8, 0.1)),
+                     (0.8, (1.0, 0.9, 0.0)), (1.0, (1.0, 1.0, 1.0))]),
+}
+DEFAULT_TABLE = "pet"
+
+
+def colour_table(name: str) -> np.ndarray:
+    """The (256, 3) float32 table called ``name`` (a key of :data:`COLOUR_TABLES`); InputError otherwise."""
+    if name not in COLOUR_TABLES:
+        raise InputError(f"Unknown colour table {name!r}; choose one of {', '.join(sorted(COLOUR_TABLES))}.",
+                         setting="colour", value=name)
+    return COLOUR_TABLES[name]
+
+
+def apply_table(values: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Map ``values`` in [0, 1] (any shape S) through ``table`` (256, 3), linearly: float32 (*S, 3) in [0, 1]."""
+    x = np.clip(np.asarray(values, dtype=np.float32), 0.0, 1.0) * (len(table) - 1)
+    low = np.floor(x).astype(np.int64)
+    high = np.minimum(low + 1, len(table) - 1)
+    weight = (x - low)[..., None]
+    return ((1 - weight) * table[low] + weight * table[high]).astype(np.float32)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of ``rgb`` (..., 3) float in [0, 1]: float32 (...) in [0, 1]."""
+    data = np.asarray(rgb, dtype=np.float32)
+    return (data[..., 0] * np.float32(LUMA[0]) + data[..., 1] * np.float32(LUMA[1])
+            + data[..., 2] * np.float32(LUMA[2])).astype(np.float32)
+
+
+def chroma(rgb: np.ndarray) -> np.ndarray:
+    """Centred BT.601 chroma (Cb, Cr) of ``rgb`` (..., 3) float in [0, 1]: float32 (..., 2) in [-0.5, 0.5]."""
+    return (np.asarray(rgb, dtype=np.float64) @ _FORWARD[1:].T).astype(np.float32)
+
+
+def rgb_from(y: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
+    """RGB from luma ``y`` (...) and chroma ``cbcr`` (..., 2), the exact inverse of :func:`luma` and :func:`chroma`.
+
+    Returns float32 (..., 3) clipped to [0, 1] (a bright luma under a strong
+    chroma can leave the RGB gamut).
+    """
+    ycc = np.concatenate([np.asarray(y, dtype=np.float64)[..., None], np.asarray(cbcr, dtype=np.float64)], axis=-1)
+    return np.clip(ycc @ _INVERSE.T, 0.0, 1.0).astype(np.float32)
+
+
+def rgb_unit(rgb: np.ndarray, name: str) -> np.ndarray:
+    """An RGB image as float32 in [0, 1]: uint8 is divided by 255, float must already be in [0, 1].
+
+    ``rgb``: (..., 3). Raises :class:`InputError` for another channel count,
+    another integer type, or float values outside [0, 1] or not finite.
+    """
+    data = np.asarray(rgb)
+    if data.ndim < 3 or data.shape[-1] != 3:
+        raise InputError(f"The {name} must be RGB with 3 channels last, got shape {data.shape}"
+                         + (" (RGBA? drop the alpha channel first)." if data.shape[-1:] == (4,) else "."))
+    if data.dtype == np.uint8:
+        return data.astype(np.float32) / np.float32(255)
+    if data.dtype.kind != "f":
+        raise InputError(f"The {name} must be uint8 (0..255) or float (0..1) RGB, got dtype {data.dtype}.")
+    out = data.astype(np.float32)
+    if not np.isfinite(out).all() or out.min() < 0 or out.max() > 1:
+        raise InputError(f"The float RGB {name} must lie in [0, 1] (got {np.nanmin(out):.4g} to {np.nanmax(out):.4g}); "
+                         "divide 0..255 values by 255 first.")
+    return out
