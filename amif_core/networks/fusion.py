@@ -6,12 +6,23 @@ block at half resolution: each input is pixel-unshuffled from (1, H, W) to
 Slot 1 is the anatomical MRI, slot 2 the functional/structural partner (CT, PET
 or SPECT luma).
 
-Like CDDFuse's decoder, which adds an input image back before its output, the
-decoder here predicts a residual on top of a base image, the pixel-wise maximum
-of the two inputs; its last layer starts at zero, so an untrained backbone
-outputs exactly the pixel-wise maximum and training only learns what to change
-(edges the maximum drops, local contrast). This keeps the fusion faithful to
-both sources, which is what the fidelity metrics (MI, VIF, SSIM) reward.
+Two output heads (``FusionConfig.head``):
+
+* ``"residual"`` (amif_v1/v2): like CDDFuse's decoder, which adds an input
+  image back before its output, a full-resolution head predicts a free
+  residual on top of the pixel-wise maximum of the two inputs; its last layer
+  starts at zero, so an untrained backbone outputs exactly the maximum.
+* ``"select"``: the network predicts no grey levels at all, only two smooth
+  gain maps at half resolution, and the output is built from the sources::
+
+      f = max(a, b) + alpha * min(a, b) + beta * (d - hp(max(a, b)))
+
+  ``alpha`` in [0, ALPHA_MAX] keeps the weaker source where it carries signal,
+  ``d`` is the source high-pass (``x - blur(x)``) of larger magnitude at each
+  pixel and ``beta`` in [0, 1] transfers it where the maximum dropped that
+  edge. Every output grey level is a source intensity, a fraction of one, or a
+  source edge, so the fusion keeps the maximum's fidelity (MI, VIF, SSIM)
+  while adding real edges and local contrast, never new texture.
 """
 from __future__ import annotations
 
@@ -33,6 +44,17 @@ class FusionConfig:
     shared_blocks: int = 2
     decoder_blocks: int = 2
     head_channels: int = 8
+    head: str = "residual"
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"FusionConfig.head must be one of {HEADS}, got {self.head!r}")
+
+
+HEADS = ("residual", "select")
+ALPHA_MAX = 0.3  # the largest share of the weaker source added to the maximum
+BETA_BIAS = -4.0  # the detail gain starts near 0 (sigmoid(-4) = 0.018)
+DETAIL_WINDOW = 5  # box blur of the high-pass, pixels
 
 
 def _conv_stack(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -63,14 +85,21 @@ class FusionBackbone(nn.Module):
         self.decoder = nn.Sequential(
             *[RestormerBlock(dim, config.heads) for _ in range(config.decoder_blocks)]
         )
-        self.to_full_res = nn.Conv2d(dim, 4 * config.head_channels, 1)
-        self.head = nn.Sequential(
-            nn.Conv2d(config.head_channels + 2, config.head_channels, 3, padding=1),
-            nn.LeakyReLU(0.1),
-            nn.Conv2d(config.head_channels, 1, 3, padding=1),
-        )
-        nn.init.zeros_(self.head[-1].weight)
-        nn.init.zeros_(self.head[-1].bias)
+        self.head_kind = config.head
+        if config.head == "residual":
+            self.to_full_res = nn.Conv2d(dim, 4 * config.head_channels, 1)
+            self.head = nn.Sequential(
+                nn.Conv2d(config.head_channels + 2, config.head_channels, 3, padding=1),
+                nn.LeakyReLU(0.1),
+                nn.Conv2d(config.head_channels, 1, 3, padding=1),
+            )
+            nn.init.zeros_(self.head[-1].weight)
+            nn.init.zeros_(self.head[-1].bias)
+        else:
+            self.gains = nn.Conv2d(dim, 2, 1)
+            nn.init.zeros_(self.gains.weight)
+            with torch.no_grad():
+                self.gains.bias.copy_(torch.tensor([0.0, BETA_BIAS]))
 
     def forward(self, mri: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
         a = F.pixel_unshuffle(mri, 2)
@@ -80,6 +109,30 @@ class FusionBackbone(nn.Module):
         fused = self.fuse(
             torch.cat([shared_a, shared_b, self.private_mri(a), self.private_other(b)], dim=1)
         )
-        features = F.pixel_shuffle(self.to_full_res(self.decoder(fused)), 2)
+        decoded = self.decoder(fused)
+        if self.head_kind == "select":
+            return select_fusion(mri, other, F.interpolate(self.gains(decoded), scale_factor=2, mode="bilinear",
+                                                           align_corners=False))
+        features = F.pixel_shuffle(self.to_full_res(decoded), 2)
         residual = self.head(torch.cat([features, mri, other], dim=1))
         return (torch.maximum(mri, other) + residual).clamp(0.0, 1.0)
+
+
+def high_pass(x: torch.Tensor) -> torch.Tensor:
+    """``x`` minus its DETAIL_WINDOW box blur (replicate padding); (B, 1, H, W)."""
+    pad = DETAIL_WINDOW // 2
+    return x - F.avg_pool2d(F.pad(x, (pad, pad, pad, pad), mode="replicate"), DETAIL_WINDOW, stride=1)
+
+
+def select_fusion(mri: torch.Tensor, other: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The ``"select"`` head's output from the sources and the gain logits.
+
+    ``mri``, ``other``: (B, 1, H, W) in [0, 1]; ``logits``: (B, 2, H, W), the
+    pre-sigmoid alpha and beta. Returns (B, 1, H, W) in [0, 1].
+    """
+    alpha = ALPHA_MAX * torch.sigmoid(logits[:, 0:1])
+    beta = torch.sigmoid(logits[:, 1:2])
+    base = torch.maximum(mri, other)
+    hp_a, hp_b = high_pass(mri), high_pass(other)
+    detail = torch.where(hp_a.abs() >= hp_b.abs(), hp_a, hp_b) - high_pass(base)
+    return (base + alpha * torch.minimum(mri, other) + beta * detail).clamp(0.0, 1.0)
