@@ -22,7 +22,7 @@ ensureAmifCoreImportable(Path(__file__).resolve().parent)
 from amif_core.inference import runner  # noqa: E402
 from AMIFSlicerLib import display  # noqa: E402
 from AMIFSlicerLib.dependencies import DependencyInstaller, pyTorchUtilsInstaller  # noqa: E402
-from AMIFSlicerLib.logic import DEFAULT_IDENTIFIER, AMIFSceneLogic  # noqa: E402
+from AMIFSlicerLib.logic import COLOUR_AUTO, COLOUR_GREY, DEFAULT_IDENTIFIER, AMIFSceneLogic  # noqa: E402
 
 #
 # AMIFSlicer
@@ -95,6 +95,7 @@ class AMIFSlicerParameterNode:
     """What the panel selects; saved with the scene. Passphrases and key material are never stored here.
 
     mriVolume, otherVolume - the volumes to fuse.
+    colourMode - "auto" (PET/SPECT and RGB in colour, CT grey), "pet", "spect" or "grey".
     identifierText - the visible copyright text.
     device - "auto", "cpu", "cuda:N" or "mps".
     keyPath - where Protect writes the key.
@@ -103,6 +104,7 @@ class AMIFSlicerParameterNode:
 
     mriVolume: vtkMRMLScalarVolumeNode
     otherVolume: vtkMRMLScalarVolumeNode
+    colourMode: str = COLOUR_AUTO
     identifierText: str = DEFAULT_IDENTIFIER
     device: str = runner.AUTO
     keyPath: Path
@@ -148,11 +150,16 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.unlockButton.connect("clicked(bool)", self.onUnlockButton)
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependenciesButton)
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
+        self.ui.colourComboBox.connect("currentIndexChanged(int)", self.onColourChanged)
         self.ui.unlockKeyPathLineEdit.connect("currentPathChanged(QString)", self.updatePassphraseVisibility)
         self.ui.protectProgressBar.hide()
         self.ui.unlockProgressBar.hide()
 
         self.populateDevices()
+        for label, choice in ((_("Automatic: PET/SPECT in colour, CT grey"), COLOUR_AUTO),
+                              (_("PET colours (hot iron)"), "pet"), (_("SPECT colours"), "spect"),
+                              (_("Keep grey"), COLOUR_GREY)):
+            self.ui.colourComboBox.addItem(label, choice)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -199,6 +206,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateState)
             self.selectDevice(self._parameterNode.device)
+            self._selectColour(self._parameterNode.colourMode)
             self.updateState()
 
     # ------------------------------------------------------------------ panel state
@@ -227,6 +235,16 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.deviceComboBox.currentIndex = index
         self.ui.deviceComboBox.blockSignals(wasBlocked)
 
+    def _selectColour(self, choice: str) -> None:
+        index = max(self.ui.colourComboBox.findData(choice), 0)
+        wasBlocked = self.ui.colourComboBox.blockSignals(True)
+        self.ui.colourComboBox.currentIndex = index
+        self.ui.colourComboBox.blockSignals(wasBlocked)
+
+    def onColourChanged(self, index: int) -> None:
+        if self._parameterNode and index >= 0:
+            self._parameterNode.colourMode = self.ui.colourComboBox.itemData(index)
+
     def onDeviceChanged(self, index: int) -> None:
         if self._parameterNode and index >= 0:
             self._parameterNode.device = self.ui.deviceComboBox.itemData(index)
@@ -244,9 +262,11 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
 
         keyPath = None if self._isUnset(parameters.keyPath) else parameters.keyPath
-        reason = amif.protectBlocker(parameters.mriVolume, parameters.otherVolume, parameters.identifierText, keyPath)
+        reason = amif.protectBlocker(parameters.mriVolume, parameters.otherVolume, parameters.identifierText, keyPath,
+                                     colour=parameters.colourMode)
         self.ui.protectButton.enabled = reason is None
         self.ui.protectButton.toolTip = reason or _("Fuse the two volumes, burn in the identifier and write the key.")
+        self.ui.colourComboBox.toolTip = amif.colourDescription(parameters.otherVolume, parameters.colourMode)
         self.ui.inputWarningLabel.text = "\n".join(amif.inputWarnings(parameters.mriVolume, parameters.otherVolume))
 
         showReady = all((parameters.mriVolume, parameters.otherVolume, parameters.protectedVolume))
@@ -349,7 +369,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                         parameters.mriVolume, parameters.otherVolume, keyPath, parameters.identifierText,
                         parameters.device, progress=self._progressCallback(self.ui.protectProgressBar),
                         cancel=self._isCancelRequested, passphrase=self.ui.keyPassphraseLineEdit.text or None,
-                        overwriteKey=overwrite, notice=notices.append)
+                        overwriteKey=overwrite, notice=notices.append, colour=parameters.colourMode)
                 except Exception as error:
                     if not self._isCancellation(error):
                         raise
@@ -479,11 +499,12 @@ class AMIFSlicerTest(ScriptedLoadableModuleTest):
             AMIFSlicerLogic().ensureDependencies(runner.CPU)
 
     def test_AMIFSlicerProtectAndUnlock(self) -> None:
-        """Protect an oblique, anisotropic MRI with a PET on another grid, then unlock it."""
+        """Protect an oblique, anisotropic MRI with a PET on another grid (in colour), then unlock it exactly."""
         import numpy as np
+        import SimpleITK as sitk
 
         from AMIFSlicerLib.testdata import addPhantomPair
-        from AMIFSlicerLib.volumenodes import localIjkToRas, voxelArray
+        from AMIFSlicerLib.volumenodes import localIjkToRas, sitkImageFromArray, voxelArray
 
         self._requireDependencies()
         self.delayDisplay("Building synthetic MRI and PET")
@@ -496,12 +517,10 @@ class AMIFSlicerTest(ScriptedLoadableModuleTest):
         protected = logic.protect(mri, pet, keyPath, identifier="Self-test \u00a9", device=runner.CPU)
         self.assertEqual(protected.GetName(), "phantom T1 AMIF protected")
         self.assertTrue(np.array_equal(localIjkToRas(protected), localIjkToRas(mri)))
-        self.assertEqual(voxelArray(protected).shape, voxelArray(mri).shape)
+        self.assertEqual(voxelArray(protected).shape, voxelArray(mri).shape + (3,))  # a PET fuses in colour
         self.assertEqual(voxelArray(protected).dtype, np.float32)
         self.assertEqual(protected.GetAttribute("AMIF.identifier"), "Self-test \u00a9")
         self.assertTrue(keyPath.is_file())
-        self.assertTrue(np.array_equal(voxelArray(mri), mriBefore))
-        self.assertTrue(np.array_equal(voxelArray(pet), petBefore))
         if slicer.app.layoutManager() is not None:
             logic.showComparison(mri, pet, protected)
 
@@ -509,8 +528,21 @@ class AMIFSlicerTest(ScriptedLoadableModuleTest):
         unlocked = logic.unlock(protected, keyPath, device=runner.CPU)
         self.assertEqual(unlocked.GetName(), "phantom T1 AMIF unlocked")
         self.assertTrue(np.array_equal(localIjkToRas(unlocked), localIjkToRas(mri)))
-        difference = float(np.abs(voxelArray(unlocked) - voxelArray(protected)).max())
-        self.assertGreater(difference, 0.05, "unlocking must remove the identifier")
+        core = logic.core()
+        mriImage = sitkImageFromArray(voxelArray(mri), localIjkToRas(mri))
+        onGrid, _ = core.io.geometry.resample_to_reference(
+            sitkImageFromArray(voxelArray(pet), localIjkToRas(pet)), mriImage)
+        axis = core.io.geometry.slice_axis(mriImage)
+        clean = np.moveaxis(logic.model(runner.CPU).fuse_clean(
+            np.moveaxis(sitk.GetArrayFromImage(mriImage), axis, 0), np.moveaxis(sitk.GetArrayFromImage(onGrid), axis, 0),
+            colour_table="pet"), 0, axis)
+        def psnr(x, y) -> float:
+            return float(10 * np.log10(1.0 / max(float(np.mean((np.asarray(x, np.float64) - y) ** 2)), 1e-20)))
+
+        self.assertGreaterEqual(psnr(voxelArray(unlocked), clean), 50.0, "unlocking must give back the clean fusion")
+        self.assertLess(psnr(voxelArray(protected), clean), 40.0, "the protected volume must carry the identifier")
+        self.assertTrue(np.array_equal(voxelArray(mri), mriBefore))
+        self.assertTrue(np.array_equal(voxelArray(pet), petBefore))
         if slicer.app.layoutManager() is not None:
             logic.showUnlocked(protected, unlocked)
         keyPath.unlink()

@@ -21,6 +21,7 @@ from amif_core.montage import MontageColumn, png_output, render_montage
 DEMO_DIR = Path(__file__).resolve().parent / "data" / "demo"
 DEMO_MRI = DEMO_DIR / "mri.nrrd"
 DEMO_PET = DEMO_DIR / "pet.nrrd"
+DEMO_TABLE = "pet"  # the demo fuses in colour, the PET through the hot-iron table
 OUTPUT_NAMES = {"protected": "protected.nrrd", "key": "protected.amifkey", "unlocked": "unlocked.nrrd",
                 "montage": "montage.png"}
 
@@ -34,12 +35,12 @@ def run_demo(model: AMIFModel, out_dir: str | Path, force: bool = False, identif
              progress: Callable[[str], Progress | None] = lambda stage: None,
              notice: Callable[[str], None] = print, mri_path: Path | None = None,
              pet_path: Path | None = None) -> dict[str, Path]:
-    """Protect the demo pair, unlock it from the written files, and write a montage.
+    """Protect the demo pair in colour, unlock it from the written files, and write a montage.
 
     Writes into ``out_dir`` (created if needed): the protected volume, its
     key (not encrypted: demo data), the unlocked volume and a PNG montage
     (axial, coronal and sagittal rows; MRI, PET, protected and unlocked
-    columns). Refuses to replace existing files unless ``force``; after a
+    columns; the fusions are RGB, the PET's hot-iron colours on the fused luma). Refuses to replace existing files unless ``force``; after a
     failure or interruption none of them is left. ``progress(stage)`` gives the
     progress callback of stage "protect" or "unlock". ``mri_path``/``pet_path``
     replace the bundled pair. Returns the paths by role.
@@ -52,14 +53,14 @@ def run_demo(model: AMIFModel, out_dir: str | Path, force: bool = False, identif
     try:
         check_outputs(list(paths.values()), force, inputs=[mri_path, pet_path])
         mri, pet = read_volume(mri_path), read_volume(pet_path)
-        protected, key = protect_volume(model, mri, pet, identifier, progress=progress("protect"), notice=notice)
+        protected, key = protect_volume(model, mri, pet, identifier, colour_table=DEMO_TABLE,
+                                        progress=progress("protect"), notice=notice)
         write_atomically([volume_output(protected, paths["protected"]), key_output(paths["key"], key)], force)
         try:
             saved, saved_key = read_volume(paths["protected"]), read_key(paths["key"])
             unlocked = unlock_volume(model, saved, saved_key, progress=progress("unlock"))
-            columns = [MontageColumn("MRI", mri), MontageColumn("PET", resample_to_reference(pet, mri)[0], "hot"),
-                       MontageColumn("Protected", protected, window=(0.0, 1.0)),
-                       MontageColumn("Unlocked", unlocked, window=(0.0, 1.0))]
+            columns = [MontageColumn("MRI", mri), MontageColumn("PET", resample_to_reference(pet, mri)[0], DEMO_TABLE),
+                       MontageColumn("Protected", protected, "rgb"), MontageColumn("Unlocked", unlocked, "rgb")]
             write_atomically([volume_output(unlocked, paths["unlocked"]),
                               png_output(render_montage(columns), paths["montage"])], force)
         except BaseException:

@@ -17,19 +17,23 @@ import SimpleITK as sitk
 from PIL import Image, ImageDraw, ImageFont
 
 from amif_core.io.atomic import Output, write_atomically
+from amif_core.transforms.colour import COLOUR_TABLES, apply_table
 from amif_core.transforms.intensity import fit_normalisation
 
-COLORMAPS = ("grey", "hot")
+COLORMAPS = ("grey", "rgb", *COLOUR_TABLES)
 GAP = 4
 TITLE_PX = 16
 
 
 @dataclass(frozen=True)
 class MontageColumn:
-    """One column: ``title`` drawn above it, ``image`` a 3D scalar volume, ``colormap`` "grey" or "hot".
+    """One column: ``title`` drawn above it, ``image`` a 3D volume, ``colormap`` one of :data:`COLORMAPS`.
 
-    ``window``: (low, high) intensities mapped to black and white; None fits
-    the robust percentile window of the volume.
+    A scalar volume is shown in "grey" or through a colour table (a key of
+    :data:`~amif_core.transforms.colour.COLOUR_TABLES`); an RGB volume (float
+    in [0, 1]) as it is, with "rgb". ``window``: (low, high) intensities
+    mapped to black and white (to the table's ends); None fits the robust
+    percentile window of the volume.
     """
 
     title: str
@@ -46,8 +50,8 @@ def oriented(image: sitk.Image) -> tuple[np.ndarray, tuple[float, float, float]]
     """
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
     perm = max(permutations(range(3)), key=lambda p: sum(abs(direction[axis, p[axis]]) for axis in range(3)))
-    array = sitk.GetArrayViewFromImage(image)  # numpy axis k is index axis 2 - k
-    view = np.transpose(array, [2 - perm[2], 2 - perm[1], 2 - perm[0]])
+    array = sitk.GetArrayViewFromImage(image)  # numpy axis k is index axis 2 - k; RGB last
+    view = np.transpose(array, [2 - perm[2], 2 - perm[1], 2 - perm[0], *range(3, array.ndim)])
     for k, physical in enumerate((2, 1, 0)):
         if direction[physical, perm[physical]] < 0:
             view = np.flip(view, axis=k)
@@ -56,9 +60,10 @@ def oriented(image: sitk.Image) -> tuple[np.ndarray, tuple[float, float, float]]
 
 
 def _slices(image: sitk.Image) -> list[tuple[np.ndarray, tuple[float, float]]]:
-    """Middle axial, coronal and sagittal slices (float32, rows top to bottom) with their (row, column) spacings."""
+    """Middle axial, coronal and sagittal slices (float32, rows top to bottom, RGB last) with their (row, column)
+    spacings."""
     view, (s_si, s_ap, s_lr) = oriented(image)
-    depth, rows, cols = view.shape
+    depth, rows, cols = view.shape[:3]
     return [
         (np.array(view[depth // 2], dtype=np.float32), (s_ap, s_lr)),
         (np.array(view[::-1, rows // 2, :], dtype=np.float32), (s_si, s_lr)),
@@ -67,17 +72,29 @@ def _slices(image: sitk.Image) -> list[tuple[np.ndarray, tuple[float, float]]]:
 
 
 def _colour(values: np.ndarray, colormap: str) -> np.ndarray:
-    """(H, W) float in [0, 1] -> (H, W, 3) uint8."""
-    if colormap == "hot":
-        rgb = np.stack([np.clip(3 * values - k, 0, 1) for k in range(3)], axis=-1)
+    """(H, W) float in [0, 1] (or (H, W, 3) with "rgb") -> (H, W, 3) uint8."""
+    if colormap == "rgb":
+        rgb = values
+    elif colormap in COLOUR_TABLES:
+        rgb = apply_table(values, COLOUR_TABLES[colormap])
     else:
         rgb = np.repeat(values[..., None], 3, axis=-1)
-    return np.round(rgb * 255).astype(np.uint8)
+    return np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+
+
+def _resize(values: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Bilinear resize of an (H, W) or (H, W, C) float32 array to (h, w) (or (h, w, C))."""
+    planes = values[..., None] if values.ndim == 2 else values
+    out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c]), mode="F").resize(
+        (w, h), Image.Resampling.BILINEAR)) for c in range(planes.shape[-1])], axis=-1)
+    return out[..., 0] if values.ndim == 2 else out
 
 
 def _window(column: MontageColumn) -> tuple[float, float]:
     if column.window is not None:
         return column.window
+    if column.colormap == "rgb":
+        return 0.0, 1.0
     fitted = fit_normalisation(sitk.GetArrayViewFromImage(column.image))
     return fitted.low, fitted.high
 
@@ -93,6 +110,8 @@ def render_montage(columns: Sequence[MontageColumn], tile_px: int = 256) -> np.n
     for column in columns:
         if column.colormap not in COLORMAPS:
             raise ValueError(f"Unknown colormap {column.colormap!r}; use one of {COLORMAPS}.")
+        if (column.colormap == "rgb") != (column.image.GetNumberOfComponentsPerPixel() == 3):
+            raise ValueError(f"Column {column.title!r}: use colormap 'rgb' for an RGB volume, and only for one.")
         if column.image.GetSize() != columns[0].image.GetSize():
             raise ValueError("All montage volumes must share one grid; resample them first.")
     views = [_slices(column.image) for column in columns]
@@ -106,7 +125,7 @@ def render_montage(columns: Sequence[MontageColumn], tile_px: int = 256) -> np.n
         low, high = _window(column)
         top = TITLE_PX + GAP
         for (values, _), (h, w) in zip(slices, tiles):
-            resized = np.asarray(Image.fromarray(values, mode="F").resize((w, h), Image.Resampling.BILINEAR))
+            resized = _resize(values, h, w)
             scaled = np.clip((resized - low) / (high - low), 0, 1) if high > low else np.zeros_like(resized)
             left = c * (cell_w + GAP) + (cell_w - w) // 2
             canvas[top : top + h, left : left + w] = _colour(scaled, column.colormap)

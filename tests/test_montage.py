@@ -46,7 +46,7 @@ def test_oriented_view_is_superior_posterior_left(direction: tuple[float, ...]) 
 
 def test_anisotropic_views_are_drawn_at_one_physical_scale(tmp_path: Path) -> None:
     image = marked(FLIPPED)  # 12 mm (x) by 10 mm (y) by 24 mm (z)
-    rgb = render_montage([MontageColumn("A", image), MontageColumn("B", image, "hot", window=(0.0, 1.0))],
+    rgb = render_montage([MontageColumn("A", image), MontageColumn("B", image, "pet", window=(0.0, 1.0))],
                          tile_px=120)
     # 5 mm per pixel: axial 10x12 mm -> 50x60 px, coronal 24x12 -> 120x60, sagittal 24x10 -> 120x50.
     assert rgb.shape == (TITLE_PX + GAP + (50 + GAP) + (120 + GAP) + (120 + GAP), 2 * 60 + GAP, 3)
@@ -58,3 +58,15 @@ def test_anisotropic_views_are_drawn_at_one_physical_scale(tmp_path: Path) -> No
         write_montage([MontageColumn("A", image)], tmp_path / "m.png")
     with pytest.raises(ValueError, match="share one grid"):
         render_montage([MontageColumn("A", image), MontageColumn("B", grid((5, 5, 5), (1.0, 1.0, 1.0)))])
+
+
+def test_rgb_volumes_are_drawn_as_they_are() -> None:
+    image = marked(FLIPPED)
+    values = np.linspace(0.2, 1.0, 8 * 10 * 12, dtype=np.float32).reshape(8, 10, 12)
+    rgb_image = sitk.GetImageFromArray(np.stack([values, np.zeros_like(values), 1 - values], axis=-1), isVector=True)
+    rgb_image.CopyInformation(image)
+    picture = render_montage([MontageColumn("A", image), MontageColumn("RGB", rgb_image, "rgb")], tile_px=120)
+    right = picture[TITLE_PX + GAP :, 60 + GAP :].astype(int)
+    assert (right[..., 1] == 0).all() and (right[..., 2] > 0).any() and (right[..., 0] > 0).any()
+    with pytest.raises(ValueError, match="colormap 'rgb'"):
+        render_montage([MontageColumn("RGB", rgb_image)])

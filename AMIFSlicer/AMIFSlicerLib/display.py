@@ -59,7 +59,8 @@ LAYOUT_VIEWS = {
 
 def _subjectHierarchyModality(node: slicer.vtkMRMLNode) -> str | None:
     scene = node.GetScene()
-    shNode = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene) if scene is not None else None
+    # Look the hierarchy up, never create it: reading a modality must not add nodes to the scene.
+    shNode = scene.GetFirstNodeByClass("vtkMRMLSubjectHierarchyNode") if scene is not None else None
     item = shNode.GetItemByDataNode(node) if shNode is not None else 0
     if not item:
         return None
@@ -113,6 +114,9 @@ def functionalWindowLevel(voxels: np.ndarray) -> tuple[float, float, str]:
     return upper, upper / 2, name
 
 
+RGB_WINDOW_LEVEL = (1.0, 0.5)  # float RGB in [0, 1], shown as it is
+
+
 def setWindowLevel(node: slicer.vtkMRMLScalarVolumeNode, window: float, level: float) -> None:
     """Fix a volume's window/level (automatic window/level off)."""
     displayNode = node.GetDisplayNode()
@@ -125,10 +129,11 @@ def setWindowLevel(node: slicer.vtkMRMLScalarVolumeNode, window: float, level: f
 def applyFunctionalDisplay(node: slicer.vtkMRMLScalarVolumeNode) -> str | None:
     """Give a PET or SPECT volume a PET colour table and window/level preset; return the preset name.
 
-    Leaves the node alone (returns None) when it is not PET/SPECT, or when its
-    user already chose a colour table other than the default grey.
+    Leaves the node alone (returns None) when it is not a scalar PET/SPECT
+    (an RGB volume shows its own colours), or when its user already chose a
+    colour table other than the default grey.
     """
-    if guessModality(node) not in FUNCTIONAL_MODALITIES:
+    if node.IsA("vtkMRMLVectorVolumeNode") or guessModality(node) not in FUNCTIONAL_MODALITIES:
         return None
     if node.GetDisplayNode() is None:
         node.CreateDefaultDisplayNodes()

@@ -27,6 +27,7 @@ from AMIFSlicerLib import display
 from AMIFSlicerLib.errors import DependencyError, InvalidInputError
 from AMIFSlicerLib.volumenodes import (
     addScalarVolumeNode,
+    isRgbNode,
     localIjkToRas,
     sitkImageFromArray,
     volumeProblem,
@@ -48,9 +49,12 @@ PROVENANCE_ATTRIBUTES = ("AMIF.role", "AMIF.version", "AMIF.modelVersion", "AMIF
 MRI_ROLE = "MRI"
 OTHER_ROLE = "CT/PET/SPECT volume"
 PROTECTED_ROLE = "protected volume"
+COLOUR_AUTO, COLOUR_GREY = "auto", "grey"
+COLOUR_CHOICES = (COLOUR_AUTO, "pet", "spect", COLOUR_GREY)  # "pet" and "spect": amif_core's colour tables
+AUTO_TABLES = {display.PET: "pet", display.SPECT: "spect"}
 PARTIAL_OVERLAP_WARNING = 0.5  # warn when the second scan covers less than this fraction of the MRI
 CORE_MODULES = ("amif_core.inference.pipeline", "amif_core.inference.runner", "amif_core.inference.weights",
-                "amif_core.io.geometry", "amif_core.key.file")
+                "amif_core.io.geometry", "amif_core.key.file", "amif_core.transforms.colour")
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
@@ -119,11 +123,43 @@ class AMIFSceneLogic:
 
     # ------------------------------------------------------------------ protect
 
+    @staticmethod
+    def colourTable(otherNode: slicer.vtkMRMLScalarVolumeNode | None, choice: str = COLOUR_AUTO) -> str | None:
+        """The colour table a scalar ``otherNode`` is fused through for ``choice`` (one of
+        :data:`COLOUR_CHOICES`), or None (grey, or an RGB node's own colours).
+
+        "auto" gives PET the "pet" (hot iron) table and SPECT the "spect"
+        table, and keeps CT and unrecognised scans grey.
+        """
+        if otherNode is None or isRgbNode(otherNode) or choice == COLOUR_GREY:
+            return None
+        if choice == COLOUR_AUTO:
+            return AUTO_TABLES.get(display.guessModality(otherNode))
+        return choice
+
+    def colourDescription(self, otherNode: slicer.vtkMRMLScalarVolumeNode | None, choice: str = COLOUR_AUTO) -> str:
+        """One line for the panel: how the fusion of ``otherNode`` will look with ``choice``."""
+        if otherNode is None:
+            return ""
+        if isRgbNode(otherNode):
+            return ("Grey fusion of the colour volume's luma." if choice == COLOUR_GREY else
+                    "Colour fusion: the RGB volume's own colours on the fused luma.")
+        table = self.colourTable(otherNode, choice)
+        if table is None:
+            return "Grey fusion."
+        return f"Colour fusion through the '{table}' colour table (RGB result)."
+
     def protect(self, mriNode: slicer.vtkMRMLScalarVolumeNode, otherNode: slicer.vtkMRMLScalarVolumeNode,
                 keyPath: str | Path, identifier: str = DEFAULT_IDENTIFIER, device: str = runner.AUTO,
                 progress: Progress | None = None, cancel: Cancel | None = None, passphrase: str | None = None,
-                overwriteKey: bool = False, notice: Notice | None = None) -> slicer.vtkMRMLScalarVolumeNode:
+                overwriteKey: bool = False, notice: Notice | None = None, colour: str = COLOUR_AUTO
+                ) -> slicer.vtkMRMLScalarVolumeNode:
         """Fuse ``mriNode`` with ``otherNode``, burn in ``identifier``, write the key; return the new protected node.
+
+        ``colour`` (one of :data:`COLOUR_CHOICES`): a PET or SPECT is fused in
+        colour by default (:meth:`colourTable`), and so is an RGB
+        ``otherNode``; the protected node is then an RGB vector volume.
+        "grey" keeps the fusion grey.
 
         Both inputs are used in world space (parent transforms applied); the
         result, "<MRI name> AMIF protected", lies on the MRI's world grid
@@ -136,7 +172,7 @@ class AMIFSceneLogic:
         """
         notice = notice or (lambda text: None)
         passphrase = passphrase or None
-        problem = self.protectBlocker(mriNode, otherNode, identifier, keyPath, overwriteKey)
+        problem = self.protectBlocker(mriNode, otherNode, identifier, keyPath, overwriteKey, colour)
         if problem is not None:
             raise InvalidInputError(problem)
         core = self.core()
@@ -151,8 +187,11 @@ class AMIFSceneLogic:
             if resampled:
                 notice(f"'{node.GetName()}' is under a non-linear or shearing transform; it was resampled through "
                        "that transform into world space.")
+            if role == OTHER_ROLE and np.ndim(voxels) == 4 and colour == COLOUR_GREY:
+                voxels = core.transforms.colour.luma(core.transforms.colour.rgb_unit(voxels, "CT/PET/SPECT volume"))
             images[role] = (sitkImageFromArray(voxels, ijkToWorld), ijkToWorld)
         mriImage, mriIjkToWorld = images[MRI_ROLE]
+        table = self.colourTable(otherNode, colour)
         otherImage = images[OTHER_ROLE][0]
         plan = self._plan(mriImage, core.io.geometry.slice_axis(mriImage), device)
         for note in plan.notes:
@@ -160,14 +199,15 @@ class AMIFSceneLogic:
 
         def run(runDevice: str, batchSize: int) -> tuple[sitk.Image, Key]:
             return core.inference.pipeline.protect_volume(self.model(runDevice), mriImage, otherImage, identifier,
-                                                          progress=progress, cancel=cancel, notice=notice,
-                                                          batch_size=batchSize)
+                                                          colour_table=table, progress=progress, cancel=cancel,
+                                                          notice=notice, batch_size=batchSize)
 
         (protectedImage, key), ranOn = runner.run_with_memory_fallback(run, plan, notice)
         core.key.file.write_key(keyPath, key, passphrase=passphrase, force=overwriteKey)
         voxels = sitk.GetArrayViewFromImage(protectedImage)
         node = addScalarVolumeNode(self.scene, voxels, mriIjkToWorld, mriNode.GetName() + PROTECTED_SUFFIX)
-        display.setWindowLevel(node, *display.fusionWindowLevel(voxels))
+        display.setWindowLevel(node, *(display.RGB_WINDOW_LEVEL if voxels.ndim == 4 else
+                                       display.fusionWindowLevel(voxels)))
         self._provenance(node, "protected", self._models[ranOn], ranOn, identifier)
         return node
 
@@ -220,7 +260,9 @@ class AMIFSceneLogic:
         node = addScalarVolumeNode(self.scene, voxels, ijkToRas, baseName + UNLOCKED_SUFFIX,
                                    protectedNode.GetParentTransformNode())
         protectedDisplay = protectedNode.GetDisplayNode()
-        if protectedDisplay is not None and not protectedDisplay.GetAutoWindowLevel():
+        if voxels.ndim == 4:
+            display.setWindowLevel(node, *display.RGB_WINDOW_LEVEL)
+        elif protectedDisplay is not None and not protectedDisplay.GetAutoWindowLevel():
             display.setWindowLevel(node, protectedDisplay.GetWindow(), protectedDisplay.GetLevel())
         else:
             display.setWindowLevel(node, *display.fusionWindowLevel(voxels))
@@ -262,16 +304,18 @@ class AMIFSceneLogic:
     def suggestInputs(self) -> tuple[slicer.vtkMRMLScalarVolumeNode | None, slicer.vtkMRMLScalarVolumeNode | None]:
         """The first suitable (MRI, CT/PET/SPECT) pair of the scene, by modality, for preselection.
 
-        Label maps, vector volumes and AMIF outputs are skipped. The MRI is
-        the first volume that looks like MR (else the first that is not
-        CT/PET/SPECT); the other is the first CT/PET/SPECT volume (else the
-        next suitable one).
+        Label maps, other vector volumes and AMIF outputs are skipped. The MRI
+        is the first scalar volume that looks like MR (else the first that is
+        not CT/PET/SPECT); the other is the first CT/PET/SPECT volume, RGB
+        included (else the next suitable one).
         """
         candidates = [node for node in self._scalarVolumes()
-                      if volumeProblem(node, MRI_ROLE) is None and not self.isAmifOutput(node)]
+                      if volumeProblem(node, OTHER_ROLE, rgb=True) is None and not self.isAmifOutput(node)]
         modalities = {node.GetID(): display.guessModality(node) for node in candidates}
-        mri = next((n for n in candidates if modalities[n.GetID()] == display.MR), None)
-        mri = mri or next((n for n in candidates if modalities[n.GetID()] not in (display.CT, *display.FUNCTIONAL_MODALITIES)), None)
+        scalars = [n for n in candidates if not isRgbNode(n)]
+        mri = next((n for n in scalars if modalities[n.GetID()] == display.MR), None)
+        mri = mri or next((n for n in scalars if modalities[n.GetID()] not in (display.CT, *display.FUNCTIONAL_MODALITIES)),
+                          None)
         others = [n for n in candidates if n is not mri]
         other = next((n for n in others if modalities[n.GetID()] in (display.CT, *display.FUNCTIONAL_MODALITIES)), None)
         return mri, other or next(iter(others), None)
@@ -287,11 +331,16 @@ class AMIFSceneLogic:
 
     def protectBlocker(self, mriNode: slicer.vtkMRMLScalarVolumeNode | None,
                        otherNode: slicer.vtkMRMLScalarVolumeNode | None, identifier: str,
-                       keyPath: str | Path | None, overwriteKey: bool = True) -> str | None:
+                       keyPath: str | Path | None, overwriteKey: bool = True, colour: str = COLOUR_AUTO) -> str | None:
         """Why Protect cannot run with these choices (the button's tooltip), or None when it can."""
-        problem = volumeProblem(mriNode, MRI_ROLE) or volumeProblem(otherNode, OTHER_ROLE)
+        problem = volumeProblem(mriNode, MRI_ROLE) or volumeProblem(otherNode, OTHER_ROLE, rgb=True)
         if problem is not None:
             return problem
+        if colour not in COLOUR_CHOICES:
+            return f"Unknown colour choice '{colour}'; choose one of {', '.join(COLOUR_CHOICES)}."
+        if isRgbNode(otherNode) and colour not in (COLOUR_AUTO, COLOUR_GREY):
+            return (f"'{otherNode.GetName()}' is already a colour (RGB) volume, so no colour table applies; choose "
+                    "Automatic (its own colours) or Keep grey.")
         if mriNode is otherNode:
             return "The MRI and the CT/PET/SPECT volume are the same node; select two different volumes."
         for node in (mriNode, otherNode):
@@ -305,12 +354,12 @@ class AMIFSceneLogic:
     def unlockBlocker(self, protectedNode: slicer.vtkMRMLScalarVolumeNode | None,
                       keyPath: str | Path | None) -> str | None:
         """Why Unlock cannot run with these choices (the button's tooltip), or None when it can."""
-        return volumeProblem(protectedNode, PROTECTED_ROLE) or keyPathProblem(keyPath, mustExist=True)
+        return volumeProblem(protectedNode, PROTECTED_ROLE, rgb=True) or keyPathProblem(keyPath, mustExist=True)
 
     def inputWarnings(self, mriNode: slicer.vtkMRMLScalarVolumeNode | None,
                       otherNode: slicer.vtkMRMLScalarVolumeNode | None) -> list[str]:
         """Warnings about a valid input pair: no or little overlap in world space, transforms in use."""
-        if volumeProblem(mriNode, MRI_ROLE) or volumeProblem(otherNode, OTHER_ROLE) or mriNode is otherNode:
+        if volumeProblem(mriNode, MRI_ROLE) or volumeProblem(otherNode, OTHER_ROLE, rgb=True) or mriNode is otherNode:
             return []
         warnings = []
         mriBox, otherBox = worldBounds(mriNode), worldBounds(otherNode)

@@ -1,4 +1,4 @@
-"""Scalar volume nodes and SimpleITK images, in world space.
+"""Scalar and RGB volume nodes and SimpleITK images, in world space.
 
 MRML keeps a volume as IJK voxels (``vtkImageData``, origin 0, spacing 1)
 plus an IJK-to-RAS matrix, optionally under a parent transform (for example a
@@ -26,11 +26,18 @@ MAX_RESAMPLED_GROWTH = 2.0
 BOUNDARY_SAMPLES = 5
 
 
-def volumeProblem(node: slicer.vtkMRMLNode | None, role: str) -> str | None:
+def isRgbNode(node: slicer.vtkMRMLNode | None) -> bool:
+    """True for a vector volume node of 3 components per voxel (an RGB colour volume)."""
+    imageData = node.GetImageData() if node is not None and node.IsA("vtkMRMLVectorVolumeNode") else None
+    return imageData is not None and imageData.GetNumberOfScalarComponents() == 3
+
+
+def volumeProblem(node: slicer.vtkMRMLNode | None, role: str, rgb: bool = False) -> str | None:
     """Why ``node`` cannot be used as the ``role`` volume (e.g. "MRI"), or None when it can.
 
-    Label maps, colour (RGB) or other multi-component volumes, tensor volumes
-    and empty volumes each get their own sentence, saying what to select instead.
+    Label maps, colour (RGB) volumes (unless ``rgb``) or other multi-component
+    volumes, tensor volumes and empty volumes each get their own sentence,
+    saying what to select instead.
     """
     if node is None:
         return f"Select the {role}."
@@ -42,6 +49,9 @@ def volumeProblem(node: slicer.vtkMRMLNode | None, role: str) -> str | None:
         return (f"'{name}' is a diffusion tensor volume; the {role} must be a single-component (greyscale) "
                 "image, such as a scalar map computed from it.")
     imageData = node.GetImageData() if node.IsA("vtkMRMLVolumeNode") else None
+    if rgb and isRgbNode(node):
+        return None if imageData.GetPointData().GetScalars() is not None else (
+            f"'{name}' has no voxels (its image data is empty); load the image first.")
     if node.IsA("vtkMRMLVectorVolumeNode") or (imageData is not None and imageData.GetNumberOfScalarComponents() > 1):
         components = imageData.GetNumberOfScalarComponents() if imageData is not None else 3
         return (f"'{name}' is a colour (RGB) or vector volume with {components} values per voxel; the {role} must "
@@ -98,18 +108,21 @@ def worldIjkToRas(node: slicer.vtkMRMLVolumeNode) -> np.ndarray | None:
 
 
 def voxelArray(node: slicer.vtkMRMLVolumeNode) -> np.ndarray:
-    """Read-only (k, j, i) view of a scalar node's voxels (the layout SimpleITK uses); copy before changing."""
+    """Read-only (k, j, i) view of a node's voxels, (k, j, i, 3) for RGB (the layout SimpleITK uses); copy before
+    changing."""
     imageData = node.GetImageData()
     columns, rows, slices = imageData.GetDimensions()
-    view = numpy_support.vtk_to_numpy(imageData.GetPointData().GetScalars()).reshape(slices, rows, columns)
+    components = imageData.GetNumberOfScalarComponents()
+    view = numpy_support.vtk_to_numpy(imageData.GetPointData().GetScalars()).reshape(
+        (slices, rows, columns) + ((components,) if components > 1 else ()))
     view.flags.writeable = False
     return view
 
 
 def sitkImageFromArray(array: np.ndarray, ijkToRas: np.ndarray) -> sitk.Image:
-    """A SimpleITK image (a copy of ``array``, (k, j, i) order) with the geometry of ``ijkToRas``."""
+    """A SimpleITK image (a copy of ``array``, (k, j, i) order, or (k, j, i, 3) RGB) with the geometry of ``ijkToRas``."""
     spacing = np.linalg.norm(ijkToRas[:3, :3], axis=0)
-    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array), isVector=np.ndim(array) == 4)
     image.SetSpacing([float(s) for s in spacing])
     image.SetOrigin([float(v) for v in RAS_TO_LPS @ ijkToRas[:3, 3]])
     image.SetDirection([float(v) for v in (RAS_TO_LPS @ (ijkToRas[:3, :3] / spacing)).ravel()])
@@ -178,7 +191,9 @@ def _resampleThroughTransform(node: slicer.vtkMRMLScalarVolumeNode) -> tuple[np.
     reslice.SetOutputExtent(0, size[0] - 1, 0, size[1] - 1, 0, size[2] - 1)
     reslice.Update()
     output = reslice.GetOutput()
-    voxels = numpy_support.vtk_to_numpy(output.GetPointData().GetScalars()).reshape(size[2], size[1], size[0])
+    components = output.GetNumberOfScalarComponents()
+    voxels = numpy_support.vtk_to_numpy(output.GetPointData().GetScalars()).reshape(
+        (size[2], size[1], size[0]) + ((components,) if components > 1 else ()))
     return voxels.copy(), outputIjkToRas
 
 
@@ -199,18 +214,21 @@ def worldVoxels(node: slicer.vtkMRMLScalarVolumeNode) -> tuple[np.ndarray, np.nd
 def addScalarVolumeNode(scene: slicer.vtkMRMLScene, voxels: np.ndarray, ijkToRas: np.ndarray, name: str,
                         parentTransformNode: slicer.vtkMRMLTransformNode | None = None
                         ) -> slicer.vtkMRMLScalarVolumeNode:
-    """Add a new scalar volume node holding a copy of ``voxels`` ((k, j, i) array) with ``ijkToRas``.
+    """Add a new volume node holding a copy of ``voxels`` with ``ijkToRas``: a scalar volume node for a
+    (k, j, i) array, an RGB vector volume node for (k, j, i, 3).
 
     The name is made unique in the scene; display nodes are created.
     ``parentTransformNode``, when given, becomes the new node's parent transform.
     """
     voxels = np.ascontiguousarray(voxels)
+    rgb = voxels.ndim == 4
     imageData = vtk.vtkImageData()
     imageData.SetDimensions(voxels.shape[2], voxels.shape[1], voxels.shape[0])
-    scalars = numpy_support.numpy_to_vtk(voxels.ravel(), deep=True,
+    scalars = numpy_support.numpy_to_vtk(voxels.reshape(-1, 3) if rgb else voxels.ravel(), deep=True,
                                          array_type=numpy_support.get_vtk_array_type(voxels.dtype))
     imageData.GetPointData().SetScalars(scalars)
-    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
+    nodeClass = "vtkMRMLVectorVolumeNode" if rgb else "vtkMRMLScalarVolumeNode"
+    node = scene.AddNewNodeByClass(nodeClass, scene.GenerateUniqueName(name))
     node.SetIJKToRASMatrix(arrayToMatrix(ijkToRas))
     node.SetAndObserveImageData(imageData)
     node.CreateDefaultDisplayNodes()

@@ -19,8 +19,9 @@ def voxelDigest(node) -> str:
     return digest.hexdigest()
 
 
-def cleanFusion(model, mriNode, otherNode) -> np.ndarray:
-    """The watermark-free fusion of two nodes (no parent transforms) on the MRI grid, (k, j, i) float32.
+def cleanFusion(model, mriNode, otherNode, colourTable: str | None = "pet") -> np.ndarray:
+    """The watermark-free fusion of two nodes (no parent transforms) on the MRI grid, (k, j, i) float32,
+    or (k, j, i, 3) RGB through ``colourTable`` (the panel's default for a PET; None: grey).
 
     Built independently of the Slicer logic: both nodes as SimpleITK images,
     the other resampled onto the MRI by amif_core, sliced along the MRI's
@@ -36,5 +37,5 @@ def cleanFusion(model, mriNode, otherNode) -> np.ndarray:
     onGrid, _ = resample_to_reference(other, mri)
     axis = slice_axis(mri)
     fused = model.fuse_clean(np.moveaxis(sitk.GetArrayFromImage(mri), axis, 0),
-                             np.moveaxis(sitk.GetArrayFromImage(onGrid), axis, 0))
+                             np.moveaxis(sitk.GetArrayFromImage(onGrid), axis, 0), colour_table=colourTable)
     return np.moveaxis(fused, 0, axis)

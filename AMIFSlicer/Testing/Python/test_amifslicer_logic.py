@@ -47,13 +47,14 @@ def test_protected_node_keeps_the_mri_geometry(protectedPhantom):
 
     assert protected.GetName() == "phantom T1 AMIF protected"
     assert np.array_equal(localIjkToRas(protected), localIjkToRas(mri))
-    voxels = voxelArray(protected)
-    assert voxels.shape == voxelArray(mri).shape and voxels.dtype == np.float32
+    voxels = voxelArray(protected)  # a PET is fused in colour by default: an RGB vector volume
+    assert protected.IsA("vtkMRMLVectorVolumeNode")
+    assert voxels.shape == voxelArray(mri).shape + (3,) and voxels.dtype == np.float32
     assert 0.0 <= voxels.min() and voxels.max() <= 1.0
     assert any("Resampled the second scan" in notice for notice in protectedPhantom.notices)
     assert protected.GetParentTransformNode() is None
     assert not protected.GetDisplayNode().GetAutoWindowLevel()
-    assert protected.GetDisplayNode().GetWindow() > 0.05
+    assert (protected.GetDisplayNode().GetWindow(), protected.GetDisplayNode().GetLevel()) == display.RGB_WINDOW_LEVEL
 
 
 def test_protected_node_carries_provenance_only(protectedPhantom, weightsPath):
@@ -86,29 +87,62 @@ def test_unlock_restores_the_clean_fusion_and_leaves_inputs_alone(protectedPhant
     assert space.mri.GetAttributeNames() == () and space.pet.GetAttributeNames() == ()
 
 
-def test_label_map_and_colour_volumes_get_their_own_messages(workspace):
+def test_label_map_and_vector_volumes_get_their_own_messages(workspace):
     scene = workspace.scene
     mri, pet = addPhantomPair(scene, SMALL_MRI_SHAPE)
     labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "brain labels")
     labels.SetAndObserveImageData(mri.GetImageData())
-    rgbImage = vtk.vtkImageData()
-    rgbImage.SetDimensions(20, 24, 6)
-    rgbImage.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 3)
-    rgb = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", "photo")
-    rgb.SetAndObserveImageData(rgbImage)
+    vectors = {}
+    for components, name in ((2, "flow field"), (3, "photo")):
+        image = vtk.vtkImageData()
+        image.SetDimensions(20, 24, 6)
+        image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, components)
+        vectors[components] = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", name)
+        vectors[components].SetAndObserveImageData(image)
     keyPath = workspace.directory / "never.amifkey"
     before = nodeCount(scene)
 
     with pytest.raises(InvalidInputError, match="'brain labels' is a label map"):
         workspace.logic.protect(labels, pet, keyPath, device="cpu")
+    with pytest.raises(InvalidInputError, match=r"'flow field' is a colour \(RGB\) or vector volume with 2 values"):
+        workspace.logic.protect(mri, vectors[2], keyPath, device="cpu")
     with pytest.raises(InvalidInputError, match=r"'photo' is a colour \(RGB\) or vector volume with 3 values"):
-        workspace.logic.protect(mri, rgb, keyPath, device="cpu")
-    with pytest.raises(InvalidInputError, match="'photo' is a colour"):
-        workspace.logic.unlock(rgb, keyPath)
+        workspace.logic.protect(vectors[3], pet, keyPath, device="cpu")  # an RGB MRI: no
+    with pytest.raises(InvalidInputError, match="already a colour"):
+        workspace.logic.protect(mri, vectors[3], keyPath, device="cpu", colour="pet")
+    with pytest.raises(InvalidInputError, match="'flow field' is a colour"):
+        workspace.logic.unlock(vectors[2], keyPath)
     with pytest.raises(InvalidInputError, match="same node"):
         workspace.logic.protect(mri, mri, keyPath, device="cpu")
     assert nodeCount(scene) == before
     assert not keyPath.exists()
+
+
+def test_colour_choices_rgb_input_and_keep_grey(workspace, coreModel):
+    scene, logic = workspace.scene, workspace.logic
+    mri, pet = addPhantomPair(scene, SMALL_MRI_SHAPE)
+    assert logic.colourTable(pet) == "pet" and logic.colourTable(pet, "spect") == "spect"
+    assert logic.colourTable(pet, "grey") is None
+    ct = addScalarVolumeNode(scene, np.full((4, 8, 8), -1000, np.int16), np.eye(4), "head CT")
+    assert logic.colourTable(ct) is None and "Grey" in logic.colourDescription(ct)
+    assert "'pet' colour table" in logic.colourDescription(pet)
+
+    grey = logic.protect(mri, pet, workspace.directory / "grey.amifkey", device="cpu", colour="grey")
+    assert not grey.IsA("vtkMRMLVectorVolumeNode") and voxelArray(grey).shape == voxelArray(mri).shape
+    unlockedGrey = logic.unlock(grey, workspace.directory / "grey.amifkey", device="cpu")
+    assert psnr(voxelArray(unlockedGrey), cleanFusion(coreModel, mri, pet, None)) >= 50.0
+
+    rgbVoxels = cleanFusion(coreModel, mri, pet)  # any RGB volume on a grid: here a colour fusion itself
+    rgbNode = addScalarVolumeNode(scene, np.rint(rgbVoxels * 255).astype(np.uint8), localIjkToRas(mri), "RGB PET")
+    assert rgbNode.IsA("vtkMRMLVectorVolumeNode") and "own colours" in logic.colourDescription(rgbNode)
+    before = voxelDigest(rgbNode)
+    protected = logic.protect(mri, rgbNode, workspace.directory / "rgb.amifkey", device="cpu")
+    assert protected.IsA("vtkMRMLVectorVolumeNode")
+    unlocked = logic.unlock(protected, workspace.directory / "rgb.amifkey", device="cpu")
+    assert unlocked.IsA("vtkMRMLVectorVolumeNode") and voxelArray(unlocked).shape == voxelArray(mri).shape + (3,)
+    assert voxelDigest(rgbNode) == before
+    keptGrey = logic.protect(mri, rgbNode, workspace.directory / "rgb-grey.amifkey", device="cpu", colour="grey")
+    assert voxelArray(keptGrey).shape == voxelArray(mri).shape
 
 
 def test_an_existing_key_file_is_not_replaced_without_consent(workspace):

@@ -23,9 +23,10 @@ REPO_ROOT = MODULE_DIR.parent
 MODULE_SCRIPT = MODULE_DIR / "AMIFSlicer.py"
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "AMIFSlicer.ui"
 SCALAR_VOLUME_TYPES = ["vtkMRMLScalarVolumeNode"]
+RGB_VOLUME_TYPES = ["vtkMRMLScalarVolumeNode", "vtkMRMLVectorVolumeNode"]  # colour PET/SPECT and colour fusions
 WIDGET_FOR_TYPE = {"vtkMRMLScalarVolumeNode": {"qMRMLNodeComboBox"}, "Path": {"ctkPathLineEdit"},
                    "str": {"QLineEdit"}}
-UNBOUND_FIELDS = {"device"}  # filled at run time (the GPUs present), synchronised by the widget code
+UNBOUND_FIELDS = {"device", "colourMode"}  # combos filled and synchronised by the widget code
 
 
 def uiWidgets() -> dict[str, ElementTree.Element]:
@@ -67,7 +68,8 @@ def test_node_selectors_list_scalar_volumes_and_get_the_scene():
     connections = {(c.findtext("sender"), c.findtext("signal"), c.findtext("receiver"), c.findtext("slot"))
                    for c in ElementTree.parse(UI_FILE).iter("connection")}
     for name, selector in selectors.items():
-        assert stringList(selector, "nodeTypes") == SCALAR_VOLUME_TYPES, name
+        expected = SCALAR_VOLUME_TYPES if name == "mriSelector" else RGB_VOLUME_TYPES
+        assert stringList(selector, "nodeTypes") == expected, name
         assert propertyText(selector, "showChildNodeTypes") == "false", f"{name} would list label maps"
         assert propertyText(selector, "addEnabled") == "false" and propertyText(selector, "removeEnabled") == "false"
         assert ("AMIFSlicer", "mrmlSceneChanged(vtkMRMLScene*)", name, "setMRMLScene(vtkMRMLScene*)") in connections
@@ -80,7 +82,7 @@ def test_node_selectors_list_scalar_volumes_and_get_the_scene():
 def test_parameter_node_fields_are_bound_to_fitting_widgets():
     fields = parameterNodeFields()
     assert set(fields) == {"mriVolume", "otherVolume", "identifierText", "device", "keyPath", "protectedVolume",
-                           "unlockKeyPath"}
+                           "unlockKeyPath", "colourMode"}
     assert not any("passphrase" in name.lower() for name in fields), "passphrases must never be saved"
     bound = {propertyText(w, "SlicerParameterName"): w for w in uiWidgets().values()
              if propertyText(w, "SlicerParameterName")}
