@@ -13,7 +13,7 @@ fidelity ratios MI, VIF and SSIM over the maximum's (bars: >= 4/8, MI >=
 
 Usage::
 
-    python benchmarks/fusion_pilot.py --data ../shared/data/harvard --head select --steps 600
+    python benchmarks/fusion_pilot.py --data ../shared/data/harvard --head select --alpha-max 0.15 --beta-max 0
     python benchmarks/fusion_pilot.py --data ../shared/data/harvard --head residual --steps 600
 """
 from __future__ import annotations
@@ -83,6 +83,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="the Harvard pairs folder (with pairs.csv)")
     parser.add_argument("--head", default=FusionConfig.head, choices=("residual", "select"))
+    parser.add_argument("--alpha-max", type=float, default=FusionConfig.alpha_max, help="select head: alpha bound")
+    parser.add_argument("--beta-max", type=float, default=FusionConfig.beta_max, help="select head: beta bound")
     parser.add_argument("--steps", type=int, default=600, help="stage-1 steps (default 600)")
     parser.add_argument("--every", type=int, default=3, help="score every N-th validation slice (default 3)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
@@ -94,11 +96,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     weights = FusionLossWeights(**{name: getattr(args, f"w_{name}") for name in vars(FusionLossWeights())})
     config = TrainConfig(data=str(args.data), fusion_steps=args.steps, fusion_weights=weights,
-                         model=AMIFConfig(fusion=FusionConfig(head=args.head)))
+                         model=AMIFConfig(fusion=FusionConfig(head=args.head, alpha_max=args.alpha_max,
+                                                              beta_max=args.beta_max)))
     start = time.perf_counter()
     net = train_backbone(config)
     trained = time.perf_counter() - start
-    print(f"head {args.head}, {args.steps} steps, weights {vars(weights)}: trained in {trained / 60:.1f} min")
+    print(f"{config.model.fusion}, {args.steps} steps, weights {vars(weights)}: trained in {trained / 60:.1f} min")
     for pair, rows in score(net, args.data, args.every).items():
         fusion, maximum = rows["fusion"], rows["max"]
         above = [k for k in TABLE_METRICS if fusion[k] > maximum[k]]

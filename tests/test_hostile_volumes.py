@@ -129,13 +129,15 @@ def test_every_scalar_pixel_type(model: AMIFModel, mri_type: int, other_type: in
 @pytest.mark.parametrize(("mri", "other", "words"), [
     (sitk.Image([16, 12], sitk.sitkFloat32), None, "The MRI is 2D; AMIF needs a 3D volume"),
     (None, sitk.Image([16, 12, 6, 3], sitk.sitkFloat32), "The second scan is 4D; AMIF needs a 3D volume"),
-    (None, sitk.Image([16, 12, 6], sitk.sitkVectorUInt8, 3),
-     "'vector of 8-bit unsigned integer' (3 values each); AMIF needs one real value per voxel"),
+    (sitk.Image([16, 12, 6], sitk.sitkVectorUInt8, 3), None,
+     "The MRI holds voxels of type 'vector of 8-bit unsigned integer' (3 values each); AMIF needs one real value"),
+    (None, sitk.Image([16, 12, 6], sitk.sitkVectorFloat32, 2),
+     "'vector of 32-bit float' (2 values each); AMIF needs one real value per voxel"),
     (sitk.Image([16, 12, 6], sitk.sitkComplexFloat32), None, "The MRI holds voxels of type 'complex of 32-bit float'"),
     (None, sitk.LabelImageToLabelMap(sitk.Image([16, 12, 6], sitk.sitkUInt8) + 1),
      "'label of 8-bit unsigned integer' (1 values each); AMIF needs one real value per voxel. Convert colour, "
      "vector, complex or label-map images"),
-], ids=["2D", "4D", "RGB", "complex", "label map"])
+], ids=["2D", "4D", "RGB MRI", "2-vector", "complex", "label map"])
 def test_images_that_are_not_scalar_3d_volumes_are_refused(model: AMIFModel, mri, other, words: str) -> None:
     with pytest.raises(InputError) as caught:
         protect_volume(model, mri if mri is not None else scan(SMALL, SPACING),

@@ -93,7 +93,7 @@ def test_read_volume_dicom_series(tmp_path: Path) -> None:
 def test_read_volume_errors_say_what_is_wrong(tmp_path: Path) -> None:
     sitk.WriteImage(sitk.Image([8, 8], sitk.sitkUInt8), str(tmp_path / "flat.nrrd"))
     sitk.WriteImage(sitk.Image([4, 4, 4, 3], sitk.sitkFloat32), str(tmp_path / "series4d.nrrd"))
-    sitk.WriteImage(sitk.Image([6, 6, 6], sitk.sitkVectorUInt8, 3), str(tmp_path / "rgb.nrrd"))
+    sitk.WriteImage(sitk.Image([6, 6, 6], sitk.sitkVectorUInt8, 2), str(tmp_path / "rgb.nrrd"))
     (tmp_path / "broken.nrrd").write_bytes(b"NRRD0004\nthis is not a header\n")
     (tmp_path / "empty_folder").mkdir()
     (tmp_path / "photo.png").write_bytes(b"\x89PNG")
@@ -102,7 +102,7 @@ def test_read_volume_errors_say_what_is_wrong(tmp_path: Path) -> None:
         "photo.png": "not a supported volume",
         "flat.nrrd": "is 2D",
         "series4d.nrrd": "is 4D",
-        "rgb.nrrd": "'vector of 8-bit unsigned integer' \\(3 values each\\)",
+        "rgb.nrrd": "'vector of 8-bit unsigned integer' \\(2 values each\\)",  # RGB (3) reads: colour PET
         "broken.nrrd": "Could not read",
         "empty_folder": "no DICOM series",
     }

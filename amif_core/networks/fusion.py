@@ -17,10 +17,10 @@ Two output heads (``FusionConfig.head``):
 
       f = max(a, b) + alpha * min(a, b) + beta * (d - hp(max(a, b)))
 
-  ``alpha`` in [0, ALPHA_MAX] keeps the weaker source where it carries signal,
+  ``alpha`` in [0, alpha_max] keeps the weaker source where it carries signal,
   ``d`` is the source high-pass (``x - blur(x)``) of larger magnitude at each
-  pixel and ``beta`` in [0, 1] transfers it where the maximum dropped that
-  edge. Every output grey level is a source intensity, a fraction of one, or a
+  pixel and ``beta`` in [0, beta_max] transfers it where the maximum dropped
+  that edge (beta_max 0: no edge transfer). Every output grey level is a source intensity, a fraction of one, or a
   source edge, so the fusion keeps the maximum's fidelity (MI, VIF, SSIM)
   while adding real edges and local contrast, never new texture.
 """
@@ -45,6 +45,8 @@ class FusionConfig:
     decoder_blocks: int = 2
     head_channels: int = 8
     head: str = "residual"
+    alpha_max: float = 0.3
+    beta_max: float = 1.0
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -52,8 +54,7 @@ class FusionConfig:
 
 
 HEADS = ("residual", "select")
-ALPHA_MAX = 0.3  # the largest share of the weaker source added to the maximum
-BETA_BIAS = -4.0  # the detail gain starts near 0 (sigmoid(-4) = 0.018)
+BETA_BIAS = -4.0  # the detail gain starts near 0 (sigmoid(-4) = 0.018 of beta_max)
 DETAIL_WINDOW = 5  # box blur of the high-pass, pixels
 
 
@@ -96,6 +97,7 @@ class FusionBackbone(nn.Module):
             nn.init.zeros_(self.head[-1].weight)
             nn.init.zeros_(self.head[-1].bias)
         else:
+            self.alpha_max, self.beta_max = config.alpha_max, config.beta_max
             self.gains = nn.Conv2d(dim, 2, 1)
             nn.init.zeros_(self.gains.weight)
             with torch.no_grad():
@@ -111,8 +113,8 @@ class FusionBackbone(nn.Module):
         )
         decoded = self.decoder(fused)
         if self.head_kind == "select":
-            return select_fusion(mri, other, F.interpolate(self.gains(decoded), scale_factor=2, mode="bilinear",
-                                                           align_corners=False))
+            logits = F.interpolate(self.gains(decoded), scale_factor=2, mode="bilinear", align_corners=False)
+            return select_fusion(mri, other, logits, self.alpha_max, self.beta_max)
         features = F.pixel_shuffle(self.to_full_res(decoded), 2)
         residual = self.head(torch.cat([features, mri, other], dim=1))
         return (torch.maximum(mri, other) + residual).clamp(0.0, 1.0)
@@ -124,15 +126,18 @@ def high_pass(x: torch.Tensor) -> torch.Tensor:
     return x - F.avg_pool2d(F.pad(x, (pad, pad, pad, pad), mode="replicate"), DETAIL_WINDOW, stride=1)
 
 
-def select_fusion(mri: torch.Tensor, other: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+def select_fusion(mri: torch.Tensor, other: torch.Tensor, logits: torch.Tensor, alpha_max: float,
+                  beta_max: float) -> torch.Tensor:
     """The ``"select"`` head's output from the sources and the gain logits.
 
     ``mri``, ``other``: (B, 1, H, W) in [0, 1]; ``logits``: (B, 2, H, W), the
-    pre-sigmoid alpha and beta. Returns (B, 1, H, W) in [0, 1].
+    pre-sigmoid alpha and beta, scaled to [0, alpha_max] and [0, beta_max].
+    Returns (B, 1, H, W) in [0, 1].
     """
-    alpha = ALPHA_MAX * torch.sigmoid(logits[:, 0:1])
-    beta = torch.sigmoid(logits[:, 1:2])
     base = torch.maximum(mri, other)
-    hp_a, hp_b = high_pass(mri), high_pass(other)
-    detail = torch.where(hp_a.abs() >= hp_b.abs(), hp_a, hp_b) - high_pass(base)
-    return (base + alpha * torch.minimum(mri, other) + beta * detail).clamp(0.0, 1.0)
+    fused = base + alpha_max * torch.sigmoid(logits[:, 0:1]) * torch.minimum(mri, other)
+    if beta_max > 0:
+        hp_a, hp_b = high_pass(mri), high_pass(other)
+        detail = torch.where(hp_a.abs() >= hp_b.abs(), hp_a, hp_b) - high_pass(base)
+        fused = fused + beta_max * torch.sigmoid(logits[:, 1:2]) * detail
+    return fused.clamp(0.0, 1.0)
