@@ -93,7 +93,7 @@ def main() -> None:
     setSliceOffset(views, display.COMPARISON_LAYOUT_ID, SLICE_OFFSET_MM)
     comparison = composeViews([views.render(view.name) for view in (display.MRI_VIEW, display.OTHER_VIEW,
                                                                      display.PROTECTED_VIEW)],
-                              ["MRI", "PET (PET-DICOM colours)", "AMIF protected"])
+                              ["MRI", "PET (PET-Heat colours)", "AMIF protected"])
     comparison.save(args.out / "slicer-comparison.png", optimize=True)
 
     logic.showUnlocked(protected, unlocked)

@@ -29,7 +29,8 @@ NAME_PATTERNS = (  # first match wins; tokens are matched as whole words of the 
 HOUNSFIELD_AIR_THRESHOLD = -500.0  # a minimum below this means CT in Hounsfield units
 
 DEFAULT_GREY_COLOR_ID = "vtkMRMLColorTableNodeGrey"
-PET_COLOR_IDS = ("vtkMRMLPETProceduralColorNodePET-DICOM", "vtkMRMLPETProceduralColorNodePET-Rainbow2")
+# PET-Heat first: the hot-iron look of the colour fusion (amif_core "pet" table), so PET and fusion read alike.
+PET_COLOR_IDS = ("vtkMRMLPETProceduralColorNodePET-Heat", "vtkMRMLPETProceduralColorNodePET-DICOM")
 SUV_UPPER = 10.0  # "PET SUV 0-10" preset
 SUV_LIKE_MAXIMUM = 60.0  # robust maxima up to this look like SUV, larger ones like Bq/ml or counts
 
