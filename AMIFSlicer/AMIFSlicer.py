@@ -20,7 +20,7 @@ from AMIFSlicerLib.bootstrap import ensureAmifCoreImportable
 ensureAmifCoreImportable(Path(__file__).resolve().parent)
 
 from amif_core.inference import runner  # noqa: E402
-from AMIFSlicerLib import display  # noqa: E402
+from AMIFSlicerLib import display, panel  # noqa: E402
 from AMIFSlicerLib.dependencies import DependencyInstaller, pyTorchUtilsInstaller  # noqa: E402
 from AMIFSlicerLib.logic import COLOUR_AUTO, COLOUR_GREY, DEFAULT_IDENTIFIER, AMIFSceneLogic  # noqa: E402
 
@@ -218,21 +218,21 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for option in runner.available_devices():
             self.ui.deviceComboBox.addItem(option.label, option.device_id)
         self.ui.deviceComboBox.blockSignals(wasBlocked)
+        self.ui.dependencyStatusLabel.text = panel.dependencyStatus(self.ui.dependencyStatusLabel.text)
         if self._parameterNode:
             self.selectDevice(self._parameterNode.device)
 
     def selectDevice(self, deviceId: str) -> None:
-        """Show ``deviceId`` in the device list; a device this computer lacks becomes automatic (once PyTorch
-        can list the devices)."""
-        index = self.ui.deviceComboBox.findData(deviceId)
-        if index < 0:
-            index = self.ui.deviceComboBox.findData(runner.AUTO)
-            if runner.torch_installed():
-                self.ui.dependencyStatusLabel.text = _(
-                    "Device '{device}' is not available on this computer; using automatic.").format(device=deviceId)
-                self._parameterNode.device = runner.AUTO
+        """Show ``deviceId`` in the device list; a device this computer lacks becomes automatic, in the parameter
+        node too (see :func:`AMIFSlicerLib.panel.deviceSelection`)."""
+        available = [self.ui.deviceComboBox.itemData(i) for i in range(self.ui.deviceComboBox.count)]
+        chosen, message = panel.deviceSelection(deviceId, available, runner.torch_installed())
+        if message:
+            self.ui.dependencyStatusLabel.text = message
+        if self._parameterNode and self._parameterNode.device != chosen:
+            self._parameterNode.device = chosen
         wasBlocked = self.ui.deviceComboBox.blockSignals(True)
-        self.ui.deviceComboBox.currentIndex = index
+        self.ui.deviceComboBox.currentIndex = self.ui.deviceComboBox.findData(chosen)
         self.ui.deviceComboBox.blockSignals(wasBlocked)
 
     def _selectColour(self, choice: str) -> None:

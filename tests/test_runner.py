@@ -133,3 +133,46 @@ class _OnGpu:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._model, name)
+
+
+def test_a_broken_torch_install_lists_auto_and_cpu_and_says_why(monkeypatch: pytest.MonkeyPatch):
+    import builtins
+    import sys
+
+    real_import = builtins.__import__
+
+    def failing(name, *args, **kwargs):
+        if name == "torch":
+            raise OSError("[WinError 126] The specified module could not be found: c10_cuda.dll")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "torch")  # restored afterwards: the real torch stays loaded for other tests
+    monkeypatch.setattr(builtins, "__import__", failing)
+    monkeypatch.setattr(runner.importlib.util, "find_spec", lambda name: object())  # torch looks installed
+    assert [o.device_id for o in runner.available_devices()] == ["auto", "cpu"]
+    problem = runner.torch_import_problem()
+    assert problem.startswith("PyTorch is installed but cannot be imported (OSError:") and "c10_cuda.dll" in problem
+
+
+MEMINFO = """MemTotal:       32768000 kB
+MemFree:          512000 kB
+MemAvailable:   20480000 kB
+Cached:         19000000 kB
+"""
+
+VM_STAT = """Mach Virtual Memory Statistics: (page size of 16384 bytes)
+Pages free:                               10000.
+Pages active:                            200000.
+Pages inactive:                           50000.
+Pages speculative:                         5000.
+Pages purgeable:                           1000.
+"""
+
+
+def test_free_host_memory_counts_reclaimable_cache():
+    assert runner.meminfo_available(MEMINFO) == 20480000 * 1024  # MemAvailable, not MemFree (512 MB)
+    assert runner.meminfo_available("MemTotal: 1 kB\n") is None
+    assert runner.vm_stat_available(VM_STAT) == 16384 * (10000 + 50000 + 5000 + 1000)
+    assert runner.vm_stat_available("") is None
+    free = runner.free_host_memory()
+    assert free is None or free > 0

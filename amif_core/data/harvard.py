@@ -91,6 +91,12 @@ def source_paths(root: Path, record: PairRecord) -> tuple[Path, Path]:
     return base / "MRI" / record.file, base / record.other_modality / record.file
 
 
+def read_rgb(path: Path) -> np.ndarray:
+    """Read a PNG as (H, W, 3) uint8 RGB (a grey PNG is repeated into three channels)."""
+    image = np.asarray(Image.open(path).convert("RGB"))
+    return np.ascontiguousarray(image[..., :3])
+
+
 def read_pair(root: Path, record: PairRecord) -> tuple[np.ndarray, np.ndarray]:
     """The raw MRI and other-modality slice of one pair: two (H, W) float32 on the 0..255 scale (see :func:`read_grey`)."""
     mri_path, other_path = source_paths(root, record)

@@ -8,7 +8,10 @@ sources. Sources are the normalised inputs on the 0..255 scale, so fused and
 sources share one scale. CDDFuse's published MIF numbers are shown as a
 reference row.
 
-The protection criteria are measured on every slice against ``fuse_clean``.
+The protection criteria are measured on every slice against ``fuse_clean``,
+in grey and, for MRI-PET and MRI-SPECT, also in colour: the same slices
+fused with the Harvard pseudo-colour RGB as it is (the identifier's contrast
+measured on luma, unlock and wrong keys on every channel).
 A wrong key must unlock to nothing closer to ``f`` inside the mask than a
 plain inpainting of the strokes from their surroundings (:func:`surround_fill`).
 """
@@ -22,10 +25,11 @@ import numpy as np
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from amif_core.data.harvard import PAIRS, read_pair, read_records, split_records
+from amif_core.data.harvard import PAIRS, read_pair, read_records, read_rgb, source_paths, split_records
 from amif_core.evaluation.metrics import fusion_metrics
 from amif_core.inference.model import AMIFModel
 from amif_core.key.core import Key
+from amif_core.transforms.colour import luma
 from amif_core.transforms.intensity import fit_normalisation
 
 TABLE_METRICS = ("EN", "SD", "SF", "MI", "SCD", "VIF", "Qabf", "SSIM")
@@ -37,6 +41,7 @@ CDDFUSE_MIF: dict[str, dict[str, float]] = {
 }
 
 WRONG_KEYS = ("random", "zero", "other_slice", "shuffled")
+COLOUR_PAIRS = ("PET-MRI", "SPECT-MRI")
 DARK, BRIGHT = 0.25, 0.5
 FILL_SIGMA = 3.0
 
@@ -48,12 +53,22 @@ def psnr(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
+def channel_psnr(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """The lowest per-channel :func:`psnr` of two (H, W, 3) RGB images (of (H, W) grey ones: their PSNR)."""
+    if np.ndim(x) == 2:
+        return psnr(x, y, mask)
+    return min(psnr(x[..., c], y[..., c], mask) for c in range(np.shape(x)[-1]))
+
+
 def surround_fill(image: np.ndarray, mask: np.ndarray, sigma: float = FILL_SIGMA) -> np.ndarray:
     """Inpaint the strokes of an (H, W) [0, 1] image with a Gaussian-weighted mean of the uncovered pixels.
 
     A normalised convolution (``sigma`` pixels) of the image outside ``mask``
     (non-zero = stroke); float32 (H, W), equal to ``image`` outside the mask.
+    An (H, W, 3) RGB image is filled channel by channel.
     """
+    if np.ndim(image) == 3:
+        return np.stack([surround_fill(image[..., c], mask, sigma) for c in range(image.shape[-1])], axis=-1)
     uncovered = (np.asarray(mask) == 0).astype(np.float64)
     total = ndimage.gaussian_filter(np.asarray(image, np.float64) * uncovered, sigma)
     weight = ndimage.gaussian_filter(uncovered, sigma)
@@ -65,7 +80,8 @@ def wrong_key(key: Key, kind: str, other: Key | None, rng: np.random.Generator) 
 
     Each is what an attacker could hand in as a key file for this image:
     random: uniformly random stored codes; zero: all-zero stored codes;
-    shuffled: the true stored codes in a random order; other_slice: ``other``,
+    shuffled: the true stored codes in a random order (each for the chroma
+    codes of a colour key too); other_slice: ``other``,
     the whole key of another slice of the same size; other_volume: ``other``,
     the whole key of a different volume (another patient) of the same shape.
     The fingerprint is the true one, as if the fingerprint check were skipped.
@@ -74,43 +90,49 @@ def wrong_key(key: Key, kind: str, other: Key | None, rng: np.random.Generator) 
         if other is None:
             raise ValueError(f"the {kind!r} wrong key needs another key of the same shape")
         return dataclasses.replace(other, fingerprint=key.fingerprint)
-    if kind == "random":
-        codes = rng.integers(-32768, 32768, size=key.codes.size).astype(np.int16)
-    elif kind == "zero":
-        codes = np.zeros_like(key.codes)
-    elif kind == "shuffled":
-        codes = rng.permutation(key.codes)
-    else:
-        raise ValueError(f"unknown wrong-key kind {kind!r}")
-    return dataclasses.replace(key, codes=codes)
+    forged = []
+    for stored in (key.codes, key.chroma_codes):  # a colour key's chroma codes are forged alike
+        if kind == "random":
+            forged.append(rng.integers(-32768, 32768, size=stored.size).astype(np.int16))
+        elif kind == "zero":
+            forged.append(np.zeros_like(stored))
+        elif kind == "shuffled":
+            forged.append(rng.permutation(stored))
+        else:
+            raise ValueError(f"unknown wrong-key kind {kind!r}")
+    return dataclasses.replace(key, codes=forged[0], chroma_codes=forged[1])
 
 
 def protection_figures(model: AMIFModel, mri: np.ndarray, other: np.ndarray, other_key: Key | None,
                        rng: np.random.Generator) -> tuple[dict[str, float], dict[str, np.ndarray], Key]:
     """Protect one (H, W) pair and measure every protection criterion.
 
-    Returns (figures, images, key): figures hold unlock_psnr, unlock_psnr_16bit
-    (from the protected image rounded to 16 bits), mask_coverage,
-    mask_mean_abs, dark_mean_abs, bright_mean_abs (NaN when the mask has fewer
-    than 50 such pixels), outside_psnr, mask_psnr_p, mask_psnr_fill (of
-    :func:`surround_fill`) and mask_psnr_<kind> for each wrong key; images
-    hold clean, protected, unlocked, mask.
+    ``other``: (H, W) grey, or (H, W, 3) uint8 RGB for a colour fusion (then
+    PSNRs are each channel's lowest and the identifier's contrast is
+    measured on luma). Returns (figures, images, key): figures hold
+    unlock_psnr, unlock_psnr_16bit (from the protected image rounded to 16
+    bits), mask_coverage, mask_mean_abs, dark_mean_abs, bright_mean_abs (NaN
+    when the mask has fewer than 50 such pixels), outside_psnr, mask_psnr_p,
+    mask_psnr_fill (of :func:`surround_fill`) and mask_psnr_<kind> for each
+    wrong key; images hold clean, protected, unlocked, mask.
     """
     clean = model.fuse_clean(mri, other)
     protected = model.protect(mri, other)
     unlocked = model.unlock(protected.image, protected.key)
     rounded = (np.rint(protected.image * 65535) / 65535).astype(np.float32)
     mask = model.identifier_mask(protected.key)
-    gap = np.abs(protected.image - clean)
-    dark, bright = (mask > 0) & (clean < DARK), (mask > 0) & (clean >= BRIGHT)
+    colour = protected.image.ndim == 3
+    clean_luma = luma(clean) if colour else clean
+    gap = np.abs((luma(protected.image) if colour else protected.image) - clean_luma)
+    dark, bright = (mask > 0) & (clean_luma < DARK), (mask > 0) & (clean_luma >= BRIGHT)
     figures = {
-        "unlock_psnr": psnr(unlocked, clean),
-        "unlock_psnr_16bit": psnr(model.unlock(rounded, protected.key, verify=False), clean),
+        "unlock_psnr": channel_psnr(unlocked, clean),
+        "unlock_psnr_16bit": channel_psnr(model.unlock(rounded, protected.key, verify=False), clean),
         "mask_coverage": float(mask.mean()),
         "mask_mean_abs": float(gap[mask > 0].mean()),
         "dark_mean_abs": float(gap[dark].mean()) if dark.sum() >= 50 else float("nan"),
         "bright_mean_abs": float(gap[bright].mean()) if bright.sum() >= 50 else float("nan"),
-        "outside_psnr": psnr(protected.image, clean, 1 - mask),
+        "outside_psnr": channel_psnr(protected.image, clean, 1 - mask),
         "mask_psnr_p": psnr(protected.image, clean, mask),
         "mask_psnr_fill": psnr(surround_fill(protected.image, mask), clean, mask),
     }
@@ -125,7 +147,8 @@ def protection_figures(model: AMIFModel, mri: np.ndarray, other: np.ndarray, oth
 
 def evaluate(model: AMIFModel, data: Path, split: str = "val", limit: int | None = None, seed: int = 0,
              quiet: bool = False) -> dict:
-    """Run the evaluation; returns {"metrics": {pair: {row: {metric: mean}}}, "protection": {...}}.
+    """Run the evaluation; returns {"metrics": {pair: {row: {metric: mean}}}, "protection": {...},
+    "protection_colour": {...}} (the colour criteria: MRI-PET and MRI-SPECT fused in colour).
 
     ``limit`` caps the slices per pair (for quick checks).
     """
@@ -133,16 +156,22 @@ def evaluate(model: AMIFModel, data: Path, split: str = "val", limit: int | None
     records = split_records(read_records(data), split)
     metrics: dict[str, dict[str, dict[str, float]]] = {}
     protection: dict[str, list[dict[str, float]]] = defaultdict(list)
+    protection_colour: dict[str, list[dict[str, float]]] = defaultdict(list)
     for pair in PAIRS:
         chosen = [r for r in records if r.pair == pair][:limit]
         sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         previous_key: Key | None = None
+        previous_colour_key: Key | None = None
         for record in tqdm(chosen, desc=f"evaluate/{pair}", disable=quiet, dynamic_ncols=True):
             mri, other = read_pair(data, record)
             a, b = fit_normalisation(mri).apply(mri), fit_normalisation(other).apply(other)
             figures, images, key = protection_figures(model, mri, other, previous_key, rng)
             previous_key = key
             protection[pair].append(figures)
+            if pair in COLOUR_PAIRS:
+                rgb = read_rgb(source_paths(data, record)[1])
+                colour_figures, _, previous_colour_key = protection_figures(model, mri, rgb, previous_colour_key, rng)
+                protection_colour[pair].append(colour_figures)
             rows = {"unlocked": images["unlocked"], "protected": images["protected"],
                     "pixel-max": np.maximum(a, b), "pixel-mean": (a + b) / 2}
             for row, fused in rows.items():
@@ -150,7 +179,10 @@ def evaluate(model: AMIFModel, data: Path, split: str = "val", limit: int | None
                     sums[row][name].append(value)
         metrics[pair] = {row: {k: float(np.nanmean(v)) for k, v in values.items()} for row, values in sums.items()}
         metrics[pair]["CDDFuse (published)"] = dict(CDDFUSE_MIF[pair])
-    return {"metrics": metrics, "protection": summarise_protection(protection), "split": split}
+    result = {"metrics": metrics, "protection": summarise_protection(protection), "split": split}
+    if protection_colour:
+        result["protection_colour"] = summarise_protection(protection_colour)
+    return result
 
 
 def summarise_protection(per_pair: dict[str, list[dict[str, float]]]) -> dict:
@@ -194,16 +226,23 @@ def format_report(result: dict) -> str:
         for ref in ("CDDFuse (published)", "pixel-max"):
             wins = sum(ours[m] > rows[ref][m] for m in TABLE_METRICS)
             lines.append(f"\nunlocked beats {ref} on {wins}/8 metrics")
-    p = result["protection"]
-    lines += ["\n### Protection criteria (every slice)\n", "| criterion | bar | measured (worst slice) |", "|---|---|---|",
-              f"| unlock vs fuse_clean PSNR | >= 50 dB | {p['min_unlock_psnr']:.1f} dB |",
-              f"| unlock from p rounded to 16 bits | >= 50 dB | {p['min_unlock_psnr_16bit']:.1f} dB |",
-              f"| mask coverage | 8-25% | {100 * p['coverage_range'][0]:.1f}-{100 * p['coverage_range'][1]:.1f}% |",
-              f"| mean abs(p - f) in mask | >= 0.25 | {p['min_mask_mean_abs']:.3f} |",
-              f"| ... on dark background (f < {DARK}) | >= 0.25 | {p['min_dark_mean_abs']:.3f} |",
-              f"| ... on bright tissue (f >= {BRIGHT}) | >= 0.25 | {p['min_bright_mean_abs']:.3f} |",
-              f"| PSNR(p, f) outside mask | >= 35 dB | {p['min_outside_psnr']:.1f} dB |",
-              f"| wrong-key PSNR in mask minus inpainting's (surround fill) | <= 0 dB | "
-              f"{p['max_wrong_key_margin_db']:+.1f} dB |",
-              f"\n{p['slices_passing_all']}/{p['slices']} slices pass every criterion."]
+    for title, name in (("Protection criteria (every slice)", "protection"),
+                        ("Protection criteria in colour (every MRI-PET and MRI-SPECT slice, RGB; contrast on luma)",
+                         "protection_colour")):
+        if name in result:
+            lines += _protection_table(title, result[name])
     return "\n".join(lines)
+
+
+def _protection_table(title: str, p: dict) -> list[str]:
+    return [f"\n### {title}\n", "| criterion | bar | measured (worst slice) |", "|---|---|---|",
+            f"| unlock vs fuse_clean PSNR | >= 50 dB | {p['min_unlock_psnr']:.1f} dB |",
+            f"| unlock from p rounded to 16 bits | >= 50 dB | {p['min_unlock_psnr_16bit']:.1f} dB |",
+            f"| mask coverage | 8-25% | {100 * p['coverage_range'][0]:.1f}-{100 * p['coverage_range'][1]:.1f}% |",
+            f"| mean abs(p - f) in mask | >= 0.25 | {p['min_mask_mean_abs']:.3f} |",
+            f"| ... on dark background (f < {DARK}) | >= 0.25 | {p['min_dark_mean_abs']:.3f} |",
+            f"| ... on bright tissue (f >= {BRIGHT}) | >= 0.25 | {p['min_bright_mean_abs']:.3f} |",
+            f"| PSNR(p, f) outside mask | >= 35 dB | {p['min_outside_psnr']:.1f} dB |",
+            f"| wrong-key PSNR in mask minus inpainting's (surround fill) | <= 0 dB | "
+            f"{p['max_wrong_key_margin_db']:+.1f} dB |",
+            f"\n{p['slices_passing_all']}/{p['slices']} slices pass every criterion."]

@@ -11,7 +11,7 @@ once it is installed, so a front end can list devices before PyTorch is.
 from __future__ import annotations
 
 import importlib.util
-import os
+import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Callable, TypeVar
@@ -74,10 +74,26 @@ def device_label(device: str) -> str:
     return device.upper()
 
 
+def torch_import_problem() -> str | None:
+    """Why an installed ``torch`` fails to import (e.g. a missing CUDA DLL), or None when it imports or is absent."""
+    if not torch_installed():
+        return None
+    try:
+        import torch  # noqa: F401
+    except Exception as error:  # any failure of a broken install: OSError, ImportError, RuntimeError
+        return f"PyTorch is installed but cannot be imported ({type(error).__name__}: {error})."
+    return None
+
+
 def available_devices() -> list[DeviceOption]:
-    """Automatic, each CUDA GPU with its memory, Apple MPS, then the CPU; only automatic and CPU before torch is installed."""
+    """Automatic, each CUDA GPU with its memory, Apple MPS, then the CPU.
+
+    Only automatic and CPU before torch is installed, and when an installed
+    torch fails to import (:func:`torch_import_problem` says why): listing
+    devices never raises.
+    """
     options = [DeviceOption(AUTO, "Automatic (GPU when available, else CPU)")]
-    if torch_installed():
+    if torch_installed() and torch_import_problem() is None:
         import torch
 
         if torch.cuda.is_available():
@@ -104,16 +120,72 @@ def resolve(requested: str) -> str:
     return device.type
 
 
+def meminfo_available(text: str) -> int | None:
+    """Bytes of ``MemAvailable`` in the text of Linux's /proc/meminfo (free memory plus reclaimable cache), or None."""
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "MemAvailable":
+            number, _, unit = value.strip().partition(" ")
+            return int(number) * (1024 if unit.strip().lower() == "kb" else 1)
+    return None
+
+
+def vm_stat_available(text: str) -> int | None:
+    """Bytes of free, inactive, speculative and purgeable pages in the output of macOS's ``vm_stat``, or None."""
+    page = 4096
+    first = text.splitlines()[0] if text else ""
+    if "page size of" in first:
+        page = int(first.split("page size of")[1].split()[0])
+    counts = {}
+    for line in text.splitlines()[1:]:
+        name, _, value = line.partition(":")
+        if value.strip().rstrip(".").isdigit():
+            counts[name.strip()] = int(value.strip().rstrip("."))
+    wanted = ("Pages free", "Pages inactive", "Pages speculative", "Pages purgeable")
+    return page * sum(counts.get(name, 0) for name in wanted) if any(name in counts for name in wanted) else None
+
+
+def _windows_available() -> int | None:
+    import ctypes
+
+    class MemoryStatus(ctypes.Structure):
+        _fields_ = [("dwLength", ctypes.c_ulong), ("dwMemoryLoad", ctypes.c_ulong),
+                    ("ullTotalPhys", ctypes.c_ulonglong), ("ullAvailPhys", ctypes.c_ulonglong),
+                    ("ullTotalPageFile", ctypes.c_ulonglong), ("ullAvailPageFile", ctypes.c_ulonglong),
+                    ("ullTotalVirtual", ctypes.c_ulonglong), ("ullAvailVirtual", ctypes.c_ulonglong),
+                    ("ullAvailExtendedVirtual", ctypes.c_ulonglong)]
+
+    status = MemoryStatus()
+    status.dwLength = ctypes.sizeof(MemoryStatus)
+    if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
+        return None
+    return int(status.ullAvailPhys)
+
+
 def free_host_memory() -> int | None:
-    """Bytes of RAM available to a new allocation, or None when this platform does not say."""
+    """Bytes of RAM available to a new allocation, or None when this platform does not say.
+
+    psutil when present; else Linux's MemAvailable (free plus reclaimable
+    page cache, not MemFree), Windows' GlobalMemoryStatusEx and macOS's
+    ``vm_stat`` (free, inactive, speculative and purgeable pages).
+    """
     try:
         import psutil
 
         return int(psutil.virtual_memory().available)
     except ImportError:
         pass
-    if hasattr(os, "sysconf") and "SC_AVPHYS_PAGES" in os.sysconf_names:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    try:
+        if sys.platform.startswith("linux"):
+            with open("/proc/meminfo", encoding="ascii") as file:
+                return meminfo_available(file.read())
+        if sys.platform == "win32":
+            return _windows_available()
+        if sys.platform == "darwin":
+            output = subprocess.run(["vm_stat"], capture_output=True, text=True, timeout=5, check=True).stdout
+            return vm_stat_available(output)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
     return None
 
 

@@ -1,0 +1,36 @@
+"""Decisions the AMIF panel makes about its own state, kept Qt-free so they are tested headless."""
+from __future__ import annotations
+
+from amif_core.inference import runner  # torch-free until a run
+
+
+def deviceSelection(saved: str, available: list[str], torchInstalled: bool) -> tuple[str, str | None]:
+    """The device to select for a saved choice: ``(device id, message for the panel or None)``.
+
+    ``saved``: the parameter node's device (perhaps saved with a scene on
+    another computer); ``available``: the device ids of the list. A device
+    that is not in the list is replaced by automatic, in the parameter node
+    too, so a saved GPU can never block Protect; the message says why.
+    """
+    if saved in available:
+        return saved, None
+    if not torchInstalled:
+        return runner.AUTO, (f"Device '{saved}' was saved with this scene; GPUs are listed once PyTorch is installed. "
+                             "Using automatic.")
+    return runner.AUTO, f"Device '{saved}' is not available on this computer; using automatic."
+
+
+def dependencyStatus(summary: str | None = None) -> str:
+    """The dependency line of the panel: ``summary`` of the last check, or what is known without importing torch.
+
+    A broken PyTorch install (one whose import fails) is named here, so the
+    panel opens and the user can reach "Check and install dependencies".
+    """
+    problem = runner.torch_import_problem()
+    if problem is not None:
+        return problem + " Click 'Check and install dependencies' to repair it."
+    if summary:
+        return summary
+    if not runner.torch_installed():
+        return "PyTorch is not installed yet: it is installed (after asking) on the first Protect or Unlock."
+    return ""

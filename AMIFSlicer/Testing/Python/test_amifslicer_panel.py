@@ -1,0 +1,23 @@
+"""Panel state decisions (AMIFSlicerLib.panel), headless: saved devices and the dependency line."""
+from __future__ import annotations
+
+from AMIFSlicerLib import panel
+
+from amif_core.inference import runner
+
+
+def test_a_saved_gpu_that_is_not_here_becomes_automatic_in_the_parameter_node_too():
+    assert panel.deviceSelection("cpu", ["auto", "cpu"], True) == ("cpu", None)
+    chosen, message = panel.deviceSelection("cuda:0", ["auto", "cpu"], torchInstalled=False)
+    assert chosen == runner.AUTO and "GPUs are listed once PyTorch is installed" in message
+    chosen, message = panel.deviceSelection("cuda:3", ["auto", "cuda:0", "cpu"], torchInstalled=True)
+    assert chosen == runner.AUTO and "'cuda:3' is not available on this computer" in message
+
+
+def test_the_dependency_line_names_a_broken_torch(monkeypatch):
+    monkeypatch.setattr(runner, "torch_import_problem", lambda: "PyTorch is installed but cannot be imported (X).")
+    assert panel.dependencyStatus("ok").startswith("PyTorch is installed but cannot be imported (X).")
+    monkeypatch.setattr(runner, "torch_import_problem", lambda: None)
+    assert panel.dependencyStatus("PyTorch 2.13 works on the CPU.") == "PyTorch 2.13 works on the CPU."
+    monkeypatch.setattr(runner, "torch_installed", lambda: False)
+    assert "not installed yet" in panel.dependencyStatus()
