@@ -22,7 +22,7 @@ ensureAmifCoreImportable(Path(__file__).resolve().parent)
 from amif_core.inference import runner  # noqa: E402
 from AMIFSlicerLib import display, panel  # noqa: E402
 from AMIFSlicerLib.dependencies import DependencyInstaller, pyTorchUtilsInstaller  # noqa: E402
-from AMIFSlicerLib.logic import COLOUR_AUTO, COLOUR_GREY, DEFAULT_IDENTIFIER, AMIFSceneLogic  # noqa: E402
+from AMIFSlicerLib.logic import COLOUR_AUTO, COLOUR_GREY, DEFAULT_IDENTIFIER, AMIFSceneLogic, keyFilePath  # noqa: E402
 
 #
 # AMIFSlicer
@@ -152,6 +152,8 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
         self.ui.colourComboBox.connect("currentIndexChanged(int)", self.onColourChanged)
         self.ui.unlockKeyPathLineEdit.connect("currentPathChanged(QString)", self.updatePassphraseVisibility)
+        self.ui.keyPassphraseLineEdit.connect("textChanged(QString)", self.updateState)
+        self.ui.keyPassphraseConfirmLineEdit.connect("textChanged(QString)", self.updateState)
         self.ui.protectProgressBar.hide()
         self.ui.unlockProgressBar.hide()
 
@@ -263,7 +265,8 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
         keyPath = None if self._isUnset(parameters.keyPath) else parameters.keyPath
         reason = amif.protectBlocker(parameters.mriVolume, parameters.otherVolume, parameters.identifierText, keyPath,
-                                     colour=parameters.colourMode)
+                                     colour=parameters.colourMode) or panel.passphraseProblem(
+            self.ui.keyPassphraseLineEdit.text, self.ui.keyPassphraseConfirmLineEdit.text)
         self.ui.protectButton.enabled = reason is None
         self.ui.protectButton.toolTip = reason or _("Fuse the two volumes, burn in the identifier and write the key.")
         self.ui.colourComboBox.toolTip = amif.colourDescription(parameters.otherVolume, parameters.colourMode)
@@ -352,13 +355,16 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._requestCancel(self.ui.protectButton)
             return
         parameters = self._parameterNode
-        keyPath = Path(parameters.keyPath).expanduser()
+        keyPath = keyFilePath(parameters.keyPath)
         overwrite = keyPath.exists()
         if overwrite and not slicer.util.confirmOkCancelDisplay(
                 _("The key file {path} exists already. Replace it? The volume it unlocks cannot be unlocked "
                   "without it.").format(path=keyPath), windowTitle=_("Replace key file")):
             return
         notices = []
+        passphrase = self.ui.keyPassphraseLineEdit.text or None
+        self.ui.keyPassphraseLineEdit.text = ""
+        self.ui.keyPassphraseConfirmLineEdit.text = ""
         self.ui.protectStatusLabel.text = ""
         try:
             with slicer.util.tryWithErrorDisplay(_("Protecting failed.")):
@@ -368,7 +374,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     node = self.logic.amif.protect(
                         parameters.mriVolume, parameters.otherVolume, keyPath, parameters.identifierText,
                         parameters.device, progress=self._progressCallback(self.ui.protectProgressBar),
-                        cancel=self._isCancelRequested, passphrase=self.ui.keyPassphraseLineEdit.text or None,
+                        cancel=self._isCancelRequested, passphrase=passphrase,
                         overwriteKey=overwrite, notice=notices.append, colour=parameters.colourMode)
                 except Exception as error:
                     if not self._isCancellation(error):
@@ -382,8 +388,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 preset = self.logic.amif.showComparison(parameters.mriVolume, parameters.otherVolume, node)
                 lines = notices + [
                     _("Created '{name}' on {device}.").format(name=node.GetName(), device=node.GetAttribute("AMIF.device")),
-                    _("Key written to {path}. Keep it safe and apart from the image: only it unlocks the fusion.").format(
-                        path=keyPath)]
+                    panel.keyResultLine(str(keyPath), passphrase is not None)]
                 if preset:
                     lines.append(_("'{name}' shown with a PET colour table, preset {preset}.").format(
                         name=parameters.otherVolume.GetName(), preset=preset))

@@ -175,6 +175,7 @@ class AMIFSceneLogic:
         problem = self.protectBlocker(mriNode, otherNode, identifier, keyPath, overwriteKey, colour)
         if problem is not None:
             raise InvalidInputError(problem)
+        keyPath = keyFilePath(keyPath)
         core = self.core()
         try:
             identifier = core.transforms.identifier.validate_identifier(identifier)
@@ -215,7 +216,7 @@ class AMIFSceneLogic:
 
     def keyNeedsPassphrase(self, keyPath: str | Path) -> bool:
         """True when the key file at ``keyPath`` is encrypted; False when it is not, or cannot be read yet."""
-        path = Path(keyPath)
+        path = keyFilePath(keyPath)
         if not path.is_file():
             return False
         try:
@@ -239,6 +240,7 @@ class AMIFSceneLogic:
         problem = self.unlockBlocker(protectedNode, keyPath)
         if problem is not None:
             raise InvalidInputError(problem)
+        keyPath = keyFilePath(keyPath)
         core = self.core()
         if passphrase is None and core.key.file.key_needs_passphrase(keyPath):
             raise InvalidInputError("This key file is protected by a passphrase. Enter it in the Passphrase field "
@@ -397,12 +399,17 @@ class AMIFSceneLogic:
         return path
 
 
+def keyFilePath(keyPath: str | Path) -> Path:
+    """The key file a path names: surrounding blanks dropped and ``~`` expanded (the one place this is done)."""
+    return Path(str(keyPath).strip()).expanduser()
+
+
 def keyPathProblem(keyPath: str | Path | None, mustExist: bool, overwrite: bool = True) -> str | None:
     """What is wrong with a key file path (to read when ``mustExist``, else to write), or None."""
     text = str(keyPath).strip() if keyPath is not None else ""
     if not text or text == ".":
         return "Choose the key file." if mustExist else "Choose where to save the key file."
-    path = Path(text).expanduser()
+    path = keyFilePath(text)
     if mustExist:
         return None if path.is_file() else f"The key file '{path}' does not exist; choose the key written with the protected volume."
     if path.is_dir():

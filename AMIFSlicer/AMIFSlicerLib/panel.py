@@ -34,3 +34,18 @@ def dependencyStatus(summary: str | None = None) -> str:
     if not runner.torch_installed():
         return "PyTorch is not installed yet: it is installed (after asking) on the first Protect or Unlock."
     return ""
+
+
+def passphraseProblem(passphrase: str, confirmation: str) -> str | None:
+    """Why the key passphrase fields block Protect (they differ), or None (empty: no encryption; or both equal)."""
+    if passphrase != confirmation:
+        return ("The two passphrase fields differ; type the same passphrase in both (or clear both to write an "
+                "unencrypted key).")
+    return None
+
+
+def keyResultLine(keyPath: str, encrypted: bool) -> str:
+    """The panel's line about the written key: where it is and whether it is encrypted."""
+    state = "encrypted with your passphrase" if encrypted else "not encrypted"
+    return (f"Key written to {keyPath} ({state}). Keep it safe and apart from the image: only it unlocks the "
+            "fusion.")

@@ -348,3 +348,16 @@ def test_comparison_layout_is_linked_centred_and_coloured(protectedPhantom):
     assert petDisplay.GetColorNodeID() == display.PET_COLOR_IDS[0]
     assert (petDisplay.GetWindow(), petDisplay.GetLevel()) == (10.0, 5.0)
     assert space.logic.showComparison(space.mri, space.pet, space.protected) is None, "a user's colours are kept"
+
+
+def test_a_key_path_with_tilde_works_for_unlock_as_its_check_said(protectedPhantom, monkeypatch, tmp_path):
+    space = protectedPhantom
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(space.keyPath, home / "k.amifkey")
+    monkeypatch.setenv("HOME", str(home))
+    assert space.logic.unlockBlocker(space.protected, "~/k.amifkey") is None
+    assert space.logic.keyNeedsPassphrase("~/k.amifkey") is False
+    unlocked = space.logic.unlock(space.protected, "~/k.amifkey", device="cpu")
+    assert "AMIF unlocked" in unlocked.GetName() and unlocked.GetAttribute("AMIF.role") == "unlocked"
+    space.scene.RemoveNode(unlocked)

@@ -89,7 +89,12 @@ def test_parameter_node_fields_are_bound_to_fitting_widgets():
     assert set(bound) == set(fields) - UNBOUND_FIELDS
     for name, widget in bound.items():
         assert widget.get("class") in WIDGET_FOR_TYPE[fields[name]], f"{name} is bound to a {widget.get('class')}"
-    for name in ("passphraseLineEdit", "keyPassphraseLineEdit"):
+    protectSection = {w.get("name") for w in ElementTree.parse(UI_FILE).iter("widget")
+                      if w.get("name") == "protectCollapsibleButton"
+                      for w in w.iter("widget")}
+    assert {"keyPassphraseLineEdit", "keyPassphraseConfirmLineEdit"} <= protectSection, \
+        "the key passphrase and its confirmation belong in the Protect section, where they are seen"
+    for name in ("passphraseLineEdit", "keyPassphraseLineEdit", "keyPassphraseConfirmLineEdit"):
         widget = uiWidgets()[name]
         assert propertyText(widget, "SlicerParameterName") is None
         assert propertyText(widget, "echoMode") == "QLineEdit::Password"

@@ -21,3 +21,12 @@ def test_the_dependency_line_names_a_broken_torch(monkeypatch):
     assert panel.dependencyStatus("PyTorch 2.13 works on the CPU.") == "PyTorch 2.13 works on the CPU."
     monkeypatch.setattr(runner, "torch_installed", lambda: False)
     assert "not installed yet" in panel.dependencyStatus()
+
+
+def test_the_key_passphrase_must_be_typed_twice_and_the_result_says_encrypted():
+    assert panel.passphraseProblem("", "") is None  # no passphrase: an unencrypted key
+    assert panel.passphraseProblem("correct horse", "correct horse") is None
+    assert "differ" in panel.passphraseProblem("correct horse", "correct hrose")
+    assert "differ" in panel.passphraseProblem("correct horse", "")
+    assert "(encrypted with your passphrase)" in panel.keyResultLine("/k.amifkey", True)
+    assert "(not encrypted)" in panel.keyResultLine("/k.amifkey", False)
