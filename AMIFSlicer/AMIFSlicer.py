@@ -366,35 +366,56 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.keyPassphraseLineEdit.text = ""
         self.ui.keyPassphraseConfirmLineEdit.text = ""
         self.ui.protectStatusLabel.text = ""
+
+        def work() -> None:
+            node = self._run(self.ui.protectButton, self.ui.protectProgressBar, lambda progress: self.logic.amif.protect(
+                parameters.mriVolume, parameters.otherVolume, keyPath, parameters.identifierText, parameters.device,
+                progress=progress, cancel=self._isCancelRequested, passphrase=passphrase, overwriteKey=overwrite,
+                notice=notices.append, colour=parameters.colourMode))
+            if node is None:
+                self.ui.protectStatusLabel.text = _("Cancelled; nothing was written or added.")
+                return
+            parameters.protectedVolume = node
+            parameters.unlockKeyPath = keyPath
+            preset = self.logic.amif.showComparison(parameters.mriVolume, parameters.otherVolume, node)
+            lines = notices + [
+                _("Created '{name}' on {device}.").format(name=node.GetName(), device=node.GetAttribute("AMIF.device")),
+                panel.keyResultLine(str(keyPath), passphrase is not None)]
+            if preset:
+                lines.append(_("'{name}' shown with a PET colour table, preset {preset}.").format(
+                    name=parameters.otherVolume.GetName(), preset=preset))
+            self.ui.protectStatusLabel.text = "\n".join(lines)
+
+        self._guarded(self.ui.protectStatusLabel, _("Protecting failed:"), work)
+
+    def _run(self, button, progressBar, call):
+        """Mark the panel busy (before any install can start), check the dependencies, then ``call(progress)``;
+        returns its result, or None when the user cancelled."""
+        self._startRun(button, progressBar)
         try:
-            with slicer.util.tryWithErrorDisplay(_("Protecting failed.")):
-                self._ensureDependencies()
-                self._startRun(self.ui.protectButton, self.ui.protectProgressBar)
-                try:
-                    node = self.logic.amif.protect(
-                        parameters.mriVolume, parameters.otherVolume, keyPath, parameters.identifierText,
-                        parameters.device, progress=self._progressCallback(self.ui.protectProgressBar),
-                        cancel=self._isCancelRequested, passphrase=passphrase,
-                        overwriteKey=overwrite, notice=notices.append, colour=parameters.colourMode)
-                except Exception as error:
-                    if not self._isCancellation(error):
-                        raise
-                    self.ui.protectStatusLabel.text = _("Cancelled; nothing was written or added.")
-                    return
-                finally:
-                    self._endRun(self.ui.protectButton, self.ui.protectProgressBar)
-                parameters.protectedVolume = node
-                parameters.unlockKeyPath = keyPath
-                preset = self.logic.amif.showComparison(parameters.mriVolume, parameters.otherVolume, node)
-                lines = notices + [
-                    _("Created '{name}' on {device}.").format(name=node.GetName(), device=node.GetAttribute("AMIF.device")),
-                    panel.keyResultLine(str(keyPath), passphrase is not None)]
-                if preset:
-                    lines.append(_("'{name}' shown with a PET colour table, preset {preset}.").format(
-                        name=parameters.otherVolume.GetName(), preset=preset))
-                self.ui.protectStatusLabel.text = "\n".join(lines)
+            self.ui.dependencyStatusLabel.text = _("Checking the dependencies (PyTorch is installed first if needed)...")
+            self._ensureDependencies()
+            return call(self._progressCallback(progressBar))
         except Exception as error:
-            self.ui.protectStatusLabel.text = _("Protecting failed: {error}").format(error=panelMessage(error))
+            if not self._isCancellation(error):
+                raise
+            return None
+        finally:
+            self._endRun(button, progressBar)
+
+    def _guarded(self, statusLabel, failure: str, work) -> None:
+        """Run ``work()``. An expected error (:func:`AMIFSlicerLib.panel.isExpectedError`) is explained in
+        ``statusLabel`` only; any other is a bug: Slicer's error dialog with its traceback, and the panel line."""
+        try:
+            with slicer.util.tryWithErrorDisplay(failure):
+                try:
+                    work()
+                except Exception as error:
+                    if not panel.isExpectedError(error):
+                        raise
+                    statusLabel.text = f"{failure} {panelMessage(error)}"
+        except Exception as error:
+            statusLabel.text = f"{failure} {panelMessage(error)}"
 
     def onShowButton(self) -> None:
         parameters = self._parameterNode
@@ -408,29 +429,20 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         parameters = self._parameterNode
         notices = []
         self.ui.unlockStatusLabel.text = ""
-        try:
-            with slicer.util.tryWithErrorDisplay(_("Unlocking failed.")):
-                self._ensureDependencies()
-                self._startRun(self.ui.unlockButton, self.ui.unlockProgressBar)
-                try:
-                    node = self.logic.amif.unlock(
-                        parameters.protectedVolume, parameters.unlockKeyPath,
-                        passphrase=self.ui.passphraseLineEdit.text or None, device=parameters.device,
-                        progress=self._progressCallback(self.ui.unlockProgressBar), cancel=self._isCancelRequested,
-                        notice=notices.append)
-                except Exception as error:
-                    if not self._isCancellation(error):
-                        raise
-                    self.ui.unlockStatusLabel.text = _("Cancelled; nothing was added.")
-                    return
-                finally:
-                    self._endRun(self.ui.unlockButton, self.ui.unlockProgressBar)
-                self.ui.passphraseLineEdit.text = ""
-                self.logic.amif.showUnlocked(parameters.protectedVolume, node)
-                self.ui.unlockStatusLabel.text = "\n".join(notices + [
-                    _("Created '{name}' on {device}.").format(name=node.GetName(), device=node.GetAttribute("AMIF.device"))])
-        except Exception as error:
-            self.ui.unlockStatusLabel.text = _("Unlocking failed: {error}").format(error=panelMessage(error))
+
+        def work() -> None:
+            node = self._run(self.ui.unlockButton, self.ui.unlockProgressBar, lambda progress: self.logic.amif.unlock(
+                parameters.protectedVolume, parameters.unlockKeyPath, passphrase=self.ui.passphraseLineEdit.text or None,
+                device=parameters.device, progress=progress, cancel=self._isCancelRequested, notice=notices.append))
+            self.ui.passphraseLineEdit.text = ""
+            if node is None:
+                self.ui.unlockStatusLabel.text = _("Cancelled; nothing was added.")
+                return
+            self.logic.amif.showUnlocked(parameters.protectedVolume, node)
+            self.ui.unlockStatusLabel.text = "\n".join(notices + [
+                _("Created '{name}' on {device}.").format(name=node.GetName(), device=node.GetAttribute("AMIF.device"))])
+
+        self._guarded(self.ui.unlockStatusLabel, _("Unlocking failed:"), work)
 
     def onInstallDependenciesButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Installing the dependencies failed."), waitCursor=True):

@@ -49,3 +49,13 @@ def keyResultLine(keyPath: str, encrypted: bool) -> str:
     state = "encrypted with your passphrase" if encrypted else "not encrypted"
     return (f"Key written to {keyPath} ({state}). Keep it safe and apart from the image: only it unlocks the "
             "fusion.")
+
+
+def isExpectedError(error: BaseException) -> bool:
+    """True for failures the panel explains in its own line: AMIF's errors (bad input, a key that does not fit, a
+    wrong passphrase, memory), the Slicer logic's (a node to change, a declined install) and file-system errors
+    (a full disk, a missing folder, a file that exists). Anything else is a bug, shown with its traceback."""
+    from amif_core.errors import AMIFError
+    from AMIFSlicerLib.errors import AMIFSlicerError
+
+    return isinstance(error, (AMIFError, AMIFSlicerError, OSError))

@@ -30,3 +30,15 @@ def test_the_key_passphrase_must_be_typed_twice_and_the_result_says_encrypted():
     assert "differ" in panel.passphraseProblem("correct horse", "")
     assert "(encrypted with your passphrase)" in panel.keyResultLine("/k.amifkey", True)
     assert "(not encrypted)" in panel.keyResultLine("/k.amifkey", False)
+
+
+def test_expected_errors_go_to_the_panel_and_bugs_to_the_error_dialog():
+    import amif_core
+    from AMIFSlicerLib.errors import DependencyError, InvalidInputError
+
+    for error in (amif_core.KeyMismatchError("another volume"), amif_core.WrongPassphraseError("wrong"),
+                  amif_core.InputError("bad"), InvalidInputError("choose"), DependencyError("declined"),
+                  OSError(28, "No space left on device")):
+        assert panel.isExpectedError(error), type(error).__name__
+    for error in (TypeError("bug"), KeyError("bug"), ZeroDivisionError()):
+        assert not panel.isExpectedError(error), type(error).__name__
