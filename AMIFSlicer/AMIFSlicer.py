@@ -1,6 +1,7 @@
 import unittest
 from pathlib import Path
 
+import qt
 import slicer
 import vtk
 from slicer import vtkMRMLScalarVolumeNode
@@ -464,7 +465,9 @@ class AMIFSlicerLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
-        self.amif = AMIFSceneLogic(slicer.mrmlScene, slicer.app.applicationLogic())
+        # Fit the views once Qt has laid out the new layout (its views still have their old size before that).
+        self.amif = AMIFSceneLogic(slicer.mrmlScene, slicer.app.applicationLogic(),
+                                   afterLayout=lambda fit: qt.QTimer.singleShot(0, fit))
 
     def getParameterNode(self):
         return AMIFSlicerParameterNode(super().getParameterNode())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import slicer
@@ -181,11 +182,15 @@ def registerLayouts(node: slicer.vtkMRMLLayoutNode) -> None:
 
 
 def showLayout(scene: slicer.vtkMRMLScene, applicationLogic: slicer.vtkMRMLApplicationLogic, layoutId: int,
-               volumes: list[slicer.vtkMRMLScalarVolumeNode], centreOn: slicer.vtkMRMLScalarVolumeNode) -> None:
+               volumes: list[slicer.vtkMRMLScalarVolumeNode], centreOn: slicer.vtkMRMLScalarVolumeNode,
+               afterLayout: Callable[[Callable[[], None]], None] | None = None) -> None:
     """Switch to an AMIF layout, put ``volumes`` in its views (in order), link them and centre them on ``centreOn``.
 
     Every view shows the same field of view, fitted to ``centreOn``, at the same slice position (its
-    centre slice), so the views compare voxel for voxel.
+    centre slice), so the views compare voxel for voxel. The fit needs each view's final size, which a
+    GUI knows only once the new layout is laid out: ``afterLayout(fit)`` runs the fit then (Slicer:
+    ``lambda fit: qt.QTimer.singleShot(0, fit)``); without it the fit runs at once (headless views are
+    sized already).
     """
     node = layoutNode(scene)
     registerLayouts(node)
@@ -207,8 +212,13 @@ def showLayout(scene: slicer.vtkMRMLScene, applicationLogic: slicer.vtkMRMLAppli
         composite.SetLabelVolumeID(None)
         composite.SetLinkedControl(True)
         composite.EndModify(wasModifying)
-        width, height = sliceLogic.GetSliceNode().GetDimensions()[:2]
-        sliceLogic.FitSliceToVolume(centreOn, width, height)
-    offset = sliceLogics[0].GetSliceOffset()  # fitting snaps to each view's own voxels: align them all
-    for sliceLogic in sliceLogics[1:]:
-        sliceLogic.SetSliceOffset(offset)
+
+    def fit() -> None:
+        for sliceLogic in sliceLogics:
+            width, height = sliceLogic.GetSliceNode().GetDimensions()[:2]
+            sliceLogic.FitSliceToVolume(centreOn, width, height)
+        offset = sliceLogics[0].GetSliceOffset()  # fitting snaps to each view's own voxels: align them all
+        for sliceLogic in sliceLogics[1:]:
+            sliceLogic.SetSliceOffset(offset)
+
+    (afterLayout or (lambda run: run()))(fit)

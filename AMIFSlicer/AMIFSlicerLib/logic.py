@@ -65,14 +65,18 @@ class AMIFSceneLogic:
     """Headless logic of the AMIF module on one MRML scene.
 
     ``applicationLogic`` is needed only to show the comparison layouts (in
-    Slicer: ``slicer.app.applicationLogic()``). ``weightsPath`` overrides the
+    Slicer: ``slicer.app.applicationLogic()``); ``afterLayout`` defers fitting
+    the views until the new layout is laid out (see
+    :func:`AMIFSlicerLib.display.showLayout`). ``weightsPath`` overrides the
     weights shipped with ``amif_core``. Loaded models are kept per device.
     """
 
     def __init__(self, scene: slicer.vtkMRMLScene, applicationLogic: slicer.vtkMRMLApplicationLogic | None = None,
-                 weightsPath: str | Path | None = None) -> None:
+                 weightsPath: str | Path | None = None,
+                 afterLayout: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.scene = scene
         self.applicationLogic = applicationLogic
+        self.afterLayout = afterLayout
         self.weightsPath = Path(weightsPath) if weightsPath is not None else None
         self._models: dict[str, AMIFModel] = {}
 
@@ -282,14 +286,14 @@ class AMIFSceneLogic:
         """
         preset = display.applyFunctionalDisplay(otherNode)
         display.showLayout(self.scene, self._applicationLogic(), display.COMPARISON_LAYOUT_ID,
-                           [mriNode, otherNode, protectedNode], centreOn=mriNode)
+                           [mriNode, otherNode, protectedNode], centreOn=mriNode, afterLayout=self.afterLayout)
         return preset
 
     def showUnlocked(self, protectedNode: slicer.vtkMRMLScalarVolumeNode,
                      unlockedNode: slicer.vtkMRMLScalarVolumeNode) -> None:
         """Show protected | unlocked side by side in the linked AMIF unlock layout."""
         display.showLayout(self.scene, self._applicationLogic(), display.UNLOCK_LAYOUT_ID,
-                           [protectedNode, unlockedNode], centreOn=protectedNode)
+                           [protectedNode, unlockedNode], centreOn=protectedNode, afterLayout=self.afterLayout)
 
     def _applicationLogic(self) -> slicer.vtkMRMLApplicationLogic:
         if self.applicationLogic is None:

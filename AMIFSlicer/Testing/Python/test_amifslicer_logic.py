@@ -361,3 +361,27 @@ def test_a_key_path_with_tilde_works_for_unlock_as_its_check_said(protectedPhant
     unlocked = space.logic.unlock(space.protected, "~/k.amifkey", device="cpu")
     assert "AMIF unlocked" in unlocked.GetName() and unlocked.GetAttribute("AMIF.role") == "unlocked"
     space.scene.RemoveNode(unlocked)
+
+
+def test_views_are_fitted_after_the_layout_has_its_final_size(protectedPhantom, weightsPath):
+    space = protectedPhantom
+    deferred = []
+    logic = AMIFSceneLogic(space.scene, space.views.applicationLogic, weightsPath, afterLayout=deferred.append)
+    logic.showComparison(space.mri, space.pet, space.protected)
+    assert len(deferred) == 1, "the fit waits for the layout"
+    logics = [space.views.sliceLogic(view.name) for view in (display.MRI_VIEW, display.OTHER_VIEW,
+                                                             display.PROTECTED_VIEW)]
+    original = [sliceLogic.GetSliceNode().GetDimensions() for sliceLogic in logics]
+    for sliceLogic in logics:  # what Qt does once the three-view layout is laid out: tall, narrow views
+        sliceLogic.GetSliceNode().SetDimensions(200, 600, 1)
+    deferred.pop()()
+    bounds = [0.0] * 6
+    space.mri.GetRASBounds(bounds)
+    width = bounds[1] - bounds[0]
+    for sliceLogic in logics:
+        fieldOfView = sliceLogic.GetSliceNode().GetFieldOfView()
+        assert fieldOfView[0] >= width - 1e-6, "the whole head fits across the narrow view"
+        assert fieldOfView[1] / fieldOfView[0] == pytest.approx(600 / 200, rel=1e-6)
+    for sliceLogic, dimensions in zip(logics, original):  # the shared phantom's views as they were
+        sliceLogic.GetSliceNode().SetDimensions(*dimensions)
+    space.logic.showComparison(space.mri, space.pet, space.protected)
