@@ -80,7 +80,7 @@ def panelMessage(error: Exception) -> str:
         "device": _("Choose CPU in the Device list (Advanced)."),
         "overwrite": _("Choose another key file."),
         "passphrase": _("Enter it in the Passphrase field."),
-        "identifier": _("Change the Identifier text."),
+        "identifier": _("Change the Owner / copyright text."),
         "colour": _("Change the Colour choice."),
     }
     return error.hint(hints) if hasattr(error, "hint") else str(error)
@@ -178,6 +178,8 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateState)
 
     def onSceneStartClose(self, caller, event) -> None:
+        if self._running:  # the run stops at its next slice and adds nothing to the closing (or the next) scene
+            self._cancelRequested = True
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -271,11 +273,13 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.protectButton.enabled = reason is None
         self.ui.protectButton.toolTip = reason or _("Fuse the two volumes, burn in the identifier and write the key.")
         self.ui.colourComboBox.toolTip = amif.colourDescription(parameters.otherVolume, parameters.colourMode)
-        self.ui.inputWarningLabel.text = "\n".join(amif.inputWarnings(parameters.mriVolume, parameters.otherVolume))
+        warnings = amif.inputWarnings(parameters.mriVolume, parameters.otherVolume) + amif.volumesNotOffered()
+        identifierWarning = panel.identifierWarning(parameters.identifierText)
+        self.ui.inputWarningLabel.text = "\n".join(warnings + ([identifierWarning] if identifierWarning else []))
 
         showReady = all((parameters.mriVolume, parameters.otherVolume, parameters.protectedVolume))
         self.ui.showButton.enabled = showReady
-        self.ui.showButton.toolTip = (_("Show MRI | CT/PET/SPECT | protected in linked views.") if showReady
+        self.ui.showButton.toolTip = (_("Show MRI | CT/PET/SPECT | protected in three linked views.") if showReady
                                       else _("Select the MRI, the CT/PET/SPECT volume and a protected volume."))
 
         unlockKey = None if self._isUnset(parameters.unlockKeyPath) else parameters.unlockKeyPath

@@ -386,6 +386,19 @@ class AMIFSceneLogic:
                                 f"'{transform.GetName()}'.")
         return warnings
 
+    def volumesNotOffered(self) -> list[str]:
+        """One line per loaded volume that the selectors do not offer (label maps, 4D and other vector volumes),
+        saying why, so a user who looks for it learns what to do."""
+        lines = []
+        for index in range(self.scene.GetNumberOfNodesByClass("vtkMRMLVolumeNode")):
+            node = self.scene.GetNthNodeByClass(index, "vtkMRMLVolumeNode")
+            offered = node.GetClassName() in ("vtkMRMLScalarVolumeNode", "vtkMRMLVectorVolumeNode")
+            problem = volumeProblem(node, OTHER_ROLE, rgb=True)
+            if self.isAmifOutput(node) or (offered and problem is None) or node.GetImageData() is None:
+                continue
+            lines.append(f"Not offered: {problem or node.GetName() + ' is not a scalar or RGB volume.'}")
+        return lines
+
     def defaultKeyPath(self, mriNode: slicer.vtkMRMLScalarVolumeNode) -> Path:
         """A key file name next to the scene's data directory that does not exist yet.
 

@@ -1,6 +1,8 @@
 """Decisions the AMIF panel makes about its own state, kept Qt-free so they are tested headless."""
 from __future__ import annotations
 
+import re
+
 from amif_core.inference import runner  # torch-free until a run
 
 
@@ -59,3 +61,27 @@ def isExpectedError(error: BaseException) -> bool:
     from AMIFSlicerLib.errors import AMIFSlicerError
 
     return isinstance(error, (AMIFError, AMIFSlicerError, OSError))
+
+
+_DATE = re.compile(r"\b\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}\b")
+_LONG_NUMBER = re.compile(r"\d{6,}")
+_PERSON = re.compile(r"\b[A-Z][a-z]+,?\s+[A-Z][a-z]+\b|\b[A-Z]+\^[A-Z]+")  # "Jane Doe", "Doe, Jane", "DOE^JANE"
+_OWNER_WORDS = re.compile(r"(?i)\b(amif|clinic|hospital|university|institute|centre|center|department|dept|"
+                          r"lab|inc|ltd|gmbh|copyright)\b|\u00a9")
+
+
+def identifierWarning(text: str) -> str | None:
+    """A warning when the owner / copyright text looks like patient data (a name, a date or an ID), else None.
+
+    The text is burnt into every slice and shown to everyone who gets the
+    image, so it must never carry protected health information.
+    """
+    if not text:
+        return None
+    looksLike = [what for what, pattern in (("a date", _DATE), ("an ID number", _LONG_NUMBER)) if pattern.search(text)]
+    if _PERSON.search(text) and not _OWNER_WORDS.search(text):
+        looksLike.insert(0, "a person's name")
+    if not looksLike:
+        return None
+    return (f"The owner / copyright text looks like {' and '.join(looksLike)}. It is burnt into every slice and seen "
+            "by everyone who gets the image: use the owner's copyright text, never patient data.")

@@ -49,6 +49,11 @@ def volumeProblem(node: slicer.vtkMRMLNode | None, role: str, rgb: bool = False)
         return (f"'{name}' is a diffusion tensor volume; the {role} must be a single-component (greyscale) "
                 "image, such as a scalar map computed from it.")
     imageData = node.GetImageData() if node.IsA("vtkMRMLVolumeNode") else None
+    if node.IsA("vtkMRMLMultiVolumeNode") or (imageData is not None and imageData.GetNumberOfScalarComponents() > 3):
+        frames = imageData.GetNumberOfScalarComponents() if imageData is not None else "several"
+        return (f"'{name}' is a 4D (multi-frame) volume with {frames} frames, such as a dynamic PET; the {role} "
+                "must be one 3D frame. Pick a frame first: in the Sequences module (or Multivolume Explorer) show "
+                "the frame you want and clone it, or use 'Vector to Scalar Volume' with that component.")
     if rgb and isRgbNode(node):
         return None if imageData.GetPointData().GetScalars() is not None else (
             f"'{name}' has no voxels (its image data is empty); load the image first.")

@@ -51,13 +51,17 @@ def _median_seconds(fn, repeats: int, warmup: int = 3) -> float:
 
 
 def latency(model: AMIFModel, size: int = 256, repeats: int = 40) -> dict[str, float]:
-    """Median wall seconds of one protect and one unlock call on a single size x size slice."""
+    """Median wall seconds of one protect and one unlock call on a single size x size slice, grey and in colour
+    (the PET through the "pet" colour table: RGB out)."""
     mri, pet = _synthetic_pair(1, size)
-    protected = model.protect(mri[0], pet[0])
-    return {
-        "protect_s_per_slice": _median_seconds(lambda: model.protect(mri[0], pet[0]), repeats),
-        "unlock_s_per_slice": _median_seconds(lambda: model.unlock(protected.image, protected.key), repeats),
-    }
+    figures = {}
+    for suffix, options in (("", {}), ("_rgb", {"colour_table": "pet"})):
+        protected = model.protect(mri[0], pet[0], **options)
+        figures[f"protect{suffix}_s_per_slice"] = _median_seconds(lambda: model.protect(mri[0], pet[0], **options),
+                                                                  repeats)
+        figures[f"unlock{suffix}_s_per_slice"] = _median_seconds(
+            lambda: model.unlock(protected.image, protected.key), repeats)
+    return figures
 
 
 def volume_time(model: AMIFModel, depth: int = 180, size: int = 256) -> dict[str, float]:

@@ -385,3 +385,21 @@ def test_views_are_fitted_after_the_layout_has_its_final_size(protectedPhantom, 
     for sliceLogic, dimensions in zip(logics, original):  # the shared phantom's views as they were
         sliceLogic.GetSliceNode().SetDimensions(*dimensions)
     space.logic.showComparison(space.mri, space.pet, space.protected)
+
+
+def test_multi_frame_volumes_are_named_and_hidden_volumes_are_explained(workspace):
+    scene, logic = workspace.scene, workspace.logic
+    mri, pet = addPhantomPair(scene, SMALL_MRI_SHAPE)
+    frames = vtk.vtkImageData()
+    frames.SetDimensions(20, 24, 6)
+    frames.AllocateScalars(vtk.VTK_FLOAT, 10)
+    dynamic = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", "dynamic PET")
+    dynamic.SetAndObserveImageData(frames)
+    labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "brain labels")
+    labels.SetAndObserveImageData(mri.GetImageData())
+    with pytest.raises(InvalidInputError, match=r"'dynamic PET' is a 4D \(multi-frame\) volume with 10 frames"):
+        logic.protect(mri, dynamic, workspace.directory / "k.amifkey", device="cpu")
+    hidden = logic.volumesNotOffered()
+    assert len(hidden) == 2
+    assert any("'dynamic PET' is a 4D" in line for line in hidden)
+    assert any("'brain labels' is a label map" in line for line in hidden)

@@ -42,3 +42,12 @@ def test_expected_errors_go_to_the_panel_and_bugs_to_the_error_dialog():
         assert panel.isExpectedError(error), type(error).__name__
     for error in (TypeError("bug"), KeyError("bug"), ZeroDivisionError()):
         assert not panel.isExpectedError(error), type(error).__name__
+
+
+def test_owner_text_that_looks_like_patient_data_gets_a_warning():
+    for text in ("AMIF \u00a9", "Clinic X \u00a9 2026", "Radiology Dept, University Hospital"):
+        assert panel.identifierWarning(text) is None, text
+    assert "a person's name" in panel.identifierWarning("Jane Doe")
+    assert "a person's name" in panel.identifierWarning("DOE^JANE")
+    assert "a date" in panel.identifierWarning("scan 2026-03-14")
+    assert "an ID number" in panel.identifierWarning("MRN 00123456")
