@@ -158,6 +158,12 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.protectProgressBar.hide()
         self.ui.unlockProgressBar.hide()
 
+        tooOld = panel.slicerVersionProblem(slicer.app.majorVersion, slicer.app.minorVersion)
+        if tooOld:
+            self.ui.dependencyStatusLabel.text = tooOld
+            for section in (self.ui.inputsCollapsibleButton, self.ui.protectCollapsibleButton,
+                            self.ui.showCollapsibleButton, self.ui.unlockCollapsibleButton):
+                section.enabled = False
         self.populateDevices()
         for label, choice in ((_("Automatic: PET/SPECT in colour, CT grey"), COLOUR_AUTO),
                               (_("PET colours (hot iron)"), "pet"), (_("SPECT colours"), "spect"),

@@ -85,3 +85,14 @@ def identifierWarning(text: str) -> str | None:
         return None
     return (f"The owner / copyright text looks like {' and '.join(looksLike)}. It is burnt into every slice and seen "
             "by everyone who gets the image: use the owner's copyright text, never patient data.")
+
+
+MINIMUM_SLICER = (5, 10)  # the first Slicer with Python >= 3.10, which amif_core and current PyTorch need
+
+
+def slicerVersionProblem(major: int, minor: int) -> str | None:
+    """Why this Slicer is too old for AMIF (None when it is new enough)."""
+    if (major, minor) >= MINIMUM_SLICER:
+        return None
+    return (f"AMIF needs 3D Slicer {MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]} or later (Python 3.10 or newer); this is "
+            f"Slicer {major}.{minor}. Install a current Slicer from download.slicer.org.")

@@ -161,6 +161,13 @@ def test_extension_metadata_and_catalog_entry_agree():
     assert entry["category"] == metadata["EXTENSION_CATEGORY"]
     assert entry["build_dependencies"] == metadata["EXTENSION_DEPENDS"].split()
     assert 1 <= entry["tier"] <= 5
+    repository = re.search(r'set\(AMIF_REPOSITORY "([^"]+)"\)', text).group(1)
+    assert entry["scm_url"] == f"https://github.com/{repository}.git", "the repository URL lives in one place"
+    for name in ("HOMEPAGE", "ICONURL", "SCREENSHOTURLS"):
+        assert "${AMIF_REPOSITORY}" in metadata[f"EXTENSION_{name}"], name
+    license_text = (REPO_ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
+    assert "END OF TERMS AND CONDITIONS" in license_text
 
 
 def test_icon_is_the_committed_drawing(tmp_path):

@@ -51,3 +51,9 @@ def test_owner_text_that_looks_like_patient_data_gets_a_warning():
     assert "a person's name" in panel.identifierWarning("DOE^JANE")
     assert "a date" in panel.identifierWarning("scan 2026-03-14")
     assert "an ID number" in panel.identifierWarning("MRN 00123456")
+
+
+def test_slicer_older_than_5_10_is_refused_with_a_reason():
+    assert panel.slicerVersionProblem(5, 10) is None and panel.slicerVersionProblem(6, 0) is None
+    problem = panel.slicerVersionProblem(5, 8)
+    assert "needs 3D Slicer 5.10 or later" in problem and "this is Slicer 5.8" in problem
