@@ -130,6 +130,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._autoKeyPath = None
+        self._autoKeyFor = None
         self._idleButtonText = ""
         self._running = False
         self._cancelRequested = False
@@ -266,11 +267,17 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if parameters is None or self._running:
             return
         amif = self.logic.amif
-        if parameters.mriVolume and (self._isUnset(parameters.keyPath) or parameters.keyPath == self._autoKeyPath):
-            self._autoKeyPath = amif.defaultKeyPath(parameters.mriVolume)
-            if parameters.keyPath != self._autoKeyPath:
-                parameters.keyPath = self._autoKeyPath  # triggers updateState again
+        mriId = parameters.mriVolume.GetID() if parameters.mriVolume else None
+        if mriId and mriId != self._autoKeyFor and (self._isUnset(parameters.keyPath)
+                                                     or parameters.keyPath == self._autoKeyPath):
+            place = amif.defaultKeyPlace(parameters.mriVolume)  # once per MRI: a default never moves silently
+            self._autoKeyFor, self._autoKeyPath = mriId, place.path
+            self.ui.keyPathHintLabel.text = _("The key goes {reason}.").format(reason=place.reason)
+            if parameters.keyPath != place.path:
+                parameters.keyPath = place.path  # triggers updateState again
                 return
+        if parameters.keyPath != self._autoKeyPath:
+            self.ui.keyPathHintLabel.text = _("The key goes where you chose.")
 
         keyPath = None if self._isUnset(parameters.keyPath) else parameters.keyPath
         reason = amif.protectBlocker(parameters.mriVolume, parameters.otherVolume, parameters.identifierText, keyPath,

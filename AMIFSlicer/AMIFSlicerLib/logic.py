@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable
@@ -59,6 +61,14 @@ CORE_MODULES = ("amif_core.inference.pipeline", "amif_core.inference.runner", "a
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
 Notice = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class KeyPlace:
+    """The default key file: ``path`` and ``reason``, the words the panel shows for why it goes there."""
+
+    path: Path
+    reason: str
 
 
 class AMIFSceneLogic:
@@ -399,21 +409,29 @@ class AMIFSceneLogic:
             lines.append(f"Not offered: {problem or node.GetName() + ' is not a scalar or RGB volume.'}")
         return lines
 
-    def defaultKeyPath(self, mriNode: slicer.vtkMRMLScalarVolumeNode) -> Path:
-        """A key file name next to the scene's data directory that does not exist yet.
+    def defaultKeyPlace(self, mriNode: slicer.vtkMRMLScalarVolumeNode, now: datetime | None = None) -> KeyPlace:
+        """Where Protect writes the key unless the user chooses: a path and the reason, for the panel to show.
 
-        The file, "<MRI name> AMIF key.amifkey", goes in the folder that holds
-        the data directory, not inside it: a scene saved to the data directory
-        then does not put the protected image and its key side by side.
+        The file "<MRI name> AMIF key.amifkey" goes next to the MRI's file when
+        the MRI was loaded from one, else into the scene's folder (Slicer's
+        default scene location). When that name is taken, the key's name gets
+        the date and time (``now``, default the current time), and the reason
+        says so: a default never moves silently, and never replaces a key.
         """
-        dataDirectory = Path(self.scene.GetRootDirectory() or ".").expanduser().resolve()
+        storage = mriNode.GetStorageNode()
+        fileName = storage.GetFileName() if storage is not None else None
+        if fileName and Path(fileName).parent.is_dir():
+            folder, why = Path(fileName).parent, "next to the MRI's file"
+        else:
+            folder = Path(self.scene.GetRootDirectory() or ".").expanduser().resolve()
+            why = "in the scene's folder (Slicer's default scene location), as the MRI has no file of its own"
         stem = re.sub(r'[<>:"/\\|?*\x00-\x1f]', "_", mriNode.GetName()).strip(" .") or "volume"
-        path = dataDirectory.parent / f"{stem} AMIF key{KEY_SUFFIX}"
-        counter = 1
-        while path.exists():
-            counter += 1
-            path = dataDirectory.parent / f"{stem} AMIF key {counter}{KEY_SUFFIX}"
-        return path
+        path = folder / f"{stem} AMIF key{KEY_SUFFIX}"
+        if path.exists():
+            stamp = (now or datetime.now()).strftime("%Y-%m-%d %H%M%S")
+            why += f"; '{path.name}' exists there already, so this key's name carries the date and time"
+            path = folder / f"{stem} AMIF key {stamp}{KEY_SUFFIX}"
+        return KeyPlace(path, why)
 
 
 def keyFilePath(keyPath: str | Path) -> Path:

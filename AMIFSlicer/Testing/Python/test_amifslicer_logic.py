@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -302,13 +303,22 @@ def test_panel_helpers_preselect_and_explain(workspace):
     assert logic.protectBlocker(mri, pet, "AMIF", workspace.directory / "k.amifkey") is None
     assert logic.unlockBlocker(mri, None) == "Choose the key file."
 
-    dataDirectory = workspace.directory / "Slicer data"
-    dataDirectory.mkdir()
-    scene.SetRootDirectory(str(dataDirectory))
-    firstKey = logic.defaultKeyPath(mri)
-    assert firstKey == workspace.directory / "phantom T1 AMIF key.amifkey", "next to the data directory"
-    firstKey.write_bytes(b"")
-    assert logic.defaultKeyPath(mri) == workspace.directory / "phantom T1 AMIF key 2.amifkey"
+    sceneFolder = workspace.directory / "Slicer scenes"
+    sceneFolder.mkdir()
+    scene.SetRootDirectory(str(sceneFolder))
+    place = logic.defaultKeyPlace(mri)  # a node made in memory: no file of its own
+    assert place.path == sceneFolder / "phantom T1 AMIF key.amifkey" and "scene's folder" in place.reason
+    place.path.write_bytes(b"someone's key")
+    again = logic.defaultKeyPlace(mri, now=datetime(2026, 3, 14, 9, 26, 53))
+    assert again.path == sceneFolder / "phantom T1 AMIF key 2026-03-14 092653.amifkey"
+    assert "exists there already" in again.reason and place.path.read_bytes() == b"someone's key"
+
+    mriFolder = workspace.directory / "patient 7"
+    mriFolder.mkdir()
+    mri.AddDefaultStorageNode()
+    mri.GetStorageNode().SetFileName(str(mriFolder / "t1.nrrd"))  # as after loading the MRI from that file
+    place = logic.defaultKeyPlace(mri)
+    assert place.path == mriFolder / "phantom T1 AMIF key.amifkey" and place.reason == "next to the MRI's file"
 
 
 def test_comparison_layout_is_linked_centred_and_coloured(protectedPhantom):
