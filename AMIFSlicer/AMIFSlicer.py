@@ -22,7 +22,7 @@ ensureAmifCoreImportable(Path(__file__).resolve().parent)
 
 from amif_core.inference import runner  # noqa: E402
 from AMIFSlicerLib import display, panel  # noqa: E402
-from AMIFSlicerLib.dependencies import DependencyInstaller, pyTorchUtilsInstaller  # noqa: E402
+from AMIFSlicerLib.dependencies import TORCH_BACKENDS, DependencyInstaller, pyTorchUtilsInstaller  # noqa: E402
 from AMIFSlicerLib.logic import COLOUR_AUTO, COLOUR_GREY, DEFAULT_IDENTIFIER, AMIFSceneLogic, keyFilePath  # noqa: E402
 
 #
@@ -166,6 +166,8 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                             self.ui.showCollapsibleButton, self.ui.unlockCollapsibleButton):
                 section.enabled = False
         self.populateDevices()
+        for backend, label in TORCH_BACKENDS.items():
+            self.ui.torchBackendComboBox.addItem(_(label), backend)
         for label, choice in ((_("Automatic: PET/SPECT in colour, CT grey"), COLOUR_AUTO),
                               (_("PET colours (hot iron)"), "pet"), (_("SPECT colours"), "spect"),
                               (_("Keep grey"), COLOUR_GREY)):
@@ -358,7 +360,12 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return self._cancelRequested
 
     def _ensureDependencies(self) -> None:
-        summary = self.logic.ensureDependencies(self._parameterNode.device)
+        def status(text: str) -> None:
+            self.ui.dependencyStatusLabel.text = text
+            slicer.app.processEvents()
+
+        summary = self.logic.ensureDependencies(self._parameterNode.device, self.ui.torchBackendComboBox.currentData,
+                                                status)
         self.ui.dependencyStatusLabel.text = summary
         self.populateDevices()
 
@@ -489,13 +496,16 @@ class AMIFSlicerLogic(ScriptedLoadableModuleLogic):
     def getParameterNode(self):
         return AMIFSlicerParameterNode(super().getParameterNode())
 
-    def ensureDependencies(self, device: str) -> str:
-        """Install what AMIF needs (asking first; never in testing mode) and check PyTorch on ``device``."""
+    def ensureDependencies(self, device: str, backend: str = "auto", status=None) -> str:
+        """Install what AMIF needs (asking first; never in testing mode; PyTorch as the ``backend`` build) and check
+        PyTorch on ``device``; ``status(text)`` shows progress in the panel."""
         installer = DependencyInstaller(
             confirm=lambda question: slicer.util.confirmOkCancelDisplay(question, windowTitle=_("AMIF dependencies")),
             pipInstall=slicer.util.pip_install,
             torchInstaller=pyTorchUtilsInstaller(),
             testing=slicer.app.testingEnabled(),
+            backend=backend or "auto",
+            status=status or (lambda text: None),
         )
         return installer.ensure(device)
 

@@ -16,6 +16,8 @@ import importlib.metadata
 import importlib.util
 import logging
 import re
+import shutil
+import sysconfig
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,12 @@ from typing import Callable
 from AMIFSlicerLib.errors import DependencyError
 
 PROTECTED_DISTRIBUTIONS = ("numpy", "SimpleITK")
+# PyTorch builds the panel offers: "auto" lets the PyTorch extension pick (else pip's default), the others
+# come from PyTorch's own index; cu128 is the first build with kernels for RTX 50xx (Blackwell) GPUs.
+TORCH_BACKENDS = {"auto": "Automatic", "cpu": "CPU only", "cu126": "CUDA 12.6", "cu128": "CUDA 12.8 (RTX 50xx)"}
+TORCH_INDEX = "https://download.pytorch.org/whl/{backend}"
+# Free space a PyTorch install needs (download, unpacked wheel and pip's cache): CUDA builds are several GB.
+TORCH_DISK_BYTES = {"cpu": 2 * 2**30, "auto": 6 * 2**30, "cu126": 6 * 2**30, "cu128": 6 * 2**30}
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,11 @@ def writeConstraints(directory: Path, distributions: tuple[str, ...]) -> Path:
     return path
 
 
+def sitePackagesFreeBytes() -> int:
+    """Free bytes on the disk that holds this Python's site-packages (where PyTorch would go)."""
+    return shutil.disk_usage(sysconfig.get_paths()["purelib"]).free
+
+
 def pyTorchUtilsInstaller() -> Callable[[str], bool] | None:
     """An installer using the PyTorch extension's ``PyTorchUtils`` (right CUDA build), or None without it.
 
@@ -139,13 +152,25 @@ class DependencyInstaller:
     bool`` installs PyTorch the PyTorch extension's way, or is None to use
     pip; ``testing`` (Slicer's testing mode) forbids installing.
     ``requirements`` and ``torch`` (the entry of ``requirements`` installed
-    the PyTorch way) default to AMIF's own.
+    the PyTorch way) default to AMIF's own. ``backend`` (a key of
+    :data:`TORCH_BACKENDS`): "auto" uses ``torchInstaller`` when there is one,
+    any other installs only torch (no torchvision) from PyTorch's index for
+    that build. ``freeDiskBytes()`` is checked against
+    :data:`TORCH_DISK_BYTES` before PyTorch is downloaded. ``status(text)``
+    tells the panel what is going on.
     """
 
     def __init__(self, confirm: Callable[[str], bool], pipInstall: Callable[[list[str]], None],
                  torchInstaller: Callable[[str], bool] | None, testing: bool,
                  log: Callable[[str], None] = logging.info, requirements: tuple[Requirement, ...] = REQUIREMENTS,
-                 torch: Requirement = TORCH) -> None:
+                 torch: Requirement = TORCH, backend: str = "auto",
+                 freeDiskBytes: Callable[[], int] = sitePackagesFreeBytes,
+                 status: Callable[[str], None] = lambda text: None) -> None:
+        if backend not in TORCH_BACKENDS:
+            raise ValueError(f"unknown PyTorch build {backend!r}; choose one of {', '.join(TORCH_BACKENDS)}")
+        self.backend = backend
+        self.freeDiskBytes = freeDiskBytes
+        self.status = status
         self.confirm = confirm
         self.pipInstall = pipInstall
         self.torchInstaller = torchInstaller
@@ -180,20 +205,35 @@ class DependencyInstaller:
         return verifyTorch(device)
 
     def _installTorch(self) -> None:
-        how = "with the PyTorch extension (it picks the build for your GPU)" if self.torchInstaller else "with pip"
+        viaExtension = self.torchInstaller is not None and self.backend == "auto"
+        if viaExtension:
+            how = "with the PyTorch extension (it picks the build for your GPU)"
+        elif self.backend == "auto":
+            how = "with pip (its default build)"
+        else:
+            how = f"with pip, the {TORCH_BACKENDS[self.backend]} build"
+        needed, free = TORCH_DISK_BYTES[self.backend], self.freeDiskBytes()
+        if free < needed:
+            raise DependencyError(f"Installing PyTorch needs about {needed / 2**30:.0f} GB of free disk space where "
+                                  f"Slicer keeps its Python packages, but only {free / 2**30:.1f} GB is free. Free "
+                                  "some space (or choose the CPU-only build under Advanced) and try again.")
         if not self.confirm(
                 f"AMIF needs PyTorch ({self.torch.specifier}) to run its network, and it is not installed in this "
                 f"Slicer.\n\nInstall it now {how}? This downloads about 1 to 3 GB and can take several minutes."):
             raise DependencyError("AMIF cannot run without PyTorch; its installation was cancelled. Click the "
                                   "button again to be asked again.")
+        self.status(f"Installing PyTorch {how}; this can take several minutes (pip's output is in the Python "
+                    "console)...")
         self.log(f"Installing {self.torch.specifier} {how}...")
-        if self.torchInstaller is not None:
+        if viaExtension:
             if not self.torchInstaller(f">={self.torch.minimumVersion}"):
                 raise DependencyError("The PyTorch extension did not install PyTorch; see the Python console.")
             return
+        index = [] if self.backend == "auto" else ["--index-url", TORCH_INDEX.format(backend=self.backend),
+                                                   "--extra-index-url", "https://pypi.org/simple"]
         with tempfile.TemporaryDirectory() as directory:
             constraints = writeConstraints(Path(directory), PROTECTED_DISTRIBUTIONS)
-            self.pipInstall([self.torch.specifier, "-c", str(constraints)])
+            self.pipInstall([self.torch.specifier, *index, "-c", str(constraints)])
 
     def _installSmall(self, requirements: list[Requirement]) -> None:
         listed = "\n".join(f"  - {r.specifier}: {r.purpose}" for r in requirements)

@@ -99,3 +99,38 @@ def test_amif_requirements_are_satisfied_here_and_torch_runs():
     assert dependencies.versionTuple("2.5.1+cu121") == (2, 5, 1)
     assert dependencies.versionTuple("41.0.0rc1") == (41, 0, 0)
     assert dependencies.versionTuple("0.1.9") < dependencies.versionTuple("0.1.10")
+
+
+def test_a_chosen_pytorch_build_comes_from_pytorchs_index_without_torchvision(site):
+    pipCalls, statuses = [], []
+
+    def pipInstall(arguments: list[str]) -> None:
+        pipCalls.append(arguments[:arguments.index("-c")])
+        fakePackage(site, FAKE_TORCH, "2.9.0+cu128")
+
+    def extension(specifier: str) -> bool:
+        raise AssertionError("an explicit build bypasses the PyTorch extension's own choice")
+
+    DependencyInstaller(lambda question: True, pipInstall, extension, testing=False, requirements=(FAKE_TORCH,),
+                        torch=FAKE_TORCH, backend="cu128", freeDiskBytes=lambda: 50 * GB,
+                        status=statuses.append).ensure("cpu")
+    assert pipCalls == [["amif-test-torch>=2.4", "--index-url", "https://download.pytorch.org/whl/cu128",
+                         "--extra-index-url", "https://pypi.org/simple"]]
+    assert not any("torchvision" in argument for argument in pipCalls[0])
+    assert statuses and "Installing PyTorch" in statuses[0] and "CUDA 12.8" in statuses[0]
+    with pytest.raises(ValueError, match="unknown PyTorch build 'cu99'"):
+        DependencyInstaller(lambda question: True, pipInstall, None, testing=False, backend="cu99")
+
+
+def test_too_little_disk_space_stops_before_asking_or_downloading(site):
+    questions = []
+
+    def refuse(arguments):
+        raise AssertionError("nothing may be installed")
+
+    installer = DependencyInstaller(lambda question: questions.append(question) or True, refuse, None,
+                                    testing=False, requirements=(FAKE_TORCH,), torch=FAKE_TORCH,
+                                    freeDiskBytes=lambda: int(1.5 * GB))
+    with pytest.raises(DependencyError, match=r"needs about 6 GB of free disk space .* only 1\.5 GB is free"):
+        installer.ensure("cpu")
+    assert questions == []
