@@ -1,3 +1,4 @@
+import time
 import unittest
 from pathlib import Path
 
@@ -316,6 +317,13 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # ------------------------------------------------------------------ running
 
+    def _idleSections(self, button):
+        """Every section but the running one: they stay disabled during a run (the other run's too)."""
+        running = self.ui.protectCollapsibleButton if button is self.ui.protectButton else self.ui.unlockCollapsibleButton
+        return [section for section in (self.ui.inputsCollapsibleButton, self.ui.protectCollapsibleButton,
+                                        self.ui.showCollapsibleButton, self.ui.unlockCollapsibleButton,
+                                        self.ui.advancedCollapsibleButton) if section is not running]
+
     def _startRun(self, button, progressBar) -> None:
         self._running = True
         self._cancelRequested = False
@@ -323,8 +331,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         button.text = _("Cancel")
         button.toolTip = _("Stop the run; nothing is written or added.")
         button.enabled = True
-        for section in (self.ui.inputsCollapsibleButton, self.ui.showCollapsibleButton,
-                        self.ui.advancedCollapsibleButton):
+        for section in self._idleSections(button):
             section.enabled = False
         for other in (self.ui.protectButton, self.ui.unlockButton):
             if other is not button:
@@ -335,17 +342,18 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _endRun(self, button, progressBar) -> None:
         button.text = self._idleButtonText
         progressBar.hide()
-        for section in (self.ui.inputsCollapsibleButton, self.ui.showCollapsibleButton,
-                        self.ui.advancedCollapsibleButton):
+        for section in self._idleSections(button):
             section.enabled = True
         self._running = False
         self.updateState()
 
     def _progressCallback(self, progressBar):
+        started = time.monotonic()
+
         def progress(done: int, total: int) -> None:
             progressBar.maximum = max(total, 1)
             progressBar.value = done
-            progressBar.format = _("%v of %m slices")
+            progressBar.format = panel.progressText(done, total, time.monotonic() - started)
             slicer.app.processEvents()
 
         return progress
@@ -403,13 +411,13 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             parameters.protectedVolume = node
             parameters.unlockKeyPath = keyPath
             preset = self.logic.amif.showComparison(parameters.mriVolume, parameters.otherVolume, node)
-            lines = notices + [
-                _("Created '{name}' on {device}.").format(name=node.GetName(), device=node.GetAttribute("AMIF.device")),
-                panel.keyResultLine(str(keyPath), passphrase is not None)]
+            details = notices + [_("Created '{name}' on {device}.").format(
+                name=node.GetName(), device=node.GetAttribute("AMIF.device"))]
             if preset:
-                lines.append(_("'{name}' shown with a PET colour table, preset {preset}.").format(
+                details.append(_("'{name}' shown with a PET colour table, preset {preset}.").format(
                     name=parameters.otherVolume.GetName(), preset=preset))
-            self.ui.protectStatusLabel.text = "\n".join(lines)
+            self.ui.protectStatusLabel.text = panel.keyResultLine(str(keyPath), passphrase is not None)
+            self.ui.protectStatusLabel.toolTip = "\n".join(details)  # the details, on demand
 
         self._guarded(self.ui.protectStatusLabel, _("Protecting failed:"), work)
 

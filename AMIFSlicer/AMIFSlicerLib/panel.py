@@ -34,7 +34,8 @@ def dependencyStatus(summary: str | None = None) -> str:
     if summary:
         return summary
     if not runner.torch_installed():
-        return "PyTorch is not installed yet: it is installed (after asking) on the first Protect or Unlock."
+        return ("PyTorch is not installed yet: it is installed (after asking) on the first Protect or Unlock, and "
+                "GPUs appear in the Device list then.")
     return ""
 
 
@@ -96,3 +97,12 @@ def slicerVersionProblem(major: int, minor: int) -> str | None:
         return None
     return (f"AMIF needs 3D Slicer {MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]} or later (Python 3.10 or newer); this is "
             f"Slicer {major}.{minor}. Install a current Slicer from download.slicer.org.")
+
+
+def progressText(done: int, total: int, elapsedSeconds: float) -> str:
+    """The progress bar's text: slices done of total, and the time left once a slice has run."""
+    text = f"{done} of {total} slices"
+    if 0 < done < total and elapsedSeconds > 0:
+        left = elapsedSeconds / done * (total - done)
+        text += f", about {left:.0f} s left" if left < 90 else f", about {left / 60:.0f} min left"
+    return text

@@ -57,3 +57,10 @@ def test_slicer_older_than_5_10_is_refused_with_a_reason():
     assert panel.slicerVersionProblem(5, 10) is None and panel.slicerVersionProblem(6, 0) is None
     problem = panel.slicerVersionProblem(5, 8)
     assert "needs 3D Slicer 5.10 or later" in problem and "this is Slicer 5.8" in problem
+
+
+def test_progress_shows_the_time_left():
+    assert panel.progressText(0, 180, 0.0) == "0 of 180 slices"
+    assert panel.progressText(30, 180, 10.0) == "30 of 180 slices, about 50 s left"
+    assert panel.progressText(10, 180, 60.0) == "10 of 180 slices, about 17 min left"
+    assert panel.progressText(180, 180, 60.0) == "180 of 180 slices"
