@@ -22,7 +22,7 @@ from AMIFSlicerLib.bootstrap import ensureAmifCoreImportable
 ensureAmifCoreImportable(Path(__file__).resolve().parent)
 
 from amif_core.inference import runner  # noqa: E402
-from AMIFSlicerLib import display, panel  # noqa: E402
+from AMIFSlicerLib import display, panel, sampledata  # noqa: E402
 from AMIFSlicerLib.dependencies import TORCH_BACKENDS, DependencyInstaller, pyTorchUtilsInstaller  # noqa: E402
 from AMIFSlicerLib.logic import COLOUR_AUTO, COLOUR_GREY, DEFAULT_IDENTIFIER, AMIFSceneLogic, keyFilePath  # noqa: E402
 
@@ -65,6 +65,17 @@ derive from the MNI ICBM152 2009a template (Fonov et al., NeuroImage 2009 and 20
 Steve Pieper (Isomics).
 """)
         slicer.app.connect("startupCompleted()", registerLayouts)
+        slicer.app.connect("startupCompleted()", registerSampleData)
+
+
+def registerSampleData():
+    """Offer the bundled demo pair in the Sample Data module (loaded from the extension, nothing downloaded)."""
+    import SampleData
+
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        category=sampledata.SAMPLE_CATEGORY, sampleName=sampledata.SAMPLE_NAME, uris=[], fileNames=[], nodeNames=[],
+        thumbnailFileName=str(Path(__file__).parent / "Resources" / "Icons" / "AMIFSlicer.png"),
+        customDownloader=lambda *source: sampledata.loadDemo(slicer.util.loadVolume))
 
 
 def registerLayouts():

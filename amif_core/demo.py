@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from amif_core.constants import DEFAULT_IDENTIFIER
+from amif_core.data.demo_files import DEMO_MRI, DEMO_PET
 from amif_core.inference.model import AMIFModel, Progress
 from amif_core.inference.pipeline import protect_volume, unlock_volume
 from amif_core.io.atomic import check_outputs, write_atomically
@@ -18,9 +19,6 @@ from amif_core.io.volumes import read_volume, volume_output
 from amif_core.key.file import key_output, read_key
 from amif_core.montage import MontageColumn, png_output, render_montage
 
-DEMO_DIR = Path(__file__).resolve().parent / "data" / "demo"
-DEMO_MRI = DEMO_DIR / "mri.nrrd"
-DEMO_PET = DEMO_DIR / "pet.nrrd"
 DEMO_TABLE = "pet"  # the demo fuses in colour, the PET through the hot-iron table
 OUTPUT_NAMES = {"protected": "protected.nrrd", "key": "protected.amifkey", "unlocked": "unlocked.nrrd",
                 "montage": "montage.png"}

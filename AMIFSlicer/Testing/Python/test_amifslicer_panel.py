@@ -64,3 +64,14 @@ def test_progress_shows_the_time_left():
     assert panel.progressText(30, 180, 10.0) == "30 of 180 slices, about 50 s left"
     assert panel.progressText(10, 180, 60.0) == "10 of 180 slices, about 17 min left"
     assert panel.progressText(180, 180, 60.0) == "180 of 180 slices"
+
+
+def test_the_demo_pair_loads_from_the_extension_as_sample_data():
+    from AMIFSlicerLib import sampledata
+
+    mri, pet = sampledata.demoVolumePaths()
+    assert mri.is_file() and pet.is_file()
+    loaded = []
+    nodes = sampledata.loadDemo(lambda path, properties: loaded.append((path, properties)) or properties["name"])
+    assert nodes == ["AMIF demo MRI", "AMIF demo PET"]
+    assert [path for path, _ in loaded] == [str(mri), str(pet)]
