@@ -154,3 +154,18 @@ def test_cli_fuses_in_colour_and_unlocks_rgb(capsys, weights_file: Path, tmp_pat
                      "-q", "--colour", "pet"])
     assert code != 0 and "already RGB" in capsys.readouterr().err
     assert {k: v for k, v in snapshot(tmp_path).items() if not k.startswith(("table/", "rgb/"))} == before
+
+
+def test_a_pseudo_colour_palette_is_recovered_and_inverted() -> None:
+    from amif_core.data.palette import estimate_palette, uptake_from_rgb
+
+    table = np.rint(COLOUR_TABLES["spect"][::2] * 255).astype(np.uint8)  # 128 colours, luma not needed monotone
+    rng = np.random.default_rng(0)
+    uptake = rng.integers(0, len(table), size=(2, 40, 50))
+    images = [table[u] for u in uptake]
+    images[0][0, 0] = (0, 255, 0)  # a stray colour (an annotation), far from every table colour
+    palette = estimate_palette(images)
+    assert np.array_equal(palette, table[: len(palette)]) and len(palette) >= len(table) - 1
+    recovered = uptake_from_rgb(images[1], palette)
+    assert recovered.dtype == np.float32 and recovered.shape == (40, 50)
+    assert np.allclose(recovered, np.minimum(uptake[1], len(palette) - 1) / (len(palette) - 1))
