@@ -14,10 +14,12 @@ maximum m and the network's residual r = fuse_clean - m (all (H, W) float32 in
 * ``gain G``: m + G * r (a weaker residual);
 * ``soft T``: m + shrink(r, T), residuals shrunk towards 0 by T;
 * ``hard T``: m + r where |r| > T, else m;
-* ``max+B*min``: m + B * min(a, b), a pixel rule that keeps the weaker source.
+* ``max+B*min``: m + B * min(a, b), a pixel rule that keeps the weaker source
+  (the ``select`` fusion head with a constant alpha = B and no edge transfer).
 
-For each pair it prints the mean of each table metric and the count of metrics
-above CDDFuse's row and above ``max``.
+For each pair it prints the mean of each table metric, the count of metrics
+above CDDFuse's row and above ``max``, and MI, VIF and SSIM over ``max``'s
+(the fidelity bar: >= 0.85x, 0.95x, 0.98x).
 
 Usage::
 
@@ -54,7 +56,8 @@ def variants() -> dict[str, Variant]:
         table[f"gain {gain}"] = lambda m, r, a, b, g=gain: m + g * r
     table["soft 0.02"] = lambda m, r, a, b: m + np.sign(r) * np.maximum(np.abs(r) - 0.02, 0.0)
     table["hard 0.04"] = lambda m, r, a, b: m + r * (np.abs(r) > 0.04)
-    table["max+0.15*min"] = lambda m, r, a, b: m + 0.15 * np.minimum(a, b)
+    for share in (0.05, 0.10, 0.15):  # the "select" head with a constant alpha and no edge transfer
+        table[f"max+{share:.2f}*min"] = lambda m, r, a, b, s=share: m + s * np.minimum(a, b)
     return table
 
 
@@ -88,11 +91,13 @@ def main() -> None:
     for pair in PAIRS:
         count, means = score_pair(model, args.data, pair, args.split, args.every)
         print(f"\n{pair}: {count} {args.split} slices (every {args.every}th)")
-        print(f"{'variant':<14}" + "".join(f"{k:>7}" for k in TABLE_METRICS) + "  >CDDFuse  >max")
+        print(f"{'variant':<14}" + "".join(f"{k:>7}" for k in TABLE_METRICS) + "  >CDDFuse  >max  MI/VIF/SSIM of max")
         for name, row in means.items():
             above_cdd = sum(row[k] > CDDFUSE_MIF[pair][k] for k in TABLE_METRICS)
             above_max = sum(row[k] > means["max"][k] for k in TABLE_METRICS)
-            print(f"{name:<14}" + "".join(f"{row[k]:7.2f}" for k in TABLE_METRICS) + f"  {above_cdd}/8      {above_max}/8")
+            ratios = "/".join(f"{row[k] / means['max'][k]:.3f}" for k in ("MI", "VIF", "SSIM"))
+            print(f"{name:<14}" + "".join(f"{row[k]:7.2f}" for k in TABLE_METRICS)
+                  + f"  {above_cdd}/8      {above_max}/8   {ratios}")
         sys.stdout.flush()
 
 
