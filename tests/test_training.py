@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -123,3 +124,36 @@ def test_backbone_from_a_weights_file_is_kept_and_stage_1_skipped(tmp_path: Path
     for name, value in source.backbone.state_dict().items():
         assert torch.equal(trained.backbone.state_dict()[name], value), name
     assert not (Path(config.out) / "fusion.ckpt").exists() and (Path(config.out) / "protect.ckpt").is_file()
+
+
+def test_the_select_head_builds_its_output_from_the_sources_within_its_bounds() -> None:
+    from amif_core.networks.fusion import FusionBackbone, FusionConfig, select_fusion
+
+    torch.manual_seed(0)
+    mri, other = torch.rand(2, 1, 32, 40), torch.rand(2, 1, 32, 40)
+    zero = torch.zeros(2, 2, 32, 40)
+    expected = (torch.maximum(mri, other) + 0.05 * torch.sigmoid(torch.tensor(0.0)) * torch.minimum(mri, other))
+    assert torch.allclose(select_fusion(mri, other, zero, 0.05, 0.0), expected.clamp(0, 1))
+    wild = torch.randn(2, 2, 32, 40) * 50  # any logits: alpha stays in [0, 0.05], so f in [max, max + 0.05 min]
+    fused = select_fusion(mri, other, wild, 0.05, 0.0)
+    assert (fused >= torch.maximum(mri, other) - 1e-7).all()
+    assert (fused <= torch.maximum(mri, other) + 0.05 * torch.minimum(mri, other) + 1e-7).all()
+    net = FusionBackbone(FusionConfig(head="select", alpha_max=0.05, beta_max=0.0))
+    out = net(mri, other)
+    assert out.shape == mri.shape and 0 <= float(out.min()) and float(out.max()) <= 1
+    out.sum().backward()
+    assert net.gains.weight.grad is not None and float(net.gains.weight.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="FusionConfig.head must be one of"):
+        FusionConfig(head="mean")
+
+
+def test_amif_train_takes_the_fusion_head_options() -> None:
+    import argparse
+
+    from amif_core.cli.owner import _train_arguments
+
+    parser = argparse.ArgumentParser()
+    _train_arguments(parser)
+    args = parser.parse_args(["--fusion-head", "select", "--alpha-max", "0.05", "--beta-max", "0"])
+    assert (args.fusion_head, args.alpha_max, args.beta_max) == ("select", 0.05, 0.0)
+    assert parser.parse_args([]).fusion_head == "residual"  # the shipped weights' head stays the default

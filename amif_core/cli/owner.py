@@ -43,6 +43,13 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=defaults.batch)
     parser.add_argument("--crop", type=int, default=defaults.crop)
     parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps")
+    fusion = defaults.model.fusion
+    parser.add_argument("--fusion-head", choices=("residual", "select"), default=fusion.head,
+                        help=f"the backbone's output head (default {fusion.head}; see amif_core/networks/fusion.py)")
+    parser.add_argument("--alpha-max", type=float, default=fusion.alpha_max,
+                        help=f"select head: the largest share of the weaker source (default {fusion.alpha_max})")
+    parser.add_argument("--beta-max", type=float, default=fusion.beta_max,
+                        help=f"select head: the largest edge-transfer gain, 0 for none (default {fusion.beta_max})")
 
 
 @command("train", "Train AMIF from scratch on the Harvard pairs, evaluate it and write a weights file.",
@@ -55,11 +62,14 @@ def train_command(args: argparse.Namespace) -> int:
     from amif_core.inference.devices import resolve_device
     from amif_core.inference.model import AMIFModel
     from amif_core.training.release import release_weights
+    from amif_core.networks.amif import AMIFConfig
+    from amif_core.networks.fusion import FusionConfig
     from amif_core.training.trainer import TrainConfig, train
 
+    fusion = FusionConfig(head=args.fusion_head, alpha_max=args.alpha_max, beta_max=args.beta_max)
     config = TrainConfig(data=str(args.data), out=str(args.out), seed=args.seed, device=args.device,
                          threads=args.threads, crop=args.crop, batch=args.batch, fusion_steps=args.fusion_steps,
-                         protect_steps=args.protect_steps,
+                         protect_steps=args.protect_steps, model=AMIFConfig(fusion=fusion),
                          backbone_from=str(args.backbone_from) if args.backbone_from is not None else None)
     from amif_core.evaluation.fusion import (  # scipy: loaded by the model-owner commands only
         evaluate,
