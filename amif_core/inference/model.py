@@ -20,9 +20,9 @@ import torch.nn.functional as F
 
 from amif_core.constants import DEFAULT_BATCH_SIZE, DEFAULT_IDENTIFIER, padded
 from amif_core.errors import CancelledError, InputError, KeyMismatchError
+from amif_core.inference.pair import as_volume, prepare_pair
 from amif_core.key import codec
 from amif_core.key.check import check_fits
-from amif_core.inference.pair import as_volume, prepare_pair
 from amif_core.key.core import Key, image_fingerprint, image_signature
 from amif_core.networks.amif import AMIFNet
 from amif_core.transforms.colour import chroma, luma, rgb_from
@@ -209,9 +209,11 @@ class AMIFModel:
         supports = codec.support_masks(masks, (hp, wp))
         ends = np.cumsum(codec.code_counts(supports))
         chroma_ends = np.cumsum(2 * masks.reshape(depth, -1).sum(axis=1)) if colour else None
-        if ends[-1] != key.codes.size or (colour and chroma_ends[-1] != key.chroma_codes.size):
-            raise KeyMismatchError(f"The key holds {key.codes.size} codes, but its identifier placement needs "
-                                   f"{int(ends[-1])}. Use the key that was written with this protected image.")
+        for kind, held, needed in (("", key.codes.size, ends[-1]),
+                                   ("chroma ", key.chroma_codes.size, chroma_ends[-1] if colour else 0)):
+            if held != needed:
+                raise KeyMismatchError(f"The key holds {held} {kind}codes, but its identifier placement needs "
+                                       f"{int(needed)}. Use the key that was written with this protected image.")
         seed = codec.pad_seed(np.asarray(image, dtype=np.float32))
         out = np.empty(volume.shape, dtype=np.float32) if not colour else rgb.copy()
         self._tick(0, depth, progress, cancel)
