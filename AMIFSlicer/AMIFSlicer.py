@@ -1,4 +1,3 @@
-import time
 import unittest
 from pathlib import Path
 
@@ -22,9 +21,10 @@ from AMIFSlicerLib.bootstrap import ensureAmifCoreImportable
 ensureAmifCoreImportable(Path(__file__).resolve().parent)
 
 from amif_core.inference import runner  # noqa: E402
-from AMIFSlicerLib import display, panel, sampledata  # noqa: E402
+from AMIFSlicerLib import display, panel, panelactions, sampledata  # noqa: E402
 from AMIFSlicerLib.dependencies import TORCH_BACKENDS, DependencyInstaller, pyTorchUtilsInstaller  # noqa: E402
-from AMIFSlicerLib.logic import COLOUR_AUTO, COLOUR_GREY, DEFAULT_IDENTIFIER, AMIFSceneLogic, keyFilePath  # noqa: E402
+from AMIFSlicerLib.choices import COLOUR_AUTO  # noqa: E402
+from AMIFSlicerLib.logic import DEFAULT_IDENTIFIER, AMIFSceneLogic  # noqa: E402
 
 #
 # AMIFSlicer
@@ -85,19 +85,6 @@ def registerLayouts():
         display.registerLayouts(layoutManager.layoutLogic().GetLayoutNode())
 
 
-def panelMessage(error: Exception) -> str:
-    """The error's message, with the panel's advice for the setting that fixes it (core errors name one)."""
-    hints = {
-        "axis": _("The slice axis follows the MRI's orientation; reorient or crop the MRI."),
-        "device": _("Choose CPU in the Device list (Advanced)."),
-        "overwrite": _("Choose another key file."),
-        "passphrase": _("Enter it in the Passphrase field."),
-        "identifier": _("Change the Owner / copyright text."),
-        "colour": _("Change the Colour choice."),
-    }
-    return error.hint(hints) if hasattr(error, "hint") else str(error)
-
-
 #
 # AMIFSlicerParameterNode
 #
@@ -141,11 +128,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._autoKeyPath = None
-        self._autoKeyFor = None
-        self._idleButtonText = ""
-        self._running = False
-        self._cancelRequested = False
+        self._actions = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -165,24 +148,26 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependenciesButton)
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
         self.ui.colourComboBox.connect("currentIndexChanged(int)", self.onColourChanged)
-        self.ui.unlockKeyPathLineEdit.connect("currentPathChanged(QString)", self.updatePassphraseVisibility)
+        self.ui.unlockKeyPathLineEdit.connect("currentPathChanged(QString)", self.updateState)
         self.ui.keyPassphraseLineEdit.connect("textChanged(QString)", self.updateState)
         self.ui.keyPassphraseConfirmLineEdit.connect("textChanged(QString)", self.updateState)
         self.ui.protectProgressBar.hide()
         self.ui.unlockProgressBar.hide()
+        self._actions = panelactions.PanelActions(
+            self.ui, self.logic.amif, self._ensureDependencies,
+            confirm=lambda question, title: slicer.util.confirmOkCancelDisplay(question, windowTitle=title),
+            errorDisplay=slicer.util.tryWithErrorDisplay, processEvents=slicer.app.processEvents,
+            message=panel.panelMessage, afterRun=self.updateState)
 
         tooOld = panel.slicerVersionProblem(slicer.app.majorVersion, slicer.app.minorVersion)
         if tooOld:
             self.ui.dependencyStatusLabel.text = tooOld
-            for section in (self.ui.inputsCollapsibleButton, self.ui.protectCollapsibleButton,
-                            self.ui.showCollapsibleButton, self.ui.unlockCollapsibleButton):
+            for section in self._actions.run.sections[:-1]:  # Advanced stays open: it shows the device list
                 section.enabled = False
         self.populateDevices()
         for backend, label in TORCH_BACKENDS.items():
             self.ui.torchBackendComboBox.addItem(_(label), backend)
-        for label, choice in ((_("Automatic: PET/SPECT in colour, CT grey"), COLOUR_AUTO),
-                              (_("PET colours (hot iron)"), "pet"), (_("SPECT colours"), "spect"),
-                              (_("Keep grey"), COLOUR_GREY)):
+        for label, choice in panel.colourItems():
             self.ui.colourComboBox.addItem(label, choice)
         self.initializeParameterNode()
 
@@ -199,8 +184,8 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateState)
 
     def onSceneStartClose(self, caller, event) -> None:
-        if self._running:  # the run stops at its next slice and adds nothing to the closing (or the next) scene
-            self._cancelRequested = True
+        if self._actions.run.running:  # the run stops at its next slice and adds nothing to the closing (or next) scene
+            self._actions.run.cancelRequested = True
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -208,19 +193,9 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.initializeParameterNode()
 
     def initializeParameterNode(self) -> None:
-        """Get the parameter node and preselect the first suitable volumes when nothing is selected yet."""
+        """Get the parameter node and preselect suitable volumes for empty choices."""
         self.setParameterNode(self.logic.getParameterNode())
-        parameters = self._parameterNode
-        if not parameters.mriVolume or not parameters.otherVolume:
-            mri, other = self.logic.amif.suggestInputs()
-            if not parameters.mriVolume and mri:
-                parameters.mriVolume = mri
-            if not parameters.otherVolume and other and other is not parameters.mriVolume:
-                parameters.otherVolume = other
-        if not parameters.protectedVolume:
-            protected = self.logic.amif.suggestProtectedVolume()
-            if protected:
-                parameters.protectedVolume = protected
+        panel.preselectVolumes(slicer.mrmlScene, self._parameterNode)
 
     def setParameterNode(self, inputParameterNode) -> None:
         """Connect the panel to a parameter node (None disconnects it)."""
@@ -232,7 +207,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateState)
             self.selectDevice(self._parameterNode.device)
-            self._selectColour(self._parameterNode.colourMode)
+            panel.selectComboData(self.ui.colourComboBox, self._parameterNode.colourMode)
             self.updateState()
 
     # ------------------------------------------------------------------ panel state
@@ -257,15 +232,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.dependencyStatusLabel.text = message
         if self._parameterNode and self._parameterNode.device != chosen:
             self._parameterNode.device = chosen
-        wasBlocked = self.ui.deviceComboBox.blockSignals(True)
-        self.ui.deviceComboBox.currentIndex = self.ui.deviceComboBox.findData(chosen)
-        self.ui.deviceComboBox.blockSignals(wasBlocked)
-
-    def _selectColour(self, choice: str) -> None:
-        index = max(self.ui.colourComboBox.findData(choice), 0)
-        wasBlocked = self.ui.colourComboBox.blockSignals(True)
-        self.ui.colourComboBox.currentIndex = index
-        self.ui.colourComboBox.blockSignals(wasBlocked)
+        panel.selectComboData(self.ui.deviceComboBox, chosen)
 
     def onColourChanged(self, index: int) -> None:
         if self._parameterNode and index >= 0:
@@ -277,106 +244,10 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def updateState(self, caller=None, event=None) -> None:
         """Refresh button states, tooltips, warnings and the default key path from the parameter node."""
-        parameters = self._parameterNode
-        if parameters is None or self._running:
-            return
-        amif = self.logic.amif
-        mriId = parameters.mriVolume.GetID() if parameters.mriVolume else None
-        if mriId and mriId != self._autoKeyFor and (self._isUnset(parameters.keyPath)
-                                                     or parameters.keyPath == self._autoKeyPath):
-            place = amif.defaultKeyPlace(parameters.mriVolume)  # once per MRI: a default never moves silently
-            self._autoKeyFor, self._autoKeyPath = mriId, place.path
-            self.ui.keyPathHintLabel.text = _("The key goes {reason}.").format(reason=place.reason)
-            if parameters.keyPath != place.path:
-                parameters.keyPath = place.path  # triggers updateState again
-                return
-        if parameters.keyPath != self._autoKeyPath:
-            self.ui.keyPathHintLabel.text = _("The key goes where you chose.")
-
-        keyPath = None if self._isUnset(parameters.keyPath) else parameters.keyPath
-        reason = amif.protectBlocker(parameters.mriVolume, parameters.otherVolume, parameters.identifierText, keyPath,
-                                     colour=parameters.colourMode) or panel.passphraseProblem(
-            self.ui.keyPassphraseLineEdit.text, self.ui.keyPassphraseConfirmLineEdit.text)
-        self.ui.protectButton.enabled = reason is None
-        self.ui.protectButton.toolTip = reason or _("Fuse the two volumes, burn in the identifier and write the key.")
-        self.ui.colourComboBox.toolTip = amif.colourDescription(parameters.otherVolume, parameters.colourMode)
-        warnings = amif.inputWarnings(parameters.mriVolume, parameters.otherVolume) + amif.volumesNotOffered()
-        identifierWarning = panel.identifierWarning(parameters.identifierText)
-        self.ui.inputWarningLabel.text = "\n".join(warnings + ([identifierWarning] if identifierWarning else []))
-
-        showReady = all((parameters.mriVolume, parameters.otherVolume, parameters.protectedVolume))
-        self.ui.showButton.enabled = showReady
-        self.ui.showButton.toolTip = (_("Show MRI | CT/PET/SPECT | protected in three linked views.") if showReady
-                                      else _("Select the MRI, the CT/PET/SPECT volume and a protected volume."))
-
-        unlockKey = None if self._isUnset(parameters.unlockKeyPath) else parameters.unlockKeyPath
-        reason = amif.unlockBlocker(parameters.protectedVolume, unlockKey)
-        self.ui.unlockButton.enabled = reason is None
-        self.ui.unlockButton.toolTip = reason or _("Recover the watermark-free fusion with the key file.")
-        self.updatePassphraseVisibility()
-
-    @staticmethod
-    def _isUnset(path) -> bool:
-        return path is None or str(path) in ("", ".")
-
-    def updatePassphraseVisibility(self, *args) -> None:
-        """Show the passphrase field only when the chosen key file is encrypted."""
-        path = self.ui.unlockKeyPathLineEdit.currentPath
-        needed = bool(path) and self.logic.amif.keyNeedsPassphrase(path)
-        self.ui.passphraseLabel.visible = needed
-        self.ui.passphraseLineEdit.visible = needed
+        if self._parameterNode is not None:
+            self._actions.refresh(slicer.mrmlScene, self._parameterNode)
 
     # ------------------------------------------------------------------ running
-
-    def _idleSections(self, button):
-        """Every section but the running one: they stay disabled during a run (the other run's too)."""
-        running = self.ui.protectCollapsibleButton if button is self.ui.protectButton else self.ui.unlockCollapsibleButton
-        return [section for section in (self.ui.inputsCollapsibleButton, self.ui.protectCollapsibleButton,
-                                        self.ui.showCollapsibleButton, self.ui.unlockCollapsibleButton,
-                                        self.ui.advancedCollapsibleButton) if section is not running]
-
-    def _startRun(self, button, progressBar) -> None:
-        self._running = True
-        self._cancelRequested = False
-        self._idleButtonText = button.text
-        button.text = _("Cancel")
-        button.toolTip = _("Stop the run; nothing is written or added.")
-        button.enabled = True
-        for section in self._idleSections(button):
-            section.enabled = False
-        for other in (self.ui.protectButton, self.ui.unlockButton):
-            if other is not button:
-                other.enabled = False
-        progressBar.value = 0
-        progressBar.show()
-
-    def _endRun(self, button, progressBar) -> None:
-        button.text = self._idleButtonText
-        progressBar.hide()
-        for section in self._idleSections(button):
-            section.enabled = True
-        self._running = False
-        self.updateState()
-
-    def _progressCallback(self, progressBar):
-        started = time.monotonic()
-
-        def progress(done: int, total: int) -> None:
-            progressBar.maximum = max(total, 1)
-            progressBar.value = done
-            progressBar.format = panel.progressText(done, total, time.monotonic() - started)
-            slicer.app.processEvents()
-
-        return progress
-
-    def _requestCancel(self, button) -> None:
-        self._cancelRequested = True
-        button.text = _("Cancelling...")
-        button.enabled = False
-
-    def _isCancelRequested(self) -> bool:
-        slicer.app.processEvents()
-        return self._cancelRequested
 
     def _ensureDependencies(self) -> None:
         def status(text: str) -> None:
@@ -388,78 +259,8 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.dependencyStatusLabel.text = summary
         self.populateDevices()
 
-    @staticmethod
-    def _isCancellation(error: Exception) -> bool:
-        from amif_core.errors import CancelledError
-
-        return isinstance(error, CancelledError)
-
     def onProtectButton(self) -> None:
-        if self._running:
-            self._requestCancel(self.ui.protectButton)
-            return
-        parameters = self._parameterNode
-        keyPath = keyFilePath(parameters.keyPath)
-        overwrite = keyPath.exists()
-        if overwrite and not slicer.util.confirmOkCancelDisplay(
-                _("The key file {path} exists already. Replace it? The volume it unlocks cannot be unlocked "
-                  "without it.").format(path=keyPath), windowTitle=_("Replace key file")):
-            return
-        notices = []
-        passphrase = self.ui.keyPassphraseLineEdit.text or None
-        self.ui.keyPassphraseLineEdit.text = ""
-        self.ui.keyPassphraseConfirmLineEdit.text = ""
-        self.ui.protectStatusLabel.text = ""
-
-        def work() -> None:
-            node = self._run(self.ui.protectButton, self.ui.protectProgressBar, lambda progress: self.logic.amif.protect(
-                parameters.mriVolume, parameters.otherVolume, keyPath, parameters.identifierText, parameters.device,
-                progress=progress, cancel=self._isCancelRequested, passphrase=passphrase, overwriteKey=overwrite,
-                notice=notices.append, colour=parameters.colourMode))
-            if node is None:
-                self.ui.protectStatusLabel.text = _("Cancelled; nothing was written or added.")
-                return
-            parameters.protectedVolume = node
-            parameters.unlockKeyPath = keyPath
-            preset = self.logic.amif.showComparison(parameters.mriVolume, parameters.otherVolume, node)
-            details = notices + [_("Created '{name}' on {device}.").format(
-                name=node.GetName(), device=node.GetAttribute("AMIF.device"))]
-            if preset:
-                details.append(_("'{name}' shown with a PET colour table, preset {preset}.").format(
-                    name=parameters.otherVolume.GetName(), preset=preset))
-            self.ui.protectStatusLabel.text = panel.keyResultLine(str(keyPath), passphrase is not None)
-            self.ui.protectStatusLabel.toolTip = "\n".join(details)  # the details, on demand
-
-        self._guarded(self.ui.protectStatusLabel, _("Protecting failed:"), work)
-
-    def _run(self, button, progressBar, call):
-        """Mark the panel busy (before any install can start), check the dependencies, then ``call(progress)``;
-        returns its result, or None when the user cancelled."""
-        self._startRun(button, progressBar)
-        try:
-            self.ui.dependencyStatusLabel.text = _("Checking the dependencies (PyTorch is installed first if needed)...")
-            self._ensureDependencies()
-            return call(self._progressCallback(progressBar))
-        except Exception as error:
-            if not self._isCancellation(error):
-                raise
-            return None
-        finally:
-            self._endRun(button, progressBar)
-
-    def _guarded(self, statusLabel, failure: str, work) -> None:
-        """Run ``work()``. An expected error (:func:`AMIFSlicerLib.panel.isExpectedError`) is explained in
-        ``statusLabel`` only; any other is a bug: Slicer's error dialog with its traceback, and the panel line."""
-        try:
-            with slicer.util.tryWithErrorDisplay(failure):
-                try:
-                    work()
-                except Exception as error:
-                    if not panel.isExpectedError(error):
-                        raise
-                    statusLabel.text = f"{failure} {panelMessage(error)}"
-        except Exception as error:
-            statusLabel.text = f"{failure} {panelMessage(error)}"
+        self._actions.protect(self._parameterNode)
 
     def onShowButton(self) -> None:
         parameters = self._parameterNode
@@ -467,26 +268,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.amif.showComparison(parameters.mriVolume, parameters.otherVolume, parameters.protectedVolume)
 
     def onUnlockButton(self) -> None:
-        if self._running:
-            self._requestCancel(self.ui.unlockButton)
-            return
-        parameters = self._parameterNode
-        notices = []
-        self.ui.unlockStatusLabel.text = ""
-
-        def work() -> None:
-            node = self._run(self.ui.unlockButton, self.ui.unlockProgressBar, lambda progress: self.logic.amif.unlock(
-                parameters.protectedVolume, parameters.unlockKeyPath, passphrase=self.ui.passphraseLineEdit.text or None,
-                device=parameters.device, progress=progress, cancel=self._isCancelRequested, notice=notices.append))
-            self.ui.passphraseLineEdit.text = ""
-            if node is None:
-                self.ui.unlockStatusLabel.text = _("Cancelled; nothing was added.")
-                return
-            self.logic.amif.showUnlocked(parameters.protectedVolume, node)
-            self.ui.unlockStatusLabel.text = "\n".join(notices + [
-                _("Created '{name}' on {device}.").format(name=node.GetName(), device=node.GetAttribute("AMIF.device"))])
-
-        self._guarded(self.ui.unlockStatusLabel, _("Unlocking failed:"), work)
+        self._actions.unlock(self._parameterNode)
 
     def onInstallDependenciesButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Installing the dependencies failed."), waitCursor=True):
@@ -554,93 +336,21 @@ class AMIFSlicerTest(ScriptedLoadableModuleTest):
             self.delayDisplay(f"AMIF self-test skipped: {skipped}")
 
     def _requireDependencies(self) -> None:
-        """Outside testing mode, install what is missing (asking first); in testing mode skip without it."""
-        from AMIFSlicerLib.dependencies import missingRequirements
+        from AMIFSlicerLib.selftest import requireDependencies
 
-        missing = missingRequirements()
-        if missing and slicer.app.testingEnabled():
-            self.skipTest("AMIF's Python packages are not installed (" + ", ".join(r.specifier for r in missing)
-                          + ") and testing mode installs nothing; install them first.")
-        if missing:
-            AMIFSlicerLogic().ensureDependencies(runner.CPU)
+        requireDependencies(self, slicer.app.testingEnabled(), lambda: AMIFSlicerLogic().ensureDependencies(runner.CPU))
 
     def test_AMIFSlicerProtectAndUnlock(self) -> None:
         """Protect an oblique, anisotropic MRI with a PET on another grid (in colour), then unlock it exactly."""
-        import numpy as np
-        import SimpleITK as sitk
-
-        from AMIFSlicerLib.testdata import addPhantomPair
-        from AMIFSlicerLib.volumenodes import localIjkToRas, sitkImageFromArray, voxelArray
+        from AMIFSlicerLib.selftest import checkProtectAndUnlock
 
         self._requireDependencies()
-        self.delayDisplay("Building synthetic MRI and PET")
-        mri, pet = addPhantomPair(slicer.mrmlScene)
-        mriBefore, petBefore = voxelArray(mri).copy(), voxelArray(pet).copy()
-        keyPath = Path(slicer.util.tempDirectory()) / "selftest.amifkey"
-        logic = AMIFSlicerLogic().amif
-
-        self.delayDisplay("Protecting")
-        protected = logic.protect(mri, pet, keyPath, identifier="Self-test \u00a9", device=runner.CPU)
-        self.assertEqual(protected.GetName(), "phantom T1 AMIF protected")
-        self.assertTrue(np.array_equal(localIjkToRas(protected), localIjkToRas(mri)))
-        self.assertEqual(voxelArray(protected).shape, voxelArray(mri).shape + (3,))  # a PET fuses in colour
-        self.assertEqual(voxelArray(protected).dtype, np.float32)
-        self.assertEqual(protected.GetAttribute("AMIF.identifier"), "Self-test \u00a9")
-        self.assertTrue(keyPath.is_file())
-        if slicer.app.layoutManager() is not None:
-            logic.showComparison(mri, pet, protected)
-
-        self.delayDisplay("Unlocking")
-        unlocked = logic.unlock(protected, keyPath, device=runner.CPU)
-        self.assertEqual(unlocked.GetName(), "phantom T1 AMIF unlocked")
-        self.assertTrue(np.array_equal(localIjkToRas(unlocked), localIjkToRas(mri)))
-        core = logic.core()
-        mriImage = sitkImageFromArray(voxelArray(mri), localIjkToRas(mri))
-        onGrid, _ = core.io.geometry.resample_to_reference(
-            sitkImageFromArray(voxelArray(pet), localIjkToRas(pet)), mriImage)
-        axis = core.io.geometry.slice_axis(mriImage)
-        clean = np.moveaxis(logic.model(runner.CPU).fuse_clean(
-            np.moveaxis(sitk.GetArrayFromImage(mriImage), axis, 0), np.moveaxis(sitk.GetArrayFromImage(onGrid), axis, 0),
-            colour_table="pet"), 0, axis)
-        def psnr(x, y) -> float:
-            return float(10 * np.log10(1.0 / max(float(np.mean((np.asarray(x, np.float64) - y) ** 2)), 1e-20)))
-
-        self.assertGreaterEqual(psnr(voxelArray(unlocked), clean), 50.0, "unlocking must give back the clean fusion")
-        self.assertLess(psnr(voxelArray(protected), clean), 40.0, "the protected volume must carry the identifier")
-        self.assertTrue(np.array_equal(voxelArray(mri), mriBefore))
-        self.assertTrue(np.array_equal(voxelArray(pet), petBefore))
-        if slicer.app.layoutManager() is not None:
-            logic.showUnlocked(protected, unlocked)
-        keyPath.unlink()
-        self.delayDisplay("Protect and unlock passed")
+        checkProtectAndUnlock(self, AMIFSlicerLogic().amif, Path(slicer.util.tempDirectory()), self.delayDisplay,
+                              show=slicer.app.layoutManager() is not None)
 
     def test_AMIFSlicerRejectsWrongInputs(self) -> None:
         """A label map as input and a key of another volume give their own messages and add no node."""
-        from AMIFSlicerLib.errors import InvalidInputError
-        from AMIFSlicerLib.testdata import addPhantomPair
+        from AMIFSlicerLib.selftest import checkRejectsWrongInputs
 
         self._requireDependencies()
-        mri, pet = addPhantomPair(slicer.mrmlScene, mriShape=(10, 32, 28))
-        labels = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
-        labels.SetAndObserveImageData(mri.GetImageData())
-        logic = AMIFSlicerLogic().amif
-        keyPath = Path(slicer.util.tempDirectory()) / "selftest-wrong.amifkey"
-        nodes = slicer.mrmlScene.GetNumberOfNodes()
-        with self.assertRaises(InvalidInputError) as raised:
-            logic.protect(labels, pet, keyPath, device=runner.CPU)
-        self.assertIn("label map", str(raised.exception))
-        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodes)
-        self.assertFalse(keyPath.exists())
-
-        otherMri, otherPet = addPhantomPair(slicer.mrmlScene, mriShape=(10, 30, 28), seed=1)
-        protected = logic.protect(mri, pet, keyPath, device=runner.CPU)
-        otherKey = Path(slicer.util.tempDirectory()) / "selftest-other.amifkey"
-        logic.protect(otherMri, otherPet, otherKey, device=runner.CPU)
-        nodes = slicer.mrmlScene.GetNumberOfNodes()
-        with self.assertRaises(Exception) as raised:
-            logic.unlock(protected, otherKey, device=runner.CPU)
-        self.assertIn("belongs to another volume", str(raised.exception))
-        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodes)
-        keyPath.unlink()
-        otherKey.unlink()
-        self.delayDisplay("Wrong inputs rejected")
+        checkRejectsWrongInputs(self, AMIFSlicerLogic().amif, Path(slicer.util.tempDirectory()), self.delayDisplay)

@@ -1,4 +1,4 @@
-"""AMIFSceneLogic: protect and unlock volume nodes, show them, and tell the panel what is ready.
+"""AMIFSceneLogic: protect and unlock volume nodes and show them (what is ready: :mod:`AMIFSlicerLib.choices`).
 
 Protect reads the MRI and the CT/PET/SPECT node in world space, runs
 :func:`amif_core.inference.pipeline.protect_volume`, writes the key file and only then
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import importlib
 import re
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable
@@ -26,15 +24,22 @@ from amif_core.constants import (
 )
 from amif_core.inference import runner  # torch-free until a run: lists devices before PyTorch is installed
 from AMIFSlicerLib import display
+from AMIFSlicerLib.choices import (
+    COLOUR_AUTO,
+    COLOUR_GREY,
+    MRI_ROLE,
+    OTHER_ROLE,
+    colourTable,
+    keyFilePath,
+    protectBlocker,
+    unlockBlocker,
+)
 from AMIFSlicerLib.errors import DependencyError, InvalidInputError
 from AMIFSlicerLib.volumenodes import (
     addScalarVolumeNode,
-    isRgbNode,
     localIjkToRas,
     sitkImageFromArray,
-    volumeProblem,
     voxelArray,
-    worldBounds,
     worldVoxels,
 )
 
@@ -44,31 +49,14 @@ if TYPE_CHECKING:  # amif_core imports torch: only type checkers import it here
 
 PROTECTED_SUFFIX = " AMIF protected"
 UNLOCKED_SUFFIX = " AMIF unlocked"
-KEY_SUFFIX = ".amifkey"
-ROLE_ATTRIBUTE = "AMIF.role"
 PROVENANCE_ATTRIBUTES = ("AMIF.role", "AMIF.version", "AMIF.modelVersion", "AMIF.weightsSHA256", "AMIF.device",
                          "AMIF.identifier")
-MRI_ROLE = "MRI"
-OTHER_ROLE = "CT/PET/SPECT volume"
-PROTECTED_ROLE = "protected volume"
-COLOUR_AUTO, COLOUR_GREY = "auto", "grey"
-COLOUR_CHOICES = (COLOUR_AUTO, "pet", "spect", COLOUR_GREY)  # "pet" and "spect": amif_core's colour tables
-AUTO_TABLES = {display.PET: "pet", display.SPECT: "spect"}
-PARTIAL_OVERLAP_WARNING = 0.5  # warn when the second scan covers less than this fraction of the MRI
 CORE_MODULES = ("amif_core.inference.pipeline", "amif_core.inference.runner", "amif_core.inference.weights",
                 "amif_core.io.geometry", "amif_core.key.file", "amif_core.transforms.colour")
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
 Notice = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class KeyPlace:
-    """The default key file: ``path`` and ``reason``, the words the panel shows for why it goes there."""
-
-    path: Path
-    reason: str
 
 
 class AMIFSceneLogic:
@@ -137,32 +125,6 @@ class AMIFSceneLogic:
 
     # ------------------------------------------------------------------ protect
 
-    @staticmethod
-    def colourTable(otherNode: slicer.vtkMRMLScalarVolumeNode | None, choice: str = COLOUR_AUTO) -> str | None:
-        """The colour table a scalar ``otherNode`` is fused through for ``choice`` (one of
-        :data:`COLOUR_CHOICES`), or None (grey, or an RGB node's own colours).
-
-        "auto" gives PET the "pet" (hot iron) table and SPECT the "spect"
-        table, and keeps CT and unrecognised scans grey.
-        """
-        if otherNode is None or isRgbNode(otherNode) or choice == COLOUR_GREY:
-            return None
-        if choice == COLOUR_AUTO:
-            return AUTO_TABLES.get(display.guessModality(otherNode))
-        return choice
-
-    def colourDescription(self, otherNode: slicer.vtkMRMLScalarVolumeNode | None, choice: str = COLOUR_AUTO) -> str:
-        """One line for the panel: how the fusion of ``otherNode`` will look with ``choice``."""
-        if otherNode is None:
-            return ""
-        if isRgbNode(otherNode):
-            return ("Grey fusion of the colour volume's luma." if choice == COLOUR_GREY else
-                    "Colour fusion: the RGB volume's own colours on the fused luma.")
-        table = self.colourTable(otherNode, choice)
-        if table is None:
-            return "Grey fusion."
-        return f"Colour fusion through the '{table}' colour table (RGB result)."
-
     def protect(self, mriNode: slicer.vtkMRMLScalarVolumeNode, otherNode: slicer.vtkMRMLScalarVolumeNode,
                 keyPath: str | Path, identifier: str = DEFAULT_IDENTIFIER, device: str = runner.AUTO,
                 progress: Progress | None = None, cancel: Cancel | None = None, passphrase: str | None = None,
@@ -186,7 +148,7 @@ class AMIFSceneLogic:
         """
         notice = notice or (lambda text: None)
         passphrase = passphrase or None
-        problem = self.protectBlocker(mriNode, otherNode, identifier, keyPath, overwriteKey, colour)
+        problem = protectBlocker(mriNode, otherNode, identifier, keyPath, overwriteKey, colour)
         if problem is not None:
             raise InvalidInputError(problem)
         keyPath = keyFilePath(keyPath)
@@ -206,7 +168,7 @@ class AMIFSceneLogic:
                 voxels = core.transforms.colour.luma(core.transforms.colour.rgb_unit(voxels, "CT/PET/SPECT volume"))
             images[role] = (sitkImageFromArray(voxels, ijkToWorld), ijkToWorld)
         mriImage, mriIjkToWorld = images[MRI_ROLE]
-        table = self.colourTable(otherNode, colour)
+        table = colourTable(otherNode, colour)
         otherImage = images[OTHER_ROLE][0]
         plan = self._plan(mriImage, core.io.geometry.slice_axis(mriImage), device)
         for note in plan.notes:
@@ -228,16 +190,6 @@ class AMIFSceneLogic:
 
     # ------------------------------------------------------------------ unlock
 
-    def keyNeedsPassphrase(self, keyPath: str | Path) -> bool:
-        """True when the key file at ``keyPath`` is encrypted; False when it is not, or cannot be read yet."""
-        path = keyFilePath(keyPath)
-        if not path.is_file():
-            return False
-        try:
-            return bool(importlib.import_module("amif_core.key.file").key_needs_passphrase(path))
-        except Exception:
-            return False  # unreadable: unlock reports the reason (reading a key header needs no PyTorch)
-
     def unlock(self, protectedNode: slicer.vtkMRMLScalarVolumeNode, keyPath: str | Path,
                passphrase: str | None = None, device: str = runner.AUTO, progress: Progress | None = None,
                cancel: Cancel | None = None, notice: Notice | None = None) -> slicer.vtkMRMLScalarVolumeNode:
@@ -251,7 +203,7 @@ class AMIFSceneLogic:
         """
         notice = notice or (lambda text: None)
         passphrase = passphrase or None
-        problem = self.unlockBlocker(protectedNode, keyPath)
+        problem = unlockBlocker(protectedNode, keyPath)
         if problem is not None:
             raise InvalidInputError(problem)
         keyPath = keyFilePath(keyPath)
@@ -310,147 +262,3 @@ class AMIFSceneLogic:
             raise InvalidInputError("This AMIF logic has no application logic, so it cannot show views.")
         return self.applicationLogic
 
-    # ------------------------------------------------------------------ panel state
-
-    @staticmethod
-    def isAmifOutput(node: slicer.vtkMRMLNode) -> bool:
-        """True for nodes this module created (protected or unlocked volumes)."""
-        return bool(node.GetAttribute(ROLE_ATTRIBUTE))
-
-    def suggestInputs(self) -> tuple[slicer.vtkMRMLScalarVolumeNode | None, slicer.vtkMRMLScalarVolumeNode | None]:
-        """The first suitable (MRI, CT/PET/SPECT) pair of the scene, by modality, for preselection.
-
-        Label maps, other vector volumes and AMIF outputs are skipped. The MRI
-        is the first scalar volume that looks like MR (else the first that is
-        not CT/PET/SPECT); the other is the first CT/PET/SPECT volume, RGB
-        included (else the next suitable one).
-        """
-        candidates = [node for node in self._scalarVolumes()
-                      if volumeProblem(node, OTHER_ROLE, rgb=True) is None and not self.isAmifOutput(node)]
-        modalities = {node.GetID(): display.guessModality(node) for node in candidates}
-        scalars = [n for n in candidates if not isRgbNode(n)]
-        mri = next((n for n in scalars if modalities[n.GetID()] == display.MR), None)
-        mri = mri or next((n for n in scalars if modalities[n.GetID()] not in (display.CT, *display.FUNCTIONAL_MODALITIES)),
-                          None)
-        others = [n for n in candidates if n is not mri]
-        other = next((n for n in others if modalities[n.GetID()] in (display.CT, *display.FUNCTIONAL_MODALITIES)), None)
-        return mri, other or next(iter(others), None)
-
-    def suggestProtectedVolume(self) -> slicer.vtkMRMLScalarVolumeNode | None:
-        """The most recently added protected volume of the scene, for the unlock selector."""
-        protected = [n for n in self._scalarVolumes() if n.GetAttribute(ROLE_ATTRIBUTE) == "protected"]
-        return protected[-1] if protected else None
-
-    def _scalarVolumes(self) -> list[slicer.vtkMRMLScalarVolumeNode]:
-        return [self.scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
-                for i in range(self.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
-
-    def protectBlocker(self, mriNode: slicer.vtkMRMLScalarVolumeNode | None,
-                       otherNode: slicer.vtkMRMLScalarVolumeNode | None, identifier: str,
-                       keyPath: str | Path | None, overwriteKey: bool = True, colour: str = COLOUR_AUTO) -> str | None:
-        """Why Protect cannot run with these choices (the button's tooltip), or None when it can."""
-        problem = volumeProblem(mriNode, MRI_ROLE) or volumeProblem(otherNode, OTHER_ROLE, rgb=True)
-        if problem is not None:
-            return problem
-        if colour not in COLOUR_CHOICES:
-            return f"Unknown colour choice '{colour}'; choose one of {', '.join(COLOUR_CHOICES)}."
-        if isRgbNode(otherNode) and colour not in (COLOUR_AUTO, COLOUR_GREY):
-            return (f"'{otherNode.GetName()}' is already a colour (RGB) volume, so no colour table applies; choose "
-                    "Automatic (its own colours) or Keep grey.")
-        if mriNode is otherNode:
-            return "The MRI and the CT/PET/SPECT volume are the same node; select two different volumes."
-        for node in (mriNode, otherNode):
-            if self.isAmifOutput(node):
-                return (f"'{node.GetName()}' is an AMIF {node.GetAttribute(ROLE_ATTRIBUTE)} volume; select the "
-                        "original scans.")
-        if not identifier or not identifier.strip():
-            return "Enter the identifier text (for example 'AMIF \u00a9')."
-        return keyPathProblem(keyPath, mustExist=False, overwrite=overwriteKey)
-
-    def unlockBlocker(self, protectedNode: slicer.vtkMRMLScalarVolumeNode | None,
-                      keyPath: str | Path | None) -> str | None:
-        """Why Unlock cannot run with these choices (the button's tooltip), or None when it can."""
-        return volumeProblem(protectedNode, PROTECTED_ROLE, rgb=True) or keyPathProblem(keyPath, mustExist=True)
-
-    def inputWarnings(self, mriNode: slicer.vtkMRMLScalarVolumeNode | None,
-                      otherNode: slicer.vtkMRMLScalarVolumeNode | None) -> list[str]:
-        """Warnings about a valid input pair: no or little overlap in world space, transforms in use."""
-        if volumeProblem(mriNode, MRI_ROLE) or volumeProblem(otherNode, OTHER_ROLE, rgb=True) or mriNode is otherNode:
-            return []
-        warnings = []
-        mriBox, otherBox = worldBounds(mriNode), worldBounds(otherNode)
-        low, high = np.maximum(mriBox[:, 0], otherBox[:, 0]), np.minimum(mriBox[:, 1], otherBox[:, 1])
-        shared = float(np.prod(np.clip(high - low, 0, None)))
-        covered = shared / max(float(np.prod(mriBox[:, 1] - mriBox[:, 0])), 1e-12)
-        if shared <= 0:
-            warnings.append(f"'{mriNode.GetName()}' and '{otherNode.GetName()}' do not overlap in world space. "
-                            "Register them first (for example with the General Registration (Elastix or BRAINS) "
-                            "module) and place the second scan under the resulting transform.")
-        elif covered < PARTIAL_OVERLAP_WARNING:
-            warnings.append(f"'{otherNode.GetName()}' covers only about {covered:.0%} of the MRI's field of view; "
-                            "outside it the fusion shows the MRI alone. Check the registration.")
-        for node in (mriNode, otherNode):
-            transform = node.GetParentTransformNode()
-            if transform is not None:
-                warnings.append(f"'{node.GetName()}' is used in world space, through its transform "
-                                f"'{transform.GetName()}'.")
-        return warnings
-
-    def volumesNotOffered(self) -> list[str]:
-        """One line per loaded volume that the selectors do not offer (label maps, 4D and other vector volumes),
-        saying why, so a user who looks for it learns what to do."""
-        lines = []
-        for index in range(self.scene.GetNumberOfNodesByClass("vtkMRMLVolumeNode")):
-            node = self.scene.GetNthNodeByClass(index, "vtkMRMLVolumeNode")
-            offered = node.GetClassName() in ("vtkMRMLScalarVolumeNode", "vtkMRMLVectorVolumeNode")
-            problem = volumeProblem(node, OTHER_ROLE, rgb=True)
-            if self.isAmifOutput(node) or (offered and problem is None) or node.GetImageData() is None:
-                continue
-            lines.append(f"Not offered: {problem or node.GetName() + ' is not a scalar or RGB volume.'}")
-        return lines
-
-    def defaultKeyPlace(self, mriNode: slicer.vtkMRMLScalarVolumeNode, now: datetime | None = None) -> KeyPlace:
-        """Where Protect writes the key unless the user chooses: a path and the reason, for the panel to show.
-
-        The file "<MRI name> AMIF key.amifkey" goes next to the MRI's file when
-        the MRI was loaded from one, else into the scene's folder (Slicer's
-        default scene location). When that name is taken, the key's name gets
-        the date and time (``now``, default the current time), and the reason
-        says so: a default never moves silently, and never replaces a key.
-        """
-        storage = mriNode.GetStorageNode()
-        fileName = storage.GetFileName() if storage is not None else None
-        if fileName and Path(fileName).parent.is_dir():
-            folder, why = Path(fileName).parent, "next to the MRI's file"
-        else:
-            folder = Path(self.scene.GetRootDirectory() or ".").expanduser().resolve()
-            why = "in the scene's folder (Slicer's default scene location), as the MRI has no file of its own"
-        stem = re.sub(r'[<>:"/\\|?*\x00-\x1f]', "_", mriNode.GetName()).strip(" .") or "volume"
-        path = folder / f"{stem} AMIF key{KEY_SUFFIX}"
-        if path.exists():
-            stamp = (now or datetime.now()).strftime("%Y-%m-%d %H%M%S")
-            why += f"; '{path.name}' exists there already, so this key's name carries the date and time"
-            path = folder / f"{stem} AMIF key {stamp}{KEY_SUFFIX}"
-        return KeyPlace(path, why)
-
-
-def keyFilePath(keyPath: str | Path) -> Path:
-    """The key file a path names: surrounding blanks dropped and ``~`` expanded (the one place this is done)."""
-    return Path(str(keyPath).strip()).expanduser()
-
-
-def keyPathProblem(keyPath: str | Path | None, mustExist: bool, overwrite: bool = True) -> str | None:
-    """What is wrong with a key file path (to read when ``mustExist``, else to write), or None."""
-    text = str(keyPath).strip() if keyPath is not None else ""
-    if not text or text == ".":
-        return "Choose the key file." if mustExist else "Choose where to save the key file."
-    path = keyFilePath(text)
-    if mustExist:
-        return None if path.is_file() else f"The key file '{path}' does not exist; choose the key written with the protected volume."
-    if path.is_dir():
-        return f"'{path}' is a folder; give a key file name such as 'patient{KEY_SUFFIX}'."
-    if not path.parent.is_dir():
-        return f"The folder '{path.parent}' does not exist; choose another place for the key file."
-    if path.exists() and not overwrite:
-        return f"The key file '{path}' exists already; choose another name, or confirm that it may be replaced."
-    return None

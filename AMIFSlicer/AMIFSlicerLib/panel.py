@@ -2,8 +2,15 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import slicer
 
 from amif_core.inference import runner  # torch-free until a run
+from AMIFSlicerLib import choices
+from AMIFSlicerLib.i18n import tr as _
 
 
 def deviceSelection(saved: str, available: list[str], torchInstalled: bool) -> tuple[str, str | None]:
@@ -106,3 +113,99 @@ def progressText(done: int, total: int, elapsedSeconds: float) -> str:
         left = elapsedSeconds / done * (total - done)
         text += f", about {left:.0f} s left" if left < 90 else f", about {left / 60:.0f} min left"
     return text
+
+
+def isUnsetPath(path: object) -> bool:
+    """True for a path field left empty (the parameter node's unset ``Path`` reads as ".")."""
+    return path is None or str(path).strip() in ("", ".")
+
+
+class DefaultKeyPath:
+    """The key path the panel proposes: chosen once per MRI, and never over a path the user picked."""
+
+    def __init__(self) -> None:
+        self.forNode: str | None = None
+        self.path: Path | None = None
+
+    def update(self, scene: slicer.vtkMRMLScene, mriNode: slicer.vtkMRMLScalarVolumeNode | None,
+               keyPath: object) -> tuple[Path | None, str | None]:
+        """``(path to set, hint)`` for the current MRI and key path: a new default when the MRI changed and the
+        path is unset or still the default (else None), and the line saying where the key goes (None: unchanged)."""
+        mriId = mriNode.GetID() if mriNode is not None else None
+        if mriId and mriId != self.forNode and (isUnsetPath(keyPath) or keyPath == self.path):
+            place = choices.defaultKeyPlace(scene, mriNode)
+            self.forNode, self.path = mriId, place.path
+            return place.path, f"The key goes {place.reason}."
+        if isUnsetPath(keyPath):
+            return None, ""
+        return None, None if keyPath == self.path else "The key goes where you chose."
+
+
+@dataclass(frozen=True)
+class PanelState:
+    """What the panel shows for its current choices: why each button is off (None: it is on) and the warnings."""
+
+    protectBlocker: str | None
+    colourToolTip: str
+    warnings: str
+    showReady: bool
+    unlockBlocker: str | None
+
+
+def panelState(scene: slicer.vtkMRMLScene, parameters: Any, passphrase: str, confirmation: str) -> PanelState:
+    """The panel's state for ``parameters`` (the parameter node: mriVolume, otherVolume, colourMode,
+    identifierText, keyPath, protectedVolume, unlockKeyPath) and the two passphrase fields."""
+    keyPath = None if isUnsetPath(parameters.keyPath) else parameters.keyPath
+    protect = choices.protectBlocker(parameters.mriVolume, parameters.otherVolume, parameters.identifierText, keyPath,
+                                     colour=parameters.colourMode) or passphraseProblem(passphrase, confirmation)
+    warnings = choices.inputWarnings(parameters.mriVolume, parameters.otherVolume) + choices.volumesNotOffered(scene)
+    ownerWarning = identifierWarning(parameters.identifierText)
+    unlockKey = None if isUnsetPath(parameters.unlockKeyPath) else parameters.unlockKeyPath
+    return PanelState(
+        protectBlocker=protect,
+        colourToolTip=choices.colourDescription(parameters.otherVolume, parameters.colourMode),
+        warnings="\n".join(warnings + ([ownerWarning] if ownerWarning else [])),
+        showReady=all((parameters.mriVolume, parameters.otherVolume, parameters.protectedVolume)),
+        unlockBlocker=choices.unlockBlocker(parameters.protectedVolume, unlockKey),
+    )
+
+
+def preselectVolumes(scene: slicer.vtkMRMLScene, parameters: Any) -> None:
+    """Fill the parameter node's empty volume choices from the scene (:func:`AMIFSlicerLib.choices.suggestInputs`
+    and the newest protected volume); a choice already made is kept."""
+    if not parameters.mriVolume or not parameters.otherVolume:
+        mri, other = choices.suggestInputs(scene)
+        if not parameters.mriVolume and mri:
+            parameters.mriVolume = mri
+        if not parameters.otherVolume and other and other is not parameters.mriVolume:
+            parameters.otherVolume = other
+    if not parameters.protectedVolume:
+        protected = choices.suggestProtectedVolume(scene)
+        if protected:
+            parameters.protectedVolume = protected
+
+
+def panelMessage(error: Exception) -> str:
+    """The error's message, with the panel's advice for the setting that fixes it (core errors name one)."""
+    hints = {
+        "axis": _("The slice axis follows the MRI's orientation; reorient or crop the MRI."),
+        "device": _("Choose CPU in the Device list (Advanced)."),
+        "overwrite": _("Choose another key file."),
+        "passphrase": _("Enter it in the Passphrase field."),
+        "identifier": _("Change the Owner / copyright text."),
+        "colour": _("Change the Colour choice."),
+    }
+    return error.hint(hints) if hasattr(error, "hint") else str(error)
+
+
+def colourItems() -> list[tuple[str, str]]:
+    """The Colour list: (label, choice) for each of :data:`AMIFSlicerLib.choices.COLOUR_CHOICES`."""
+    return [(_("Automatic: PET/SPECT in colour, CT grey"), choices.COLOUR_AUTO), (_("PET colours (hot iron)"), "pet"),
+            (_("SPECT colours"), "spect"), (_("Keep grey"), choices.COLOUR_GREY)]
+
+
+def selectComboData(comboBox: Any, data: str) -> None:
+    """Show the item of ``comboBox`` whose data is ``data`` (else the first), without emitting its signals."""
+    wasBlocked = comboBox.blockSignals(True)
+    comboBox.currentIndex = max(comboBox.findData(data), 0)
+    comboBox.blockSignals(wasBlocked)

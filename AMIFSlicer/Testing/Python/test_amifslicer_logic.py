@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import slicer
 import vtk
 from amif_core.evaluation.fusion import psnr
 from amifslicer_testing import cleanFusion, voxelDigest
-from AMIFSlicerLib import display
+from AMIFSlicerLib import choices, display
 from AMIFSlicerLib.errors import InvalidInputError
 from AMIFSlicerLib.logic import PROVENANCE_ATTRIBUTES, AMIFSceneLogic
 from AMIFSlicerLib.testdata import addPhantomPair
@@ -122,11 +121,11 @@ def test_label_map_and_vector_volumes_get_their_own_messages(workspace):
 def test_colour_choices_rgb_input_and_keep_grey(workspace, coreModel):
     scene, logic = workspace.scene, workspace.logic
     mri, pet = addPhantomPair(scene, SMALL_MRI_SHAPE)
-    assert logic.colourTable(pet) == "pet" and logic.colourTable(pet, "spect") == "spect"
-    assert logic.colourTable(pet, "grey") is None
+    assert choices.colourTable(pet) == "pet" and choices.colourTable(pet, "spect") == "spect"
+    assert choices.colourTable(pet, "grey") is None
     ct = addScalarVolumeNode(scene, np.full((4, 8, 8), -1000, np.int16), np.eye(4), "head CT")
-    assert logic.colourTable(ct) is None and "Grey" in logic.colourDescription(ct)
-    assert "'pet' colour table" in logic.colourDescription(pet)
+    assert choices.colourTable(ct) is None and "Grey" in choices.colourDescription(ct)
+    assert "'pet' colour table" in choices.colourDescription(pet)
 
     grey = logic.protect(mri, pet, workspace.directory / "grey.amifkey", device="cpu", colour="grey")
     assert not grey.IsA("vtkMRMLVectorVolumeNode") and voxelArray(grey).shape == voxelArray(mri).shape
@@ -135,7 +134,7 @@ def test_colour_choices_rgb_input_and_keep_grey(workspace, coreModel):
 
     rgbVoxels = cleanFusion(coreModel, mri, pet)  # any RGB volume on a grid: here a colour fusion itself
     rgbNode = addScalarVolumeNode(scene, np.rint(rgbVoxels * 255).astype(np.uint8), localIjkToRas(mri), "RGB PET")
-    assert rgbNode.IsA("vtkMRMLVectorVolumeNode") and "own colours" in logic.colourDescription(rgbNode)
+    assert rgbNode.IsA("vtkMRMLVectorVolumeNode") and "own colours" in choices.colourDescription(rgbNode)
     before = voxelDigest(rgbNode)
     protected = logic.protect(mri, rgbNode, workspace.directory / "rgb.amifkey", device="cpu")
     assert protected.IsA("vtkMRMLVectorVolumeNode")
@@ -270,55 +269,17 @@ def test_volumes_that_do_not_overlap_get_a_warning_and_are_refused(workspace):
     shifted = localIjkToRas(pet)
     shifted[:3, 3] += (60.0, 0.0, 0.0)
     pet.SetIJKToRASMatrix(arrayToMatrix(shifted))
-    assert any("covers only about" in warning for warning in workspace.logic.inputWarnings(mri, pet))
+    assert any("covers only about" in warning for warning in choices.inputWarnings(mri, pet))
 
     shifted[:3, 3] += (500.0, 0.0, 0.0)
     pet.SetIJKToRASMatrix(arrayToMatrix(shifted))
-    warnings = workspace.logic.inputWarnings(mri, pet)
+    warnings = choices.inputWarnings(mri, pet)
     assert any("do not overlap in world space" in warning for warning in warnings)
     before = nodeCount(scene)
     with pytest.raises(amif_core.InputError, match="do not overlap in physical space"):
         workspace.logic.protect(mri, pet, workspace.directory / "none.amifkey", device="cpu")
     assert nodeCount(scene) == before
     assert not (workspace.directory / "none.amifkey").exists()
-
-
-def test_panel_helpers_preselect_and_explain(workspace):
-    scene, logic = workspace.scene, workspace.logic
-    labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "segmentation")
-    labels.SetAndObserveImageData(vtk.vtkImageData())
-    ct = addScalarVolumeNode(scene, np.full((4, 8, 8), -1000, np.int16), np.eye(4), "head scan")
-    mri, pet = addPhantomPair(scene, SMALL_MRI_SHAPE)
-    pet.SetName("FDG_PET")
-    assert display.guessModality(ct) == display.CT
-    assert display.guessModality(pet) == display.PET
-    assert display.guessModality(mri) == display.MR
-    assert logic.suggestInputs() == (mri, ct)  # the first CT/PET/SPECT volume in the scene
-
-    assert logic.protectBlocker(None, pet, "AMIF", "k.amifkey") == "Select the MRI."
-    assert "label map" in logic.protectBlocker(labels, pet, "AMIF", "k.amifkey")
-    assert logic.protectBlocker(mri, pet, "  ", "k.amifkey").startswith("Enter the identifier text")
-    assert logic.protectBlocker(mri, pet, "AMIF", None) == "Choose where to save the key file."
-    assert "does not exist" in logic.protectBlocker(mri, pet, "AMIF", workspace.directory / "no" / "k.amifkey")
-    assert logic.protectBlocker(mri, pet, "AMIF", workspace.directory / "k.amifkey") is None
-    assert logic.unlockBlocker(mri, None) == "Choose the key file."
-
-    sceneFolder = workspace.directory / "Slicer scenes"
-    sceneFolder.mkdir()
-    scene.SetRootDirectory(str(sceneFolder))
-    place = logic.defaultKeyPlace(mri)  # a node made in memory: no file of its own
-    assert place.path == sceneFolder / "phantom T1 AMIF key.amifkey" and "scene's folder" in place.reason
-    place.path.write_bytes(b"someone's key")
-    again = logic.defaultKeyPlace(mri, now=datetime(2026, 3, 14, 9, 26, 53))
-    assert again.path == sceneFolder / "phantom T1 AMIF key 2026-03-14 092653.amifkey"
-    assert "exists there already" in again.reason and place.path.read_bytes() == b"someone's key"
-
-    mriFolder = workspace.directory / "patient 7"
-    mriFolder.mkdir()
-    mri.AddDefaultStorageNode()
-    mri.GetStorageNode().SetFileName(str(mriFolder / "t1.nrrd"))  # as after loading the MRI from that file
-    place = logic.defaultKeyPlace(mri)
-    assert place.path == mriFolder / "phantom T1 AMIF key.amifkey" and place.reason == "next to the MRI's file"
 
 
 def test_comparison_layout_is_linked_centred_and_coloured(protectedPhantom):
@@ -366,8 +327,8 @@ def test_a_key_path_with_tilde_works_for_unlock_as_its_check_said(protectedPhant
     home.mkdir()
     shutil.copy(space.keyPath, home / "k.amifkey")
     monkeypatch.setenv("HOME", str(home))
-    assert space.logic.unlockBlocker(space.protected, "~/k.amifkey") is None
-    assert space.logic.keyNeedsPassphrase("~/k.amifkey") is False
+    assert choices.unlockBlocker(space.protected, "~/k.amifkey") is None
+    assert choices.keyNeedsPassphrase("~/k.amifkey") is False
     unlocked = space.logic.unlock(space.protected, "~/k.amifkey", device="cpu")
     assert "AMIF unlocked" in unlocked.GetName() and unlocked.GetAttribute("AMIF.role") == "unlocked"
     space.scene.RemoveNode(unlocked)
@@ -395,21 +356,3 @@ def test_views_are_fitted_after_the_layout_has_its_final_size(protectedPhantom, 
     for sliceLogic, dimensions in zip(logics, original):  # the shared phantom's views as they were
         sliceLogic.GetSliceNode().SetDimensions(*dimensions)
     space.logic.showComparison(space.mri, space.pet, space.protected)
-
-
-def test_multi_frame_volumes_are_named_and_hidden_volumes_are_explained(workspace):
-    scene, logic = workspace.scene, workspace.logic
-    mri, pet = addPhantomPair(scene, SMALL_MRI_SHAPE)
-    frames = vtk.vtkImageData()
-    frames.SetDimensions(20, 24, 6)
-    frames.AllocateScalars(vtk.VTK_FLOAT, 10)
-    dynamic = scene.AddNewNodeByClass("vtkMRMLVectorVolumeNode", "dynamic PET")
-    dynamic.SetAndObserveImageData(frames)
-    labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "brain labels")
-    labels.SetAndObserveImageData(mri.GetImageData())
-    with pytest.raises(InvalidInputError, match=r"'dynamic PET' is a 4D \(multi-frame\) volume with 10 frames"):
-        logic.protect(mri, dynamic, workspace.directory / "k.amifkey", device="cpu")
-    hidden = logic.volumesNotOffered()
-    assert len(hidden) == 2
-    assert any("'dynamic PET' is a 4D" in line for line in hidden)
-    assert any("'brain labels' is a label map" in line for line in hidden)

@@ -53,12 +53,15 @@ def parameterNodeFields() -> dict[str, str]:
 
 
 def test_every_widget_the_module_uses_exists_in_the_ui():
-    tree = ast.parse(MODULE_SCRIPT.read_text(encoding="utf-8"))
-    used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
-            and isinstance(node.value, ast.Attribute) and node.value.attr == "ui"}
-    assert {"protectButton", "unlockButton", "deviceComboBox", "passphraseLineEdit"} <= used
+    used = set()
+    for script in (MODULE_SCRIPT, MODULE_DIR / "AMIFSlicerLib" / "panelactions.py"):  # the widget and its actions
+        tree = ast.parse(script.read_text(encoding="utf-8"))
+        used |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute) and (
+            (isinstance(node.value, ast.Attribute) and node.value.attr == "ui")
+            or (isinstance(node.value, ast.Name) and node.value.id == "ui"))}
+    assert {"protectButton", "unlockButton", "deviceComboBox", "passphraseLineEdit", "keyPathHintLabel"} <= used
     missing = used - set(uiWidgets())
-    assert not missing, f"AMIFSlicer.py uses widgets that the .ui lacks: {sorted(missing)}"
+    assert not missing, f"AMIFSlicer.py or panelactions.py uses widgets that the .ui lacks: {sorted(missing)}"
 
 
 def test_node_selectors_list_scalar_volumes_and_get_the_scene():
