@@ -25,6 +25,7 @@ import amif_core.key.file as keyfile
 from amif_core.inference.model import AMIFModel
 from amif_core.inference.weights import save_weights
 from amif_core.io.volumes import read_volume
+from amif_core.key.storage import GREY_LEVELS
 from amif_core.key.file import read_key_header
 from amif_core.networks.amif import AMIFNet
 from amif_core.evaluation.fusion import psnr
@@ -71,7 +72,7 @@ def test_fuse_then_unlock_from_the_saved_files(capsys, inputs: Path, fused: dict
     mri = read_volume(inputs / "mri.nii.gz")
     protected, unlocked = read_volume(fused["protected"]), read_volume(tmp_path / "fused.nrrd")
     assert geometry_close(protected, mri) and geometry_close(unlocked, mri)
-    assert protected.GetPixelID() == unlocked.GetPixelID() == sitk.sitkFloat32
+    assert protected.GetPixelID() == sitk.sitkUInt16 and unlocked.GetPixelID() == sitk.sitkFloat32  # 16-bit archive
     axis = read_key_header(fused["key"])["axis"]
     reference = reference_fusion(model, mri, read_volume(inputs / "pet.nrrd"), axis)
     assert psnr(sitk.GetArrayViewFromImage(unlocked), reference) >= 50
@@ -103,7 +104,8 @@ def _with_voxels(image: sitk.Image, values: np.ndarray) -> sitk.Image:
 
 def _edited(image: sitk.Image) -> sitk.Image:
     values = sitk.GetArrayFromImage(image)
-    values[4, 5:12, 6:14] = np.minimum(values[4, 5:12, 6:14] + 0.1, 1.0)
+    top = 1.0 if values.dtype.kind == "f" else GREY_LEVELS  # a float32 or a 16-bit protected volume
+    values[4, 5:12, 6:14] = np.minimum(values[4, 5:12, 6:14] + 0.1 * top, top)
     return _with_voxels(image, values)
 
 
@@ -137,9 +139,9 @@ def test_every_unlock_problem_has_its_own_message_and_exit_code(capsys, fused: d
         ("another model", protected, fused["key"], other_weights, 3, "another model version"),
         ("edited", _modified(protected, tmp_path, "edited.nrrd", _edited), fused["key"], weights_file, 3,
          "was modified after it was protected"),
-        ("re-saved as integers", _modified(protected, tmp_path, "int16.nrrd",
-                                           lambda im: sitk.Cast(im * 1000, sitk.sitkInt16)),
-         fused["key"], weights_file, 3, "re-saved at lower precision"),
+        ("down-cast to 8 bits", _modified(protected, tmp_path, "uint8.nrrd",
+                                          lambda im: sitk.Cast(sitk.ShiftScale(im, 0, 255 / 32767), sitk.sitkUInt8)),
+         fused["key"], weights_file, 3, "was down-cast"),
         ("moved", _modified(protected, tmp_path, "moved.nrrd", _shifted), fused["key"], weights_file, 3,
          "its origin changed"),
         ("truncated key", protected, tmp_path / "truncated.amifkey", weights_file, 2, "is truncated"),

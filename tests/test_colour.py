@@ -110,10 +110,10 @@ def test_bad_colour_input_is_refused_clearly(model: AMIFModel, make, words: str)
 def test_a_colour_key_file_round_trips(model: AMIFModel, tmp_path: Path) -> None:
     mri, pet = oblique_mri(), coarse_pet()
     protected, key = protect_volume(model, mri, pet, colour_table="spect", notice=lambda text: None)
-    assert protected.GetNumberOfComponentsPerPixel() == 3 and protected.GetPixelID() == sitk.sitkVectorFloat32
+    assert protected.GetNumberOfComponentsPerPixel() == 3 and protected.GetPixelID() == sitk.sitkVectorUInt8
     write_key(tmp_path / "k.amifkey", key, passphrase="pw")
     header = read_key_header(tmp_path / "k.amifkey")
-    assert header["format_version"] == 3 and header["colour"]["table"] == "spect"
+    assert header["format_version"] == 4 and header["colour"]["table"] == "spect" and header["levels"] == 255
     assert header["payload"]["chroma_count"] == key.chroma_codes.size > 0
     again = read_key(tmp_path / "k.amifkey", "pw")
     assert again.shape == key.shape and again.colour == key.colour

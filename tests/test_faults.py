@@ -168,13 +168,15 @@ def test_a_full_disk_while_writing_the_volume_leaves_no_output(capsys, pair: Pat
     out = tmp_path / "out"
     out.mkdir()
     before = snapshot(pair)
-    with room_for(out, 4096, mechanism):  # the protected volume needs 12 kB
+    with room_for(out, 4096, mechanism):  # the protected volume needs 6 kB (uint16)
         code = cli.main(fuse_args(pair, out, weights_file, name))
         listed = os.listdir(out)
     err = capsys.readouterr().err
     assert code == 1, err
-    # ITK's NIfTI writer reports success on a full disk: AMIF must notice the short file itself.
-    assert ("is the disk full?" if ".nii" in name else "Could not write the volume") in err and str(out / name) in err
+    # ITK's NIfTI writer (and, for a write cut after its first block, its NRRD writer) reports success on a full
+    # disk: AMIF must notice the short file itself.
+    assert ("is the disk full?" in err or (".nii" not in name and "Could not write the volume" in err))
+    assert str(out / name) in err
     assert listed == [] and snapshot(pair) == before
 
 

@@ -39,6 +39,7 @@ def test_shipped_weights_meet_the_protection_criteria_on_real_validation_slices(
         _, _, other_key = protection_figures(model, *read_pair(harvard, first), None, rng)
         figures, _, _ = protection_figures(model, *read_pair(harvard, middle), other_key, rng)
         assert figures["unlock_psnr"] >= 50 and figures["unlock_psnr_16bit"] >= 50, (pair, figures)
+        assert figures["unlock_psnr_stored"] >= 50, (pair, figures)  # from the 16-bit (8-bit RGB) integers
         assert 0.08 <= figures["mask_coverage"] <= 0.25, (pair, figures)
         assert figures["mask_mean_abs"] >= 0.25 and figures["outside_psnr"] == float("inf"), (pair, figures)
         for kind in WRONG_KEYS:

@@ -33,7 +33,7 @@ from amif_core.key.file import (
 HEADER_FIELDS = {
     "format_version", "format", "amif_version", "created_utc", "model_id", "volume_fingerprint", "image_fingerprint",
     "axis", "shape", "geometry", "normalisation", "identifier", "identifier_style", "mask_offsets", "payload",
-    "encryption", "colour",
+    "encryption", "colour", "levels",
 }
 
 
@@ -178,8 +178,8 @@ def test_damaged_files_fail_fast_with_key_format_error(tmp_path: Path) -> None:
         "empty": (b"", "not an AMIF key file"),
         "short": (good[:10], "not an AMIF key file"),
         "wrong magic": (b"PK\x03\x04" + good[4:], "not an AMIF key file"),
-        "version 4": (good[:12] + struct.pack("<H", 4) + good[14:], "version 4.*newer AMIF"),
-        "version 1": (good[:12] + struct.pack("<H", 1) + good[14:], "version 1.*reads versions 2 and 3 only"),
+        "version 5": (good[:12] + struct.pack("<H", 5) + good[14:], "version 5.*newer AMIF"),
+        "version 1": (good[:12] + struct.pack("<H", 1) + good[14:], "version 1.*reads versions 2, 3 and 4 only"),
         "version 0": (good[:12] + struct.pack("<H", 0) + good[14:], "version 0"),
         "cut in the lengths": (good[:20], "truncated"),
         "huge header length": (good[:14] + struct.pack("<I", 0xFFFFFFFF) + good[18:], "out of bounds"),
@@ -212,6 +212,7 @@ def test_crafted_files_with_valid_digests_are_still_checked(tmp_path: Path) -> N
         (rebuild(b"[" * 100000 + b"]" * 100000, payload), "header"),
         (rebuild(json.dumps(huge).encode(), payload), "invalid header"),
         (variant(shape=[3, 13, 11]), "does not give shape"),
+        (variant(levels=1000), "levels must be null or one of 32767, 255"),
         (variant(mask_offsets=header["mask_offsets"][:-1]), "mask_offsets"),
         (variant(model_id="not hex"), "model_id"),
         (variant(axis=True), "axis"),

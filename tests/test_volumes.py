@@ -44,6 +44,7 @@ from amif_core.key.file import read_key, write_key
 from amif_core.montage import oriented
 from amif_core.transforms.identifier import IdentifierStyle, render_identifier_canvas
 from amif_core.evaluation.fusion import psnr
+from amif_core.key.storage import GREY_LEVELS
 
 SAGITTAL = (0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0)  # index x runs superior, index z runs left
 CORONAL = (1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0)  # index y runs superior
@@ -210,10 +211,10 @@ def test_protect_keeps_mri_geometry_and_unlock_from_files_matches_fuse_clean(mod
                                                                                protected_pair: dict) -> None:
     mri, protected, folder = protected_pair["mri"], protected_pair["protected"], protected_pair["folder"]
     assert len(protected_pair["notices"]) == 1 and protected_pair["notices"][0].startswith("Resampled the second scan")
-    assert geometry_close(protected, mri) and protected.GetPixelID() == sitk.sitkFloat32
+    assert geometry_close(protected, mri) and protected.GetPixelID() == sitk.sitkUInt16  # 15-bit fixed point
     assert not protected.GetMetaDataKeys()
     values = sitk.GetArrayViewFromImage(protected)
-    assert values.min() >= 0 and values.max() <= 1
+    assert values.min() >= 0 and values.max() <= GREY_LEVELS
     saved = read_volume(folder / "protected.nrrd")
     assert geometry_close(saved, mri)
     unlocked = unlock_volume(model, saved, read_key(folder / "protected.amifkey"))
@@ -279,20 +280,23 @@ def test_every_key_problem_has_its_own_error(model: AMIFModel, protected_pair: d
     protected, key = protected_pair["protected"], protected_pair["key"]
     values = sitk.GetArrayFromImage(protected)
     mri_values = sitk.GetArrayFromImage(protected_pair["mri"]).astype(np.float32)
-    another_volume = _with_voxels(protected, (mri_values - mri_values.min()) / np.ptp(mri_values))
+    another_volume = _with_voxels(protected, np.rint(GREY_LEVELS * (mri_values - mri_values.min())
+                                                     / np.ptp(mri_values)).astype(np.uint16))
     edited = values.copy()
-    edited[4, 5:12, 6:14] = np.minimum(edited[4, 5:12, 6:14] + 0.1, 1.0)
+    edited[4, 5:12, 6:14] = np.minimum(edited[4, 5:12, 6:14] + 0.1 * GREY_LEVELS, GREY_LEVELS)
     shifted = sitk.Image(protected)
     shifted.SetOrigin([v + 2.0 for v in protected.GetOrigin()])
     other_model = AMIFModel(model.net, model.device, "0" * 64, {})
     cases = [
         (other_model, protected, ModelMismatchError, "another model version"),
         (model, another_volume, KeyMismatchError, "belongs to another volume"),
-        (model, protected[:, :, :5], KeyMismatchError, "it is for 23x19x9 voxels, this volume has 23x19x5"),
+        (model, protected[:, :, :5], ImageModifiedError,
+         "was cropped after it was protected .* the key is for 23x19x9 voxels, this volume has 23x19x5"),
         (model, _with_voxels(protected, edited), ImageModifiedError, "was modified after it was protected"),
         (model, _with_voxels(protected, values.astype(np.float16).astype(np.float32)), ImageModifiedError,
          "modified after it was protected"),
-        (model, sitk.Cast(protected * 1000, sitk.sitkInt16), ImageModifiedError, "stored as '16-bit signed integer'"),
+        (model, sitk.Cast(sitk.ShiftScale(protected, 0, 255 / GREY_LEVELS), sitk.sitkUInt8), ImageModifiedError,
+         "stored as '8-bit unsigned integer' .* it was down-cast"),
         (model, shifted, ImageModifiedError, "its origin changed"),
     ]
     messages = []

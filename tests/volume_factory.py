@@ -12,7 +12,6 @@ import numpy as np
 import SimpleITK as sitk
 
 from amif_core.inference.model import AMIFModel
-from amif_core.io.geometry import resample_to_reference
 
 IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
@@ -107,7 +106,6 @@ def geometry_close(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-6) -> boo
 def reference_fusion(model: AMIFModel, mri: sitk.Image, other: sitk.Image, axis: int,
                      colour_table: str | None = None) -> np.ndarray:
     """model.fuse_clean of the (resampled) inputs, back in (z, y, x) order (RGB last for a colour fusion)."""
-    on_grid, _ = resample_to_reference(other, mri)
-    a = np.moveaxis(sitk.GetArrayFromImage(mri), axis, 0)
-    b = np.moveaxis(sitk.GetArrayFromImage(on_grid), axis, 0)
-    return np.moveaxis(model.fuse_clean(a, b, colour_table=colour_table), 0, axis)
+    from amif_core.evaluation.archive import clean_fusion
+
+    return clean_fusion(model, mri, other, axis, colour_table)

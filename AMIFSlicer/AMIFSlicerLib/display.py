@@ -116,7 +116,13 @@ def functionalWindowLevel(voxels: np.ndarray) -> tuple[float, float, str]:
     return upper, upper / 2, name
 
 
-RGB_WINDOW_LEVEL = (1.0, 0.5)  # float RGB in [0, 1], shown as it is
+RGB_WINDOW_LEVEL = (1.0, 0.5)  # float RGB in [0, 1] (an unlocked fusion), shown as it is
+RGB8_WINDOW_LEVEL = (255.0, 127.5)  # 8-bit RGB (a protected fusion, as stored), shown as it is
+
+
+def rgbWindowLevel(voxels: np.ndarray) -> tuple[float, float]:
+    """(window, level) that shows RGB ``voxels`` as they are: 8-bit 0..255, or float in [0, 1]."""
+    return RGB8_WINDOW_LEVEL if np.asarray(voxels).dtype == np.uint8 else RGB_WINDOW_LEVEL
 
 
 def setWindowLevel(node: slicer.vtkMRMLScalarVolumeNode, window: float, level: float) -> None:

@@ -183,7 +183,7 @@ class AMIFSceneLogic:
         core.key.file.write_key(keyPath, key, passphrase=passphrase, force=overwriteKey)
         voxels = sitk.GetArrayViewFromImage(protectedImage)
         node = addScalarVolumeNode(self.scene, voxels, mriIjkToWorld, mriNode.GetName() + PROTECTED_SUFFIX)
-        display.setWindowLevel(node, *(display.RGB_WINDOW_LEVEL if voxels.ndim == 4 else
+        display.setWindowLevel(node, *(display.rgbWindowLevel(voxels) if voxels.ndim == 4 else
                                        display.fusionWindowLevel(voxels)))
         self._provenance(node, "protected", self._models[ranOn], ranOn, identifier)
         return node
@@ -229,7 +229,7 @@ class AMIFSceneLogic:
                                    protectedNode.GetParentTransformNode())
         protectedDisplay = protectedNode.GetDisplayNode()
         if voxels.ndim == 4:
-            display.setWindowLevel(node, *display.RGB_WINDOW_LEVEL)
+            display.setWindowLevel(node, *display.rgbWindowLevel(voxels))
         elif protectedDisplay is not None and not protectedDisplay.GetAutoWindowLevel():
             display.setWindowLevel(node, protectedDisplay.GetWindow(), protectedDisplay.GetLevel())
         else:

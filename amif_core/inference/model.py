@@ -24,6 +24,7 @@ from amif_core.inference.pair import as_volume, prepare_pair
 from amif_core.key import codec
 from amif_core.key.check import check_fits
 from amif_core.key.core import Key, image_fingerprint, image_signature
+from amif_core.key.storage import quantise
 from amif_core.networks.amif import AMIFNet
 from amif_core.transforms.colour import chroma, luma, rgb_from
 from amif_core.transforms.identifier import (
@@ -126,7 +127,7 @@ class AMIFModel:
     def protect(self, mri: np.ndarray, other: np.ndarray, identifier: str = DEFAULT_IDENTIFIER,
                 style: IdentifierStyle = IdentifierStyle(), colour_table: str | None = None,
                 progress: Progress | None = None, cancel: Cancel | None = None,
-                batch_size: int = DEFAULT_BATCH_SIZE) -> Protected:
+                batch_size: int = DEFAULT_BATCH_SIZE, levels: int | None = None) -> Protected:
         """Fuse and protect: returns the image with the identifier burnt in, and its key.
 
         ``mri``: (H, W) or (D, H, W), greyscale, any real dtype and intensity
@@ -139,7 +140,9 @@ class AMIFModel:
         ``progress(done, total)`` is called per batch of slices; ``cancel()``
         returning True stops with :class:`CancelledError`. The image equals
         the clean fusion outside the strokes and the ink on them; the result
-        is deterministic for the same inputs on the same device.
+        is deterministic for the same inputs on the same device. ``levels``
+        (see :mod:`amif_core.key.storage`): round the image to multiples of
+        1 / ``levels`` before its key is made, so integers hold it exactly.
         """
         identifier = validate_identifier(identifier)
         pair = prepare_pair(mri, other, colour_table)
@@ -166,6 +169,8 @@ class AMIFModel:
             part_codes, origin[part], step[part] = codec.encode(key.cpu().numpy(), codec.support_masks(masks, (hp, wp)))
             codes.append(part_codes)
         image = image.reshape(pair.shape)
+        if levels is not None:
+            image = quantise(image, levels)
         seed = codec.pad_seed(image)
         codes = np.concatenate(codes)
         key = Key(
@@ -183,6 +188,7 @@ class AMIFModel:
             colour=pair.colour,
             chroma_codes=(codec.apply_pad(np.concatenate(chroma_codes), seed, codes.size, +1) if colour
                           else np.zeros(0, np.int16)),
+            levels=levels,
         )
         return Protected(image=image, key=key)
 

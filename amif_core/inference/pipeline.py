@@ -27,13 +27,15 @@ from amif_core.io.geometry import (
     from_axis_first,
     image_geometry,
     resample_to_reference,
+    restore_slice_order,
     slice_axis,
     volume_facts,
     volume_fingerprint,
 )
-from amif_core.io.volumes import FLOAT_TYPES, check_volume
+from amif_core.io.volumes import FLOAT_TYPES, check_volume, is_rgb_volume
 from amif_core.key.check import check_fits
 from amif_core.key.core import Key
+from amif_core.key.storage import from_stored, levels_for, to_stored
 from amif_core.transforms.identifier import IdentifierStyle, validate_identifier
 
 
@@ -73,9 +75,11 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
     ``batch_size`` slices run at once (see :mod:`amif_core.inference.runner`).
 
     The identifier is drawn to read upright in the standard view of the
-    slices (:func:`display_orientation`). Returns the protected volume
-    (float32 in [0, 1], RGB vector voxels for a colour fusion, exactly the
-    MRI's geometry, no metadata) and its :class:`Key`. The inputs are not modified.
+    slices (:func:`display_orientation`). Returns the protected volume and
+    its :class:`Key`. The volume is stored as integers that hold it exactly
+    (:mod:`amif_core.key.storage`): uint16 0..32767 for a grey fusion, 8-bit
+    RGB vector voxels for a colour one; exactly the MRI's geometry, no
+    metadata. The inputs are not modified.
     """
     check_volume(mri, "MRI")
     check_volume(other, "second scan", rgb=True)
@@ -91,11 +95,12 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
         notice(f"Resampled the second scan ({describe(other)}) onto the MRI grid ({describe(mri)}), linear "
                f"interpolation{partial}.")
     style = IdentifierStyle(**display_orientation(mri, axis))
+    levels = levels_for(colour_table is not None or is_rgb_volume(other))
     result = model.protect(axis_first(mri, axis), _partner_voxels(other, on_grid, axis), identifier, style,
                            colour_table=colour_table, progress=trimming(progress), cancel=cancel,
-                           batch_size=batch_size)
+                           batch_size=batch_size, levels=levels)
     del on_grid
-    protected = from_axis_first(result.image, axis, mri)
+    protected = from_axis_first(to_stored(result.image, levels), axis, mri)
     key = result.key
     del result
     geometry = image_geometry(protected)
@@ -106,9 +111,18 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
     )
 
 
+def protected_voxels(protected: sitk.Image, key: Key) -> np.ndarray:
+    """The protected image ``key`` was made for, read from ``protected``: (D, H, W) or (D, H, W, 3) float32, the
+    stored integers over the key's levels (:func:`~amif_core.key.storage.from_stored`); a float key's voxels as
+    stored."""
+    voxels = axis_first(protected, key.axis)
+    return from_stored(voxels, key.levels) if key.levels is not None else voxels
+
+
 def check_key_fits(model: AMIFModel, protected: sitk.Image, key: Key) -> None:
-    """Raise unless ``key`` unlocks ``protected`` with ``model`` (see :func:`amif_core.key.check.check_fits`)."""
-    check_fits(key, model.model_id, axis_first(protected, key.axis), volume_facts(protected))
+    """Raise unless ``key`` unlocks ``protected`` with ``model`` (see :func:`amif_core.key.check.check_fits`;
+    ``protected`` as :func:`~amif_core.io.geometry.restore_slice_order` gives it)."""
+    check_fits(key, model.model_id, protected_voxels(protected, key), volume_facts(protected))
 
 
 def unlock_volume(model: AMIFModel, protected: sitk.Image, key: Key, verify: bool = True,
@@ -121,12 +135,14 @@ def unlock_volume(model: AMIFModel, protected: sitk.Image, key: Key, verify: boo
     colour key) on the protected volume's geometry. ``progress``/``cancel`` as in :func:`protect_volume`.
     """
     check_volume(protected, "protected volume", rgb=key.colour is not None)
+    if key.is_volume_key:
+        protected = restore_slice_order(protected, key.geometry())
     if not verify:
         if tuple(protected.GetSize()) != tuple(key.size):
             raise InputError(f"The protected volume has {protected.GetSize()} voxels but the key is for {key.size}; "
                              "even a forced unlock needs the same size.")
     else:
         check_key_fits(model, protected, key)
-    clean = model.unlock(axis_first(protected, key.axis), key, verify=False, progress=trimming(progress),
+    clean = model.unlock(protected_voxels(protected, key), key, verify=False, progress=trimming(progress),
                          cancel=cancel, batch_size=batch_size)
     return from_axis_first(clean, key.axis, protected)

@@ -204,4 +204,31 @@ def volume_facts(image: sitk.Image) -> VolumeFacts:
     """What the key's fit check needs to know of a protected volume."""
     return VolumeFacts(size=tuple(image.GetSize()), geometry=image_geometry(image),
                        fingerprint=volume_fingerprint(image), stored_as_float=image.GetPixelID() in FLOAT_TYPES,
-                       pixel_type=image.GetPixelIDTypeAsString())
+                       pixel_type=image.GetPixelIDTypeAsString(), bits=8 * image.GetSizeOfPixelComponent())
+
+
+def restore_slice_order(image: sitk.Image, geometry: dict[str, list]) -> sitk.Image:
+    """``image`` with its k order reversed when it is the volume of ``geometry`` (as :func:`image_geometry`) read
+    back from a DICOM series of a left-handed grid; any other image is returned unchanged.
+
+    DICOM orders slices along row x column, so such a series reads back with
+    the k axis (and the third direction column) reversed; its voxels and
+    physical positions are the same. The reversed image takes its origin and
+    direction from ``image`` itself (the last slice, the negated k column), so
+    a real change of geometry is still seen by the key's check.
+    """
+    expected = np.array(geometry["direction"], dtype=np.float64).reshape(3, 3)
+    actual = np.array(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    if tuple(image.GetSize()) != tuple(geometry["size"]) or np.linalg.det(expected) > 0:
+        return image
+    if not (np.allclose(actual[:, :2], expected[:, :2], atol=DIRECTION_ATOL)
+            and np.allclose(actual[:, 2], -expected[:, 2], atol=DIRECTION_ATOL)):
+        return image
+    last = image.TransformIndexToPhysicalPoint((0, 0, image.GetSize()[2] - 1))
+    array = np.ascontiguousarray(sitk.GetArrayViewFromImage(image)[::-1])
+    restored = sitk.GetImageFromArray(array, isVector=image.GetNumberOfComponentsPerPixel() > 1)
+    restored.SetSpacing(image.GetSpacing())
+    restored.SetOrigin(last)
+    actual[:, 2] *= -1
+    restored.SetDirection(tuple(actual.reshape(-1)))
+    return restored

@@ -30,19 +30,40 @@ DIRECTION_ATOL = 1e-5
 class VolumeFacts:
     """What the check needs of a protected volume: ``size`` (x, y, z), ``geometry`` (as
     :meth:`Key.geometry`), ``fingerprint`` (the volume fingerprint), whether it is stored
-    as floating point, and its pixel type's name."""
+    as floating point, its pixel type's name and the bits of one pixel component."""
 
     size: tuple[int, int, int]
     geometry: dict[str, list]
     fingerprint: str
     stored_as_float: bool
     pixel_type: str
+    bits: int = 32
 
 
 def _geometry_changes(actual: dict[str, list], expected: dict[str, list]) -> list[str]:
     return [name for name, atol in (("spacing", GEOMETRY_ATOL_MM), ("origin", GEOMETRY_ATOL_MM),
                                     ("direction", DIRECTION_ATOL))
             if not np.allclose(actual[name], expected[name], rtol=0, atol=atol)]
+
+
+def _resizing(volume: VolumeFacts, key: Key) -> str | None:
+    """"cropped" when ``volume``'s grid is a part of the key's grid (same spacing and direction, an integer voxel
+    offset inside it), "resampled" when it covers the same region on another grid; else None."""
+    expected = key.geometry()
+    direction = np.array(expected["direction"], dtype=np.float64).reshape(3, 3)
+    if not np.allclose(volume.geometry["direction"], expected["direction"], atol=DIRECTION_ATOL):
+        return None
+    spacing, key_spacing = np.array(volume.geometry["spacing"]), np.array(expected["spacing"])
+    offset = np.linalg.solve(direction, np.subtract(volume.geometry["origin"], expected["origin"])) / key_spacing
+    size, key_size = np.array(volume.size), np.array(key.size)
+    if np.allclose(spacing, key_spacing, atol=GEOMETRY_ATOL_MM):
+        inside = (np.all(np.abs(offset - np.rint(offset)) < 1e-3) and np.all(np.rint(offset) >= 0)
+                  and np.all(np.rint(offset) + size <= key_size))
+        return "cropped" if inside else None
+    extent, key_extent = size * spacing, key_size * key_spacing
+    same_region = np.all(np.abs(extent - key_extent) <= key_spacing) and np.all(np.abs(offset) * key_spacing <=
+                                                                                 key_spacing)
+    return "resampled" if same_region else None
 
 
 def check_fits(key: Key, model_id: str, voxels: np.ndarray, volume: VolumeFacts | None = None) -> None:
@@ -67,10 +88,14 @@ def check_fits(key: Key, model_id: str, voxels: np.ndarray, volume: VolumeFacts 
             return
         prints = f"(volume fingerprint {short(volume.fingerprint)}, the key expects {short(key.volume_fingerprint)})"
         if tuple(volume.size) != tuple(key.size):
-            raise KeyMismatchError(
-                f"This key belongs to another volume {prints}: it is for {'x'.join(str(v) for v in key.size)} "
-                f"voxels, this volume has {'x'.join(str(v) for v in volume.size)}. Use the key written together "
-                "with this protected volume.")
+            sizes = (f"the key is for {'x'.join(str(v) for v in key.size)} voxels, this volume has "
+                     f"{'x'.join(str(v) for v in volume.size)}")
+            change = _resizing(volume, key)
+            if change is not None:
+                raise ImageModifiedError(f"The protected volume was {change} after it was protected {prints}: "
+                                         f"{sizes}. Unlock the original protected file.")
+            raise KeyMismatchError(f"This key belongs to another volume {prints}: {sizes}. Use the key written "
+                                   "together with this protected volume.")
         actual = image_fingerprint(voxels)
     if actual == key.fingerprint:
         changes = _geometry_changes(volume.geometry, key.geometry()) if volume is not None else []
@@ -83,13 +108,26 @@ def check_fits(key: Key, model_id: str, voxels: np.ndarray, volume: VolumeFacts 
         raise ImageModifiedError(
             f"The protected volume contains NaN or infinite voxels, which AMIF never writes: it was modified after "
             f"it was protected {prints}. Unlock the original protected file.")
-    if volume is not None and not volume.stored_as_float:
-        raise ImageModifiedError(
-            f"The protected volume is stored as '{volume.pixel_type}', but AMIF wrote it as 32-bit float: it was "
-            f"re-saved at lower precision {prints}. Unlock the original float32 protected file.")
+    if volume is not None:
+        _check_stored_type(key, volume, prints)
+    original = "the original protected file (or a lossless copy: DICOM, NRRD, NIfTI or MHA)"
     if signatures_match(image_signature(voxels, key.colour is not None), key.signature):
         raise ImageModifiedError(
             f"The protected {noun} was modified after it was protected {prints}: it was edited, filtered, resampled "
-            "or re-saved at lower precision. Unlock the original float32 protected file.")
+            f"or re-saved at lower precision. Unlock {original}.")
     raise KeyMismatchError(f"This key belongs to another {noun} {prints}. Use the key written together with this "
                            f"protected {noun}.")
+
+
+def _check_stored_type(key: Key, volume: VolumeFacts, prints: str) -> None:
+    """Name a pixel type that cannot hold what AMIF wrote: float32 for a float key, 16 bits for a grey
+    integer key (:mod:`amif_core.key.storage`)."""
+    if key.levels is None and not volume.stored_as_float:
+        raise ImageModifiedError(
+            f"The protected volume is stored as '{volume.pixel_type}', but AMIF wrote it as 32-bit float: it was "
+            f"re-saved at lower precision {prints}. Unlock the original float32 protected file.")
+    if key.levels is not None and key.colour is None and not volume.stored_as_float and volume.bits < 16:
+        raise ImageModifiedError(
+            f"The protected volume is stored as '{volume.pixel_type}' ({volume.bits}-bit), but AMIF wrote it as "
+            f"16-bit integers: it was down-cast, which loses the precision the key needs {prints}. Unlock the "
+            "original 16-bit protected file or series.")

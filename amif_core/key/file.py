@@ -48,8 +48,8 @@ from amif_core.key.header import (
 )
 
 MAGIC = b"\x89AMIFKEY\r\n\x1a\n"
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (2, 3)  # version 2 is version 3 without colour
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)  # version 2 is version 3 without colour, version 3 is version 4 without levels
 _PREFIX = struct.Struct("<12sHIQ")
 DIGEST_SIZE = 32
 MAX_HEADER_BYTES = 1 << 20  # the largest header AMIF writes (65535 slices) is ~0.9 MiB; json.loads needs ~25x this
@@ -167,7 +167,7 @@ def _verify(path: str | Path) -> _Verified:
                      " Keys of version 1 were made with the amif_v1 weights of amif-core 0.1; unlock it with "
                      "amif-core 0.1.")
             raise KeyFormatError(f"{path} uses key format version {version}, but this AMIF ({VERSION}) reads "
-                                 f"versions {' and '.join(map(str, READABLE_VERSIONS))} only.{newer}")
+                                 f"versions {', '.join(map(str, READABLE_VERSIONS[:-1]))} and {READABLE_VERSIONS[-1]} only.{newer}")
         if len(start) < _PREFIX.size:
             raise _corrupted(path, f"truncated ({size} bytes)")
         _, _, header_length, payload_length = _PREFIX.unpack(start)
@@ -199,6 +199,8 @@ def _verify(path: str | Path) -> _Verified:
         raise _corrupted(path, f"damaged (invalid header: {error})") from error
     if version < 3:
         header = {**header, "colour": None, "payload": {**header["payload"], "chroma_count": 0}}
+    if version < 4:
+        header = {**header, "levels": None}
     return _Verified(header, start + header_bytes, payload_length, version)
 
 
@@ -343,5 +345,5 @@ def read_key(path: str | Path, passphrase: str | None = None) -> Key:
         created_utc=header["created_utc"], axis=header["axis"], size=tuple(geometry["size"]),
         spacing=tuple(geometry["spacing"]), origin=tuple(geometry["origin"]), direction=tuple(geometry["direction"]),
         volume_fingerprint=header["volume_fingerprint"], colour=header["colour"],
-        chroma_codes=arrays.get("chroma", np.zeros(0, np.int16)),
+        chroma_codes=arrays.get("chroma", np.zeros(0, np.int16)), levels=header["levels"],
     )

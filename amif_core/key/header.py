@@ -17,6 +17,7 @@ import numpy as np
 
 from amif_core.constants import VERSION, padded
 from amif_core.key.core import SIGNATURE_GRID, Key
+from amif_core.key.storage import STORAGE_LEVELS
 
 FORMAT_NAME = "amif-key"
 MAX_SIDE = 65535
@@ -69,6 +70,7 @@ def build_header(key: Key, encryption: dict | None) -> dict[str, Any]:
         "axis": int(key.axis),
         "shape": [int(v) for v in key.spatial_shape],
         "colour": key.colour,
+        "levels": key.levels,
         "geometry": key.geometry(),
         "normalisation": key.normalisation,
         "identifier": key.identifier,
@@ -124,9 +126,11 @@ def _colour(value: Any) -> None:
 
 
 def validate_header(header: Any, payload_length: int, version: int) -> None:
-    """Raise ValueError/TypeError/KeyError unless ``header`` is a well-formed header of format ``version`` (2 or 3).
+    """Raise ValueError/TypeError/KeyError unless ``header`` is a well-formed header of format ``version`` (2 to 4).
 
-    Version 3 adds ``colour`` and ``payload.chroma_count``; a version-2 header is grey.
+    Version 3 adds ``colour`` and ``payload.chroma_count`` (a version-2 header
+    is grey); version 4 adds ``levels`` (null: a float32 image; else the
+    integer storage of :mod:`amif_core.key.storage`).
     """
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ValueError("format must be 'amif-key'")
@@ -180,6 +184,8 @@ def validate_header(header: Any, payload_length: int, version: int) -> None:
         _colour(header["colour"])
         chroma_count = _int(payload["chroma_count"], "payload.chroma_count", 0,
                             2 * math.prod(shape) if header["colour"] is not None else 0)
+    if version >= 4 and header["levels"] is not None and header["levels"] not in STORAGE_LEVELS:
+        raise ValueError(f"levels must be null or one of {', '.join(map(str, STORAGE_LEVELS))}")
     encryption = header["encryption"]
     overhead = 0
     if encryption is not None:

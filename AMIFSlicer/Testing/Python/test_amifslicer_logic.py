@@ -49,12 +49,11 @@ def test_protected_node_keeps_the_mri_geometry(protectedPhantom):
     assert np.array_equal(localIjkToRas(protected), localIjkToRas(mri))
     voxels = voxelArray(protected)  # a PET is fused in colour by default: an RGB vector volume
     assert protected.IsA("vtkMRMLVectorVolumeNode")
-    assert voxels.shape == voxelArray(mri).shape + (3,) and voxels.dtype == np.float32
-    assert 0.0 <= voxels.min() and voxels.max() <= 1.0
+    assert voxels.shape == voxelArray(mri).shape + (3,) and voxels.dtype == np.uint8  # 8-bit RGB, as archived
     assert any("Resampled the second scan" in notice for notice in protectedPhantom.notices)
     assert protected.GetParentTransformNode() is None
     assert not protected.GetDisplayNode().GetAutoWindowLevel()
-    assert (protected.GetDisplayNode().GetWindow(), protected.GetDisplayNode().GetLevel()) == display.RGB_WINDOW_LEVEL
+    assert (protected.GetDisplayNode().GetWindow(), protected.GetDisplayNode().GetLevel()) == display.RGB8_WINDOW_LEVEL
 
 
 def test_protected_node_carries_provenance_only(protectedPhantom, weightsPath):
@@ -78,9 +77,11 @@ def test_unlock_restores_the_clean_fusion_and_leaves_inputs_alone(protectedPhant
     assert unlocked.GetName() == "phantom T1 AMIF unlocked"
     assert np.array_equal(localIjkToRas(unlocked), localIjkToRas(space.protected))
     assert psnr(voxelArray(unlocked), clean) >= 50.0
-    assert psnr(voxelArray(space.protected), clean) < 40.0, "the protected volume must differ from the clean fusion"
+    protectedRgb = voxelArray(space.protected) / 255.0  # stored as 8-bit RGB
+    assert psnr(protectedRgb, clean) < 40.0, "the protected volume must differ from the clean fusion"
     assert unlocked.GetAttribute("AMIF.role") == "unlocked"
-    assert unlocked.GetDisplayNode().GetWindow() == pytest.approx(space.protected.GetDisplayNode().GetWindow())
+    shown = [(node.GetDisplayNode().GetWindow(), node.GetDisplayNode().GetLevel()) for node in (space.protected, unlocked)]
+    assert shown == [display.RGB8_WINDOW_LEVEL, display.RGB_WINDOW_LEVEL]  # both shown as they are
 
     assert (voxelDigest(space.mri), voxelDigest(space.pet)) == space.inputDigests
     assert voxelDigest(space.protected) == protectedDigest
@@ -168,7 +169,7 @@ def test_wrong_keys_passphrases_and_volumes_get_clear_messages(protectedPhantom,
     damaged[len(damaged) // 2] ^= 0xFF
     damagedKey.write_bytes(bytes(damaged))
     edited = voxelArray(space.protected).copy()
-    edited[:, 10:20, 10:20] += 0.01
+    edited[:, 10:20, 10:20] //= 2
     editedNode = addScalarVolumeNode(scene, edited, localIjkToRas(space.protected), "edited protected")
     otherWeights = tmp_path / "other-weights.pt"
     shutil.copy(weightsPath, otherWeights)

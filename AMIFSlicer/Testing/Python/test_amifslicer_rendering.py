@@ -32,12 +32,12 @@ def test_rendered_protected_view_shows_the_identifier_and_unlocked_view_does_not
     mask = np.moveaxis(coreModel.identifier_mask(key), 0, key.axis).astype(np.float32)
     cleanNode = addScalarVolumeNode(space.scene, cleanFusion(coreModel, space.mri, space.pet), geometry, "clean")
     maskNode = addScalarVolumeNode(space.scene, mask, geometry, "identifier mask")
-    protectedDisplay = space.protected.GetDisplayNode()
-    display.setWindowLevel(cleanNode, protectedDisplay.GetWindow(), protectedDisplay.GetLevel())
     display.setWindowLevel(maskNode, 1.0, 0.5)
     maskNode.GetDisplayNode().SetInterpolate(False)
 
     unlocked = space.logic.unlock(space.protected, space.keyPath, device="cpu")
+    unlockedDisplay = unlocked.GetDisplayNode()  # the clean fusion is float, as the unlocked one
+    display.setWindowLevel(cleanNode, unlockedDisplay.GetWindow(), unlockedDisplay.GetLevel())
     space.logic.showUnlocked(space.protected, unlocked)
     protectedView = grey(space.views.render(display.PROTECTED_VIEW.name))
     unlockedView = grey(space.views.render(display.UNLOCKED_VIEW.name))
