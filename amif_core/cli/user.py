@@ -39,8 +39,11 @@ def _fuse_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("other", type=Path,
                         help="the registered CT, PET or SPECT (any grid: it is resampled onto the MRI grid)")
     parser.add_argument("-o", "--output", type=Path, required=True,
-                        help="protected volume to write (.nrrd, .nii, .nii.gz or .mha); float32 (RGB in colour) "
-                             "on the MRI grid")
+                        help="protected volume to write (.nrrd, .nii, .nii.gz or .mha; with --dicom a new folder) "
+                             "on the MRI grid: uint16 grey, or 8-bit RGB in colour")
+    parser.add_argument("--dicom", action="store_true",
+                        help="write a derived DICOM series into the folder OUTPUT (patient and study copied from "
+                             "the MRI's series when the MRI is a DICOM folder)")
     parser.add_argument("--key", type=Path, required=True, help="key file to write; keep it apart from the image")
     parser.add_argument("--axis", type=int, choices=(0, 1, 2),
                         help="numpy axis of the (z, y, x) array to slice along (default: the one closest to "
@@ -51,12 +54,16 @@ def _fuse_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 @command("fuse", "Fuse an MRI with a CT/PET/SPECT and protect the result with a visible identifier.",
-         example="amif fuse mri.nii.gz pet.nrrd -o protected.nrrd --key protected.amifkey --passphrase-prompt",
+         example="amif fuse mri.nii.gz pet.nrrd -o protected.nrrd --key protected.amifkey --passphrase-prompt\n"
+                 "  amif fuse mri_dicom/ pet.nrrd -o protected_dicom/ --dicom --key protected.amifkey",
          arguments=(_fuse_arguments, identifier_option, passphrase_options, model_options, force_option))
 def fuse(args: argparse.Namespace) -> int:
     validate_identifier(args.identifier)
-    check_volume_path(args.output)
-    check_outputs([args.output, args.key], args.force, inputs=[args.mri, args.other])
+    if args.dicom:
+        check_outputs([args.key], args.force, inputs=[args.mri, args.other], folders=[args.output])
+    else:
+        check_volume_path(args.output)
+        check_outputs([args.output, args.key], args.force, inputs=[args.mri, args.other])
     passphrase = passphrase_from(args, confirm=True)
     mri, other = read_volume(args.mri), read_volume(args.other)
     from amif_core.inference.pipeline import protect_volume
@@ -68,8 +75,14 @@ def fuse(args: argparse.Namespace) -> int:
         protected, key = run_planned(args, mri.GetNumberOfPixels(), slice_size(mri, axis), lambda model, batch: (
             protect_volume(model, mri, other, args.identifier, axis, colour_table=args.colour, progress=progress,
                            notice=notice(args), batch_size=batch)))
-    write_atomically([volume_output(protected, args.output), key_output(args.key, key, passphrase)], args.force)
-    kind = "float32 RGB" if key.colour is not None else "float32"
+    if args.dicom:
+        from amif_core.io.dicom import dicom_series_output, source_attributes
+
+        image_output = dicom_series_output(protected, args.output, key.identifier, source_attributes(args.mri))
+    else:
+        image_output = volume_output(protected, args.output)
+    write_atomically([image_output, key_output(args.key, key, passphrase)], args.force)
+    kind = ("8-bit RGB" if key.colour is not None else "uint16") + (" DICOM series" if args.dicom else "")
     say(args, f"Protected volume: {args.output} ({kind}, the MRI's geometry; sliced along axis {key.axis})")
     say(args, f"Key:              {args.key} ({_file_size(args.key)}, "
               f"{'encrypted' if passphrase else 'NOT encrypted'}; volume fingerprint {key.volume_fingerprint[:12]})")
@@ -78,7 +91,9 @@ def fuse(args: argparse.Namespace) -> int:
 
 
 def _unlock_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("protected", type=Path, help="the protected volume written by `amif fuse`")
+    parser.add_argument("protected", type=Path,
+                        help="the protected volume written by `amif fuse`, or a lossless copy of it: a volume file "
+                             "in any integer or float type, or a DICOM series folder (as an archive gives it back)")
     parser.add_argument("--key", type=Path, required=True, help="the key written with it")
     parser.add_argument("-o", "--output", type=Path, required=True,
                         help="unlocked fusion to write (.nrrd, .nii, .nii.gz or .mha)")
