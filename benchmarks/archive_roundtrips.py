@@ -6,6 +6,11 @@ DICOM series first (patient and study made up), so the DICOM output copies
 real source attributes. Grey and colour (PET through the hot-iron table).
 
     python benchmarks/archive_roundtrips.py [--threads 2] [--keep DIR]
+
+With the slicer-core wheel installed (the test extras), it also runs the
+Slicer module's logic on real MRML: the demo pair as nodes, protected, the
+protected node saved (archetype storage node, as Slicer's Save) or written as
+a DICOM series and loaded back as Slicer's DICOM module loads one, unlocked.
 """
 from __future__ import annotations
 
@@ -67,6 +72,66 @@ def main() -> None:
             for refusal in rows:
                 r = "  n/a" if refusal.correlation is None else f"{refusal.correlation:5.3f}"
                 print(f"    {refusal.name:34s} r {r}  {refusal.error or 'UNLOCKED'}: {refusal.message[:70]}")
+        try:
+            import slicer  # noqa: F401 - only to learn whether the slicer-core wheel is installed
+        except ImportError:
+            print("\n(slicer-core is not installed: the Slicer logic's round trips were skipped)")
+        else:
+            slicer_round_trips(model, work)
+
+
+def slicer_round_trips(model: amif_core.AMIFModel, work: Path) -> None:
+    """The Slicer logic's round trips on the demo pair (needs slicer-core), PSNR against the clean fusion."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "AMIFSlicer"))
+    import slicer
+    from AMIFSlicerLib.logic import AMIFSceneLogic
+    from AMIFSlicerLib.volumenodes import localIjkToRas, sitkImageFromArray, voxelArray
+
+    from amif_core.evaluation.fusion import psnr
+    from amif_core.io.atomic import write_atomically
+    from amif_core.io.dicom import dicom_series_output
+
+    scene = slicer.vtkMRMLScene()
+    slicer.mrmlScene = scene
+    logic = AMIFSceneLogic(scene)
+
+    def load(files: list[Path], node_class: str) -> slicer.vtkMRMLVolumeNode:
+        node = scene.AddNewNodeByClass(node_class)
+        storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+        scene.AddNode(storage)
+        storage.SetFileName(str(files[0]))
+        if len(files) > 1:
+            storage.ResetFileNameList()
+            for path in files:
+                storage.AddFileName(str(path))
+            storage.SetSingleFile(0)
+        storage.ReadData(node)
+        return node
+
+    mri, pet = load([DEMO_MRI], "vtkMRMLScalarVolumeNode"), load([DEMO_PET], "vtkMRMLScalarVolumeNode")
+    pet.SetName("demo PET")
+    images = [sitkImageFromArray(voxelArray(node), localIjkToRas(node)) for node in (mri, pet)]
+    print("\n== Slicer logic on real MRML (slicer-core): unlock after each store, PSNR (bar >= 50 dB)")
+    for colour, table in (("grey", None), ("auto", "pet")):
+        key_path = work / f"slicer-{colour}.amifkey"
+        protected = logic.protect(mri, pet, key_path, device="cpu", colour=colour)
+        clean = archive.clean_fusion(model, *images, axis=logic.core().key.file.read_key(key_path).axis,
+                                     colour_table=table)
+        series = work / f"slicer-{colour}-dicom"
+        write_atomically([dicom_series_output(sitkImageFromArray(voxelArray(protected), localIjkToRas(protected)),
+                                              series, protected.GetAttribute("AMIF.identifier"))])
+        saved = work / f"slicer-{colour}.nrrd"
+        storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+        scene.AddNode(storage)
+        storage.SetFileName(str(saved))
+        storage.WriteData(protected)
+        for name, files in (("saved as NRRD (Save)", [saved]), ("DICOM series, loaded as the DICOM module does",
+                                                                 sorted(series.glob("*.dcm")))):
+            unlocked = logic.unlock(load(files, protected.GetClassName()), key_path, device="cpu")
+            print(f"  {colour:5s} {voxelArray(protected).dtype} node, {name:46s} "
+                  f"{psnr(voxelArray(unlocked), clean):7.1f} dB")
 
 
 if __name__ == "__main__":
