@@ -30,8 +30,8 @@ class MontageColumn:
     """One column: ``title`` drawn above it, ``image`` a 3D volume, ``colormap`` one of :data:`COLORMAPS`.
 
     A scalar volume is shown in "grey" or through a colour table (a key of
-    :data:`~amif_core.transforms.colour.COLOUR_TABLES`); an RGB volume (float
-    in [0, 1]) as it is, with "rgb". ``window``: (low, high) intensities
+    :data:`~amif_core.transforms.colour.COLOUR_TABLES`); an RGB volume (8-bit,
+    or float in [0, 1]) as it is, with "rgb". ``window``: (low, high) intensities
     mapped to black and white (to the table's ends); None fits the robust
     percentile window of the volume.
     """
@@ -93,8 +93,8 @@ def _resize(values: np.ndarray, h: int, w: int) -> np.ndarray:
 def _window(column: MontageColumn) -> tuple[float, float]:
     if column.window is not None:
         return column.window
-    if column.colormap == "rgb":
-        return 0.0, 1.0
+    if column.colormap == "rgb":  # 8-bit RGB (a stored protected fusion) or float RGB in [0, 1]
+        return (0.0, 255.0) if column.image.GetPixelID() == sitk.sitkVectorUInt8 else (0.0, 1.0)
     fitted = fit_normalisation(sitk.GetArrayViewFromImage(column.image))
     return fitted.low, fitted.high
 
