@@ -87,6 +87,7 @@ def slicer_round_trips(model: amif_core.AMIFModel, work: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "AMIFSlicer"))
     import slicer
     from AMIFSlicerLib.logic import AMIFSceneLogic
+    from AMIFSlicerLib.testdata import loadWithStorageNode
     from AMIFSlicerLib.volumenodes import localIjkToRas, sitkImageFromArray, voxelArray
 
     from amif_core.evaluation.fusion import psnr
@@ -97,20 +98,8 @@ def slicer_round_trips(model: amif_core.AMIFModel, work: Path) -> None:
     slicer.mrmlScene = scene
     logic = AMIFSceneLogic(scene)
 
-    def load(files: list[Path], node_class: str) -> slicer.vtkMRMLVolumeNode:
-        node = scene.AddNewNodeByClass(node_class)
-        storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
-        scene.AddNode(storage)
-        storage.SetFileName(str(files[0]))
-        if len(files) > 1:
-            storage.ResetFileNameList()
-            for path in files:
-                storage.AddFileName(str(path))
-            storage.SetSingleFile(0)
-        storage.ReadData(node)
-        return node
-
-    mri, pet = load([DEMO_MRI], "vtkMRMLScalarVolumeNode"), load([DEMO_PET], "vtkMRMLScalarVolumeNode")
+    mri = loadWithStorageNode(scene, [DEMO_MRI], "vtkMRMLScalarVolumeNode")
+    pet = loadWithStorageNode(scene, [DEMO_PET], "vtkMRMLScalarVolumeNode")
     pet.SetName("demo PET")
     images = [sitkImageFromArray(voxelArray(node), localIjkToRas(node)) for node in (mri, pet)]
     print("\n== Slicer logic on real MRML (slicer-core): unlock after each store, PSNR (bar >= 50 dB)")
@@ -129,7 +118,7 @@ def slicer_round_trips(model: amif_core.AMIFModel, work: Path) -> None:
         storage.WriteData(protected)
         for name, files in (("saved as NRRD (Save)", [saved]), ("DICOM series, loaded as the DICOM module does",
                                                                  sorted(series.glob("*.dcm")))):
-            unlocked = logic.unlock(load(files, protected.GetClassName()), key_path, device="cpu")
+            unlocked = logic.unlock(loadWithStorageNode(scene, files, protected.GetClassName()), key_path, device="cpu")
             print(f"  {colour:5s} {voxelArray(protected).dtype} node, {name:46s} "
                   f"{psnr(voxelArray(unlocked), clean):7.1f} dB")
 

@@ -195,6 +195,7 @@ def test_info_shows_the_header_only(capsys, fused: dict, tmp_path: Path) -> None
     header = read_key_header(fused["key"])
     assert code == 0 and header["volume_fingerprint"] in out and "encrypted:          no" in out
     assert "fits the volume with" in out and header["model_id"] in out
+    assert "stored as:          uint16 integers 0..32767" in out
     code, out, _ = run(capsys, "info", fused["key"], "--json")
     assert code == 0 and json.loads(out) == header
     key = keyfile.read_key(fused["key"])

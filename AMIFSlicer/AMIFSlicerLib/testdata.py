@@ -75,3 +75,21 @@ def addPhantomPair(scene: slicer.vtkMRMLScene, mriShape: tuple[int, int, int] = 
     mri = addScalarVolumeNode(scene, mriPhantom(mriShape, mriIjkToRas, seed), mriIjkToRas, "phantom T1")
     pet = addScalarVolumeNode(scene, petPhantom(petShape, petIjkToRas), petIjkToRas, "phantom PET")
     return mri, pet
+
+
+def loadWithStorageNode(scene: slicer.vtkMRMLScene, files: list, className: str) -> slicer.vtkMRMLVolumeNode:
+    """A new ``className`` node read from ``files`` by an archetype storage node, as Slicer reads volumes: one
+    file (what *Save* wrote), or a DICOM series given file by file, as the DICOM module's scalar volume plugin
+    gives it."""
+    node = scene.AddNewNodeByClass(className)
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    scene.AddNode(storage)
+    storage.SetFileName(str(files[0]))
+    if len(files) > 1:
+        storage.ResetFileNameList()
+        for path in files:
+            storage.AddFileName(str(path))
+        storage.SetSingleFile(0)
+    if not storage.ReadData(node):
+        raise OSError(f"Could not read {files[0]} into a {className}.")
+    return node

@@ -155,8 +155,15 @@ def _format_header(path: Path, header: dict) -> str:
         f"  normalisation:      MRI [{norm['mri']['low']:g}, {norm['mri']['high']:g}], "
         f"second scan [{norm['other']['low']:g}, {norm['other']['high']:g}]",
         f"  colour:             {_colour_text(header.get('colour'))}",
+        f"  stored as:          {_storage_text(header.get('levels'), header.get('colour'))}",
     ]
     return "\n".join(rows)
+
+
+def _storage_text(levels: int | None, colour: dict | None) -> str:
+    if levels is None:
+        return "float32 (a key of format 3 or older)"
+    return f"{'8-bit RGB' if colour is not None else 'uint16'} integers 0..{levels} (a DICOM series or any lossless copy unlocks)"
 
 
 def _colour_text(colour: dict | None) -> str:

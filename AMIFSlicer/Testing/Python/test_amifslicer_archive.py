@@ -7,35 +7,16 @@ DICOM export (CreateDICOMSeries) is not available to run here.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import slicer
 from amifslicer_testing import cleanFusion
-from AMIFSlicerLib.testdata import addPhantomPair
+from AMIFSlicerLib.testdata import addPhantomPair, loadWithStorageNode
 from AMIFSlicerLib.volumenodes import localIjkToRas, sitkImageFromArray, voxelArray
 
 from amif_core.evaluation.fusion import psnr
 from amif_core.io.atomic import write_atomically
 from amif_core.io.dicom import dicom_series_output
-
-
-def saved_and_loaded(scene: slicer.vtkMRMLScene, node: slicer.vtkMRMLVolumeNode, files: list[Path]
-                     ) -> slicer.vtkMRMLVolumeNode:
-    """A new node of ``node``'s class read from ``files`` by an archetype storage node (one file, or a DICOM
-    series given file by file as Slicer's DICOM scalar volume plugin gives it)."""
-    loaded = scene.AddNewNodeByClass(node.GetClassName(), "loaded " + node.GetName())
-    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
-    scene.AddNode(storage)
-    storage.SetFileName(str(files[0]))
-    if len(files) > 1:
-        storage.ResetFileNameList()
-        for path in files:
-            storage.AddFileName(str(path))
-        storage.SetSingleFile(0)
-    assert storage.ReadData(loaded) == 1
-    return loaded
 
 
 @pytest.mark.parametrize("colour", ["grey", "auto"])
@@ -58,7 +39,7 @@ def test_a_protected_node_unlocks_after_a_save_or_a_dicom_round_trip(workspace, 
         scene.AddNode(storage)
         storage.SetFileName(str(files[0]))
         assert storage.WriteData(protected) == 1
-    loaded = saved_and_loaded(scene, protected, files)
+    loaded = loadWithStorageNode(scene, files, protected.GetClassName())
     assert np.array_equal(voxelArray(loaded), voxelArray(protected))
     assert np.allclose(localIjkToRas(loaded), localIjkToRas(protected), atol=1e-4)
     unlocked = logic.unlock(loaded, keyPath, device="cpu")
