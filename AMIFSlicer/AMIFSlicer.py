@@ -184,8 +184,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateState)
 
     def onSceneStartClose(self, caller, event) -> None:
-        if self._actions.run.running:  # the run stops at its next slice and adds nothing to the closing (or next) scene
-            self._actions.run.cancelRequested = True
+        self._actions.sceneClosing()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:

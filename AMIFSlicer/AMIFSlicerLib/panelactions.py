@@ -116,6 +116,12 @@ class PanelActions:
             (ui.protectButton, ui.unlockButton), processEvents, cancelText=_("Cancel"),
             cancelToolTip=_("Stop the run; nothing is written or added."), cancellingText=_("Cancelling..."))
 
+    def sceneClosing(self) -> None:
+        """The scene starts to close: a running protect or unlock stops at its next slice, and adds nothing to the
+        closing scene or the next one."""
+        if self.run.running:
+            self.run.cancelRequested = True
+
     def refresh(self, scene: Any, parameters: Any) -> None:
         """Show what ``parameters`` allow: buttons on or off with the reason as tooltip, warnings, the default key
         path (set in ``parameters`` once per MRI), and the passphrase field when the chosen key is encrypted."""

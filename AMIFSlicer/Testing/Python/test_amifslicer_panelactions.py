@@ -124,3 +124,14 @@ def test_an_expected_error_goes_to_the_panel_line_only(workspace):
     panel.actions.protect(parametersFor(labels, pet, workspace.directory / "k.amifkey"))
     assert panel.ui.protectStatusLabel.text.startswith("Protecting failed:")
     assert "label map" in panel.ui.protectStatusLabel.text and not panel.dialogs
+
+
+def test_closing_the_scene_cancels_the_run_and_adds_nothing(workspace):
+    mri, pet = addPhantomPair(workspace.scene, mriShape=(4, 24, 20))
+    panel = Panel(workspace, processEvents=lambda panel: panel.actions.sceneClosing())  # the close arrives mid-run
+    keyPath = workspace.directory / "k.amifkey"
+    nodes = workspace.scene.GetNumberOfNodes()
+    panel.actions.protect(parametersFor(mri, pet, keyPath))
+    assert panel.ui.protectStatusLabel.text == "Cancelled; nothing was written or added."
+    assert not keyPath.exists() and workspace.scene.GetNumberOfNodes() == nodes
+    assert not panel.actions.run.running and panel.ui.inputsCollapsibleButton.enabled  # the panel is given back
