@@ -16,6 +16,7 @@ import numpy as np
 import slicer
 
 from AMIFSlicerLib import display
+from AMIFSlicerLib.i18n import tr as _
 from AMIFSlicerLib.volumenodes import isRgbNode, volumeProblem, worldBounds
 
 KEY_SUFFIX = ".amifkey"
@@ -56,12 +57,12 @@ def colourDescription(otherNode: slicer.vtkMRMLScalarVolumeNode | None, choice: 
     if otherNode is None:
         return ""
     if isRgbNode(otherNode):
-        return ("Grey fusion of the colour volume's luma." if choice == COLOUR_GREY else
-                "Colour fusion: the RGB volume's own colours on the fused luma.")
+        return (_("Grey fusion of the colour volume's luma.") if choice == COLOUR_GREY else
+                _("Colour fusion: the RGB volume's own colours on the fused luma."))
     table = colourTable(otherNode, choice)
     if table is None:
-        return "Grey fusion."
-    return f"Colour fusion through the '{table}' colour table (RGB result)."
+        return _("Grey fusion.")
+    return _("Colour fusion through the '{table}' colour table (RGB result).").format(table=table)
 
 
 def isAmifOutput(node: slicer.vtkMRMLNode) -> bool:
@@ -109,18 +110,19 @@ def protectBlocker(mriNode: slicer.vtkMRMLScalarVolumeNode | None,
     if problem is not None:
         return problem
     if colour not in COLOUR_CHOICES:
-        return f"Unknown colour choice '{colour}'; choose one of {', '.join(COLOUR_CHOICES)}."
+        return _("Unknown colour choice '{colour}'; choose one of {choices}.").format(
+            colour=colour, choices=", ".join(COLOUR_CHOICES))
     if isRgbNode(otherNode) and colour not in (COLOUR_AUTO, COLOUR_GREY):
-        return (f"'{otherNode.GetName()}' is already a colour (RGB) volume, so no colour table applies; choose "
-                "Automatic (its own colours) or Keep grey.")
+        return _("'{name}' is already a colour (RGB) volume, so no colour table applies; choose Automatic (its "
+                 "own colours) or Keep grey.").format(name=otherNode.GetName())
     if mriNode is otherNode:
-        return "The MRI and the CT/PET/SPECT volume are the same node; select two different volumes."
+        return _("The MRI and the CT/PET/SPECT volume are the same node; select two different volumes.")
     for node in (mriNode, otherNode):
         if isAmifOutput(node):
-            return (f"'{node.GetName()}' is an AMIF {node.GetAttribute(ROLE_ATTRIBUTE)} volume; select the "
-                    "original scans.")
+            return _("'{name}' is an AMIF {role} volume; select the original scans.").format(
+                name=node.GetName(), role=node.GetAttribute(ROLE_ATTRIBUTE))
     if not identifier or not identifier.strip():
-        return "Enter the identifier text (for example 'AMIF \u00a9')."
+        return _("Enter the identifier text (for example 'AMIF \u00a9').")
     return keyPathProblem(keyPath, mustExist=False, overwrite=overwriteKey)
 
 
@@ -141,17 +143,18 @@ def inputWarnings(mriNode: slicer.vtkMRMLScalarVolumeNode | None,
     shared = float(np.prod(np.clip(high - low, 0, None)))
     covered = shared / max(float(np.prod(mriBox[:, 1] - mriBox[:, 0])), 1e-12)
     if shared <= 0:
-        warnings.append(f"'{mriNode.GetName()}' and '{otherNode.GetName()}' do not overlap in world space. "
-                        "Register them first (for example with the General Registration (Elastix or BRAINS) "
-                        "module) and place the second scan under the resulting transform.")
+        warnings.append(_("'{mri}' and '{other}' do not overlap in world space. Register them first (for example "
+                          "with the General Registration (Elastix or BRAINS) module) and place the second scan "
+                          "under the resulting transform.").format(mri=mriNode.GetName(), other=otherNode.GetName()))
     elif covered < PARTIAL_OVERLAP_WARNING:
-        warnings.append(f"'{otherNode.GetName()}' covers only about {covered:.0%} of the MRI's field of view; "
-                        "outside it the fusion shows the MRI alone. Check the registration.")
+        warnings.append(_("'{other}' covers only about {covered:.0%} of the MRI's field of view; outside it the "
+                          "fusion shows the MRI alone. Check the registration.").format(other=otherNode.GetName(),
+                                                                                      covered=covered))
     for node in (mriNode, otherNode):
         transform = node.GetParentTransformNode()
         if transform is not None:
-            warnings.append(f"'{node.GetName()}' is used in world space, through its transform "
-                            f"'{transform.GetName()}'.")
+            warnings.append(_("'{name}' is used in world space, through its transform '{transform}'.").format(
+                name=node.GetName(), transform=transform.GetName()))
     return warnings
 
 
@@ -165,7 +168,8 @@ def volumesNotOffered(scene: slicer.vtkMRMLScene) -> list[str]:
         problem = volumeProblem(node, OTHER_ROLE, rgb=True)
         if isAmifOutput(node) or (offered and problem is None) or node.GetImageData() is None:
             continue
-        lines.append(f"Not offered: {problem or node.GetName() + ' is not a scalar or RGB volume.'}")
+        reason = problem or _("{name} is not a scalar or RGB volume.").format(name=node.GetName())
+        lines.append(_("Not offered: {reason}").format(reason=reason))
     return lines
 
 
@@ -182,15 +186,16 @@ def defaultKeyPlace(scene: slicer.vtkMRMLScene, mriNode: slicer.vtkMRMLScalarVol
     storage = mriNode.GetStorageNode()
     fileName = storage.GetFileName() if storage is not None else None
     if fileName and Path(fileName).parent.is_dir():
-        folder, why = Path(fileName).parent, "next to the MRI's file"
+        folder, why = Path(fileName).parent, _("next to the MRI's file")
     else:
         folder = Path(scene.GetRootDirectory() or ".").expanduser().resolve()
-        why = "in the scene's folder (Slicer's default scene location), as the MRI has no file of its own"
+        why = _("in the scene's folder (Slicer's default scene location), as the MRI has no file of its own")
     stem = re.sub(r'[<>:"/\\|?*\x00-\x1f]', "_", mriNode.GetName()).strip(" .") or "volume"
     path = folder / f"{stem} AMIF key{KEY_SUFFIX}"
     if path.exists():
         stamp = (now or datetime.now()).strftime("%Y-%m-%d %H%M%S")
-        why += f"; '{path.name}' exists there already, so this key's name carries the date and time"
+        why += _("; '{name}' exists there already, so this key's name carries the date and time").format(
+            name=path.name)
         path = folder / f"{stem} AMIF key {stamp}{KEY_SUFFIX}"
     return KeyPlace(path, why)
 
@@ -215,15 +220,18 @@ def keyPathProblem(keyPath: str | Path | None, mustExist: bool, overwrite: bool 
     """What is wrong with a key file path (to read when ``mustExist``, else to write), or None."""
     text = str(keyPath).strip() if keyPath is not None else ""
     if not text or text == ".":
-        return "Choose the key file." if mustExist else "Choose where to save the key file."
+        return _("Choose the key file.") if mustExist else _("Choose where to save the key file.")
     path = keyFilePath(text)
     if mustExist:
-        return None if path.is_file() else (f"The key file '{path}' does not exist; choose the key written with the "
-                                            "protected volume.")
+        return None if path.is_file() else _("The key file '{path}' does not exist; choose the key written with "
+                                             "the protected volume.").format(path=path)
     if path.is_dir():
-        return f"'{path}' is a folder; give a key file name such as 'patient{KEY_SUFFIX}'."
+        return _("'{path}' is a folder; give a key file name such as 'patient{suffix}'.").format(
+            path=path, suffix=KEY_SUFFIX)
     if not path.parent.is_dir():
-        return f"The folder '{path.parent}' does not exist; choose another place for the key file."
+        return _("The folder '{folder}' does not exist; choose another place for the key file.").format(
+            folder=path.parent)
     if path.exists() and not overwrite:
-        return f"The key file '{path}' exists already; choose another name, or confirm that it may be replaced."
+        return _("The key file '{path}' exists already; choose another name, or confirm that it may be "
+                 "replaced.").format(path=path)
     return None

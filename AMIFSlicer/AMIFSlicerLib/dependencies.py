@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from AMIFSlicerLib.errors import DependencyError
+from AMIFSlicerLib.i18n import tr as _
 
 PROTECTED_DISTRIBUTIONS = ("numpy", "SimpleITK")
 # PyTorch builds the panel offers: "auto" lets the PyTorch extension pick (else pip's default), the others
@@ -136,11 +137,13 @@ def verifyTorch(device: str) -> str:
         resolved = resolve(device)
         value = (torch.ones(2, 2, device=resolved) @ torch.ones(2, 2, device=resolved)).sum().item()
     except Exception as error:
-        raise DependencyError(f"PyTorch is installed but could not run on the {device} device: {error}. "
-                              "Choose CPU as the device, or reinstall PyTorch with the PyTorch Utils module.") from error
+        raise DependencyError(_("PyTorch is installed but could not run on the {device} device: {error}. Choose CPU "
+                                "as the device, or reinstall PyTorch with the PyTorch Utils module.").format(
+            device=device, error=error)) from error
     if value != 8.0:
-        raise DependencyError(f"PyTorch gave a wrong result on {resolved} ({value} instead of 8); choose CPU.")
-    return f"PyTorch {torch.__version__} runs on {resolved}."
+        raise DependencyError(_("PyTorch gave a wrong result on {device} ({value} instead of 8); choose CPU.").format(
+            device=resolved, value=value))
+    return _("PyTorch {version} runs on {device}.").format(version=torch.__version__, device=resolved)
 
 
 class DependencyInstaller:
@@ -187,9 +190,9 @@ class DependencyInstaller:
         """
         missing = missingRequirements(self.requirements)
         if missing and self.testing:
-            raise DependencyError(
-                "Testing mode: AMIF does not install Python packages. Missing: "
-                f"{', '.join(r.specifier for r in missing)}. Install them before running the tests.")
+            raise DependencyError(_("Testing mode: AMIF does not install Python packages. Missing: {missing}. "
+                                    "Install them before running the tests.").format(
+                missing=", ".join(r.specifier for r in missing)))
         if self.torch in missing:
             self._installTorch()
         small = [r for r in missing if r != self.torch]
@@ -199,35 +202,36 @@ class DependencyInstaller:
             importlib.invalidate_caches()
             stillMissing = missingRequirements(self.requirements)
             if stillMissing:
-                raise DependencyError(
-                    f"Installing {', '.join(r.specifier for r in stillMissing)} did not succeed; see the Python "
-                    "console for pip's messages. Restart Slicer and try again.")
+                raise DependencyError(_("Installing {packages} did not succeed; see the Python console for pip's "
+                                        "messages. Restart Slicer and try again.").format(
+                    packages=", ".join(r.specifier for r in stillMissing)))
         return verifyTorch(device)
 
     def _installTorch(self) -> None:
         viaExtension = self.torchInstaller is not None and self.backend == "auto"
         if viaExtension:
-            how = "with the PyTorch extension (it picks the build for your GPU)"
+            how = _("with the PyTorch extension (it picks the build for your GPU)")
         elif self.backend == "auto":
-            how = "with pip (its default build)"
+            how = _("with pip (its default build)")
         else:
-            how = f"with pip, the {TORCH_BACKENDS[self.backend]} build"
+            how = _("with pip, the {build} build").format(build=TORCH_BACKENDS[self.backend])
         needed, free = TORCH_DISK_BYTES[self.backend], self.freeDiskBytes()
         if free < needed:
-            raise DependencyError(f"Installing PyTorch needs about {needed / 2**30:.0f} GB of free disk space where "
-                                  f"Slicer keeps its Python packages, but only {free / 2**30:.1f} GB is free. Free "
-                                  "some space (or choose the CPU-only build under Advanced) and try again.")
-        if not self.confirm(
-                f"AMIF needs PyTorch ({self.torch.specifier}) to run its network, and it is not installed in this "
-                f"Slicer.\n\nInstall it now {how}? This downloads about 1 to 3 GB and can take several minutes."):
-            raise DependencyError("AMIF cannot run without PyTorch; its installation was cancelled. Click the "
-                                  "button again to be asked again.")
-        self.status(f"Installing PyTorch {how}; this can take several minutes (pip's output is in the Python "
-                    "console)...")
+            raise DependencyError(_("Installing PyTorch needs about {needed:.0f} GB of free disk space where Slicer "
+                                    "keeps its Python packages, but only {free:.1f} GB is free. Free some space (or "
+                                    "choose the CPU-only build under Advanced) and try again.").format(
+                needed=needed / 2**30, free=free / 2**30))
+        if not self.confirm(_("AMIF needs PyTorch ({torch}) to run its network, and it is not installed in this "
+                              "Slicer.\n\nInstall it now {how}? This downloads about 1 to 3 GB and can take several "
+                              "minutes.").format(torch=self.torch.specifier, how=how)):
+            raise DependencyError(_("AMIF cannot run without PyTorch; its installation was cancelled. Click the "
+                                    "button again to be asked again."))
+        self.status(_("Installing PyTorch {how}; this can take several minutes (pip's output is in the Python "
+                      "console)...").format(how=how))
         self.log(f"Installing {self.torch.specifier} {how}...")
         if viaExtension:
             if not self.torchInstaller(f">={self.torch.minimumVersion}"):
-                raise DependencyError("The PyTorch extension did not install PyTorch; see the Python console.")
+                raise DependencyError(_("The PyTorch extension did not install PyTorch; see the Python console."))
             return
         index = [] if self.backend == "auto" else ["--index-url", TORCH_INDEX.format(backend=self.backend),
                                                    "--extra-index-url", "https://pypi.org/simple"]
@@ -237,9 +241,11 @@ class DependencyInstaller:
 
     def _installSmall(self, requirements: list[Requirement]) -> None:
         listed = "\n".join(f"  - {r.specifier}: {r.purpose}" for r in requirements)
-        if not self.confirm(f"AMIF needs these Python packages:\n{listed}\n\nInstall them now with pip?"):
-            raise DependencyError(f"AMIF cannot run without {', '.join(r.distribution for r in requirements)}; "
-                                  "the installation was cancelled. Click the button again to be asked again.")
+        if not self.confirm(_("AMIF needs these Python packages:\n{listed}\n\nInstall them now with pip?").format(
+                listed=listed)):
+            raise DependencyError(_("AMIF cannot run without {packages}; the installation was cancelled. Click the "
+                                    "button again to be asked again.").format(
+                packages=", ".join(r.distribution for r in requirements)))
         self.log(f"Installing {', '.join(r.specifier for r in requirements)}...")
         with tempfile.TemporaryDirectory() as directory:
             constraints = writeConstraints(Path(directory), (*PROTECTED_DISTRIBUTIONS, self.torch.distribution))

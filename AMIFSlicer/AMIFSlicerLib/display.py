@@ -16,6 +16,7 @@ import numpy as np
 import slicer
 
 from AMIFSlicerLib.errors import AMIFSlicerError
+from AMIFSlicerLib.i18n import tr as _
 from AMIFSlicerLib.volumenodes import voxelArray
 
 MR, CT, PET, SPECT = "MR", "CT", "PET", "SPECT"
@@ -176,7 +177,7 @@ def layoutNode(scene: slicer.vtkMRMLScene) -> slicer.vtkMRMLLayoutNode:
     """The scene's layout node; raises when the scene has none (no layout logic attached)."""
     node = scene.GetFirstNodeByClass("vtkMRMLLayoutNode")
     if node is None:
-        raise AMIFSlicerError("This scene has no layout node, so the AMIF comparison views cannot be shown.")
+        raise AMIFSlicerError(_("This scene has no layout node, so the AMIF comparison views cannot be shown."))
     return node
 
 
@@ -208,7 +209,8 @@ def showLayout(scene: slicer.vtkMRMLScene, applicationLogic: slicer.vtkMRMLAppli
     for view, volume in zip(views, volumes):
         sliceLogic = applicationLogic.GetSliceLogicByLayoutName(view.name)
         if sliceLogic is None:
-            raise AMIFSlicerError(f"The slice view '{view.name}' of the AMIF layout was not created.")
+            raise AMIFSlicerError(_("The slice view '{view}' of the AMIF layout was not created.").format(
+                view=view.name))
         sliceLogics.append(sliceLogic)
         composite = sliceLogic.GetSliceCompositeNode()
         wasModifying = composite.StartModify()

@@ -35,6 +35,7 @@ from AMIFSlicerLib.choices import (
     unlockBlocker,
 )
 from AMIFSlicerLib.errors import DependencyError, InvalidInputError
+from AMIFSlicerLib.i18n import tr as _
 from AMIFSlicerLib.volumenodes import (
     addScalarVolumeNode,
     localIjkToRas,
@@ -93,8 +94,9 @@ class AMIFSceneLogic:
                 importlib.import_module(name)
         except ModuleNotFoundError as error:
             raise DependencyError(
-                f"AMIF cannot start: the Python package '{error.name}' is missing. Open the AMIF module and click "
-                "Protect or Unlock to install the dependencies, or reinstall the AMIF extension.") from error
+                _("AMIF cannot start: the Python package '{package}' is missing. Open the AMIF module and click "
+                  "Protect or Unlock to install the dependencies, or reinstall the AMIF extension.").format(
+                    package=error.name)) from error
         return core
 
     def model(self, device: str) -> AMIFModel:
@@ -162,8 +164,8 @@ class AMIFSceneLogic:
         for role, node in ((MRI_ROLE, mriNode), (OTHER_ROLE, otherNode)):
             voxels, ijkToWorld, resampled = worldVoxels(node)
             if resampled:
-                notice(f"'{node.GetName()}' is under a non-linear or shearing transform; it was resampled through "
-                       "that transform into world space.")
+                notice(_("'{name}' is under a non-linear or shearing transform; it was resampled through that "
+                         "transform into world space.").format(name=node.GetName()))
             if role == OTHER_ROLE and np.ndim(voxels) == 4 and colour == COLOUR_GREY:
                 voxels = core.transforms.colour.luma(core.transforms.colour.rgb_unit(voxels, "CT/PET/SPECT volume"))
             images[role] = (sitkImageFromArray(voxels, ijkToWorld), ijkToWorld)
@@ -209,8 +211,8 @@ class AMIFSceneLogic:
         keyPath = keyFilePath(keyPath)
         core = self.core()
         if passphrase is None and core.key.file.key_needs_passphrase(keyPath):
-            raise InvalidInputError("This key file is protected by a passphrase. Enter it in the Passphrase field "
-                                    "and click Unlock again.")
+            raise InvalidInputError(_("This key file is protected by a passphrase. Enter it in the Passphrase "
+                                      "field and click Unlock again."))
         key = core.key.file.read_key(keyPath, passphrase=passphrase)
         ijkToRas = localIjkToRas(protectedNode)
         protectedImage = sitkImageFromArray(voxelArray(protectedNode), ijkToRas)
@@ -259,6 +261,6 @@ class AMIFSceneLogic:
 
     def _applicationLogic(self) -> slicer.vtkMRMLApplicationLogic:
         if self.applicationLogic is None:
-            raise InvalidInputError("This AMIF logic has no application logic, so it cannot show views.")
+            raise InvalidInputError(_("This AMIF logic has no application logic, so it cannot show views."))
         return self.applicationLogic
 

@@ -24,9 +24,9 @@ def deviceSelection(saved: str, available: list[str], torchInstalled: bool) -> t
     if saved in available:
         return saved, None
     if not torchInstalled:
-        return runner.AUTO, (f"Device '{saved}' was saved with this scene; GPUs are listed once PyTorch is installed. "
-                             "Using automatic.")
-    return runner.AUTO, f"Device '{saved}' is not available on this computer; using automatic."
+        return runner.AUTO, _("Device '{device}' was saved with this scene; GPUs are listed once PyTorch is "
+                              "installed. Using automatic.").format(device=saved)
+    return runner.AUTO, _("Device '{device}' is not available on this computer; using automatic.").format(device=saved)
 
 
 def dependencyStatus(summary: str | None = None) -> str:
@@ -37,28 +37,28 @@ def dependencyStatus(summary: str | None = None) -> str:
     """
     problem = runner.torch_import_problem()
     if problem is not None:
-        return problem + " Click 'Check and install dependencies' to repair it."
+        return problem + " " + _("Click 'Check and install dependencies' to repair it.")
     if summary:
         return summary
     if not runner.torch_installed():
-        return ("PyTorch is not installed yet: it is installed (after asking) on the first Protect or Unlock, and "
-                "GPUs appear in the Device list then.")
+        return _("PyTorch is not installed yet: it is installed (after asking) on the first Protect or Unlock, and "
+                 "GPUs appear in the Device list then.")
     return ""
 
 
 def passphraseProblem(passphrase: str, confirmation: str) -> str | None:
     """Why the key passphrase fields block Protect (they differ), or None (empty: no encryption; or both equal)."""
     if passphrase != confirmation:
-        return ("The two passphrase fields differ; type the same passphrase in both (or clear both to write an "
-                "unencrypted key).")
+        return _("The two passphrase fields differ; type the same passphrase in both (or clear both to write an "
+                 "unencrypted key).")
     return None
 
 
 def keyResultLine(keyPath: str, encrypted: bool) -> str:
     """The panel's line about the written key: where it is and whether it is encrypted."""
-    state = "encrypted with your passphrase" if encrypted else "not encrypted"
-    return (f"Key written to {keyPath} ({state}). Keep it safe and apart from the image: only it unlocks the "
-            "fusion.")
+    state = _("encrypted with your passphrase") if encrypted else _("not encrypted")
+    return _("Key written to {path} ({state}). Keep it safe and apart from the image: only it unlocks the "
+             "fusion.").format(path=keyPath, state=state)
 
 
 def isExpectedError(error: BaseException) -> bool:
@@ -86,13 +86,15 @@ def identifierWarning(text: str) -> str | None:
     """
     if not text:
         return None
-    looksLike = [what for what, pattern in (("a date", _DATE), ("an ID number", _LONG_NUMBER)) if pattern.search(text)]
+    looksLike = [what for what, pattern in ((_("a date"), _DATE), (_("an ID number"), _LONG_NUMBER))
+                 if pattern.search(text)]
     if _PERSON.search(text) and not _OWNER_WORDS.search(text):
-        looksLike.insert(0, "a person's name")
+        looksLike.insert(0, _("a person's name"))
     if not looksLike:
         return None
-    return (f"The owner / copyright text looks like {' and '.join(looksLike)}. It is burnt into every slice and seen "
-            "by everyone who gets the image: use the owner's copyright text, never patient data.")
+    return _("The owner / copyright text looks like {kinds}. It is burnt into every slice and seen by everyone who "
+             "gets the image: use the owner's copyright text, never patient data.").format(
+        kinds=_(" and ").join(looksLike))
 
 
 MINIMUM_SLICER = (5, 10)  # the first Slicer with Python >= 3.10, which amif_core and current PyTorch need
@@ -102,16 +104,18 @@ def slicerVersionProblem(major: int, minor: int) -> str | None:
     """Why this Slicer is too old for AMIF (None when it is new enough)."""
     if (major, minor) >= MINIMUM_SLICER:
         return None
-    return (f"AMIF needs 3D Slicer {MINIMUM_SLICER[0]}.{MINIMUM_SLICER[1]} or later (Python 3.10 or newer); this is "
-            f"Slicer {major}.{minor}. Install a current Slicer from download.slicer.org.")
+    return _("AMIF needs 3D Slicer {needed} or later (Python 3.10 or newer); this is Slicer {version}. Install a "
+             "current Slicer from download.slicer.org.").format(needed="{}.{}".format(*MINIMUM_SLICER),
+                                                                 version=f"{major}.{minor}")
 
 
 def progressText(done: int, total: int, elapsedSeconds: float) -> str:
     """The progress bar's text: slices done of total, and the time left once a slice has run."""
-    text = f"{done} of {total} slices"
+    text = _("{done} of {total} slices").format(done=done, total=total)
     if 0 < done < total and elapsedSeconds > 0:
         left = elapsedSeconds / done * (total - done)
-        text += f", about {left:.0f} s left" if left < 90 else f", about {left / 60:.0f} min left"
+        text += (_(", about {seconds:.0f} s left").format(seconds=left) if left < 90 else
+                 _(", about {minutes:.0f} min left").format(minutes=left / 60))
     return text
 
 
@@ -135,10 +139,10 @@ class DefaultKeyPath:
         if mriId and mriId != self.forNode and (isUnsetPath(keyPath) or keyPath == self.path):
             place = choices.defaultKeyPlace(scene, mriNode)
             self.forNode, self.path = mriId, place.path
-            return place.path, f"The key goes {place.reason}."
+            return place.path, _("The key goes {reason}.").format(reason=place.reason)
         if isUnsetPath(keyPath):
             return None, ""
-        return None, None if keyPath == self.path else "The key goes where you chose."
+        return None, None if keyPath == self.path else _("The key goes where you chose.")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
+from AMIFSlicerLib.i18n import tr as _
 
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 ORTHOGONALITY_TOLERANCE = 1e-6
@@ -40,32 +41,37 @@ def volumeProblem(node: slicer.vtkMRMLNode | None, role: str, rgb: bool = False)
     saying what to select instead.
     """
     if node is None:
-        return f"Select the {role}."
+        return _("Select the {role}.").format(role=role)
     name = node.GetName()
     if node.IsA("vtkMRMLLabelMapVolumeNode"):
-        return (f"'{name}' is a label map (segment labels), not an image, so it cannot be the {role}. "
-                "Select the image volume itself.")
+        return _("'{name}' is a label map (segment labels), not an image, so it cannot be the {role}. Select the "
+                 "image volume itself.").format(name=name, role=role)
     if node.IsA("vtkMRMLDiffusionTensorVolumeNode"):
-        return (f"'{name}' is a diffusion tensor volume; the {role} must be a single-component (greyscale) "
-                "image, such as a scalar map computed from it.")
+        return _("'{name}' is a diffusion tensor volume; the {role} must be a single-component (greyscale) image, "
+                 "such as a scalar map computed from it.").format(name=name, role=role)
     imageData = node.GetImageData() if node.IsA("vtkMRMLVolumeNode") else None
     if node.IsA("vtkMRMLMultiVolumeNode") or (imageData is not None and imageData.GetNumberOfScalarComponents() > 3):
-        frames = imageData.GetNumberOfScalarComponents() if imageData is not None else "several"
-        return (f"'{name}' is a 4D (multi-frame) volume with {frames} frames, such as a dynamic PET; the {role} "
-                "must be one 3D frame. Pick a frame first: in the Sequences module (or Multivolume Explorer) show "
-                "the frame you want and clone it, or use 'Vector to Scalar Volume' with that component.")
+        frames = imageData.GetNumberOfScalarComponents() if imageData is not None else _("several")
+        return _("'{name}' is a 4D (multi-frame) volume with {frames} frames, such as a dynamic PET; the {role} must "
+                 "be one 3D frame. Pick a frame first: in the Sequences module (or Multivolume Explorer) show the "
+                 "frame you want and clone it, or use 'Vector to Scalar Volume' with that component.").format(
+            name=name, frames=frames, role=role)
     if rgb and isRgbNode(node):
-        return None if imageData.GetPointData().GetScalars() is not None else (
-            f"'{name}' has no voxels (its image data is empty); load the image first.")
+        return None if imageData.GetPointData().GetScalars() is not None else _emptyVolume(name)
     if node.IsA("vtkMRMLVectorVolumeNode") or (imageData is not None and imageData.GetNumberOfScalarComponents() > 1):
         components = imageData.GetNumberOfScalarComponents() if imageData is not None else 3
-        return (f"'{name}' is a colour (RGB) or vector volume with {components} values per voxel; the {role} must "
-                "be a single-component (greyscale) image. Convert it with the 'Vector to Scalar Volume' module first.")
+        return _("'{name}' is a colour (RGB) or vector volume with {components} values per voxel; the {role} must be "
+                 "a single-component (greyscale) image. Convert it with the 'Vector to Scalar Volume' module "
+                 "first.").format(name=name, components=components, role=role)
     if not node.IsA("vtkMRMLScalarVolumeNode"):
-        return f"'{name}' is not a scalar volume; select an image volume as the {role}."
+        return _("'{name}' is not a scalar volume; select an image volume as the {role}.").format(name=name, role=role)
     if imageData is None or imageData.GetPointData().GetScalars() is None or min(imageData.GetDimensions()) < 1:
-        return f"'{name}' has no voxels (its image data is empty); load the image first."
+        return _emptyVolume(name)
     return None
+
+
+def _emptyVolume(name: str) -> str:
+    return _("'{name}' has no voxels (its image data is empty); load the image first.").format(name=name)
 
 
 def matrixToArray(matrix: vtk.vtkMatrix4x4) -> np.ndarray:

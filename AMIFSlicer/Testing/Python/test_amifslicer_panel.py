@@ -75,3 +75,33 @@ def test_the_demo_pair_loads_from_the_extension_as_sample_data():
     nodes = sampledata.loadDemo(lambda path, properties: loaded.append((path, properties)) or properties["name"])
     assert nodes == ["AMIF demo MRI", "AMIF demo PET"]
     assert [path for path, _ in loaded] == [str(mri), str(pet)]
+
+
+def test_the_panels_words_go_through_slicers_translation_function(tmp_path):
+    """With a stand-in for ``slicer.i18n.tr`` that shouts, the words of AMIFSlicerLib come out translated, and the
+    names and numbers put into them do not."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    module = Path(__file__).resolve().parents[2]
+    code = (
+        "import re, sys, types, slicer\n"
+        "fake = types.ModuleType('slicer.i18n')\n"  # shouts everything but the {placeholders}, as a translator keeps them
+        "fake.tr = lambda text: re.sub(r'(\\{[^}]*\\})|([^{]+)', lambda m: m.group(1) or m.group(2).upper(), text)\n"
+        "sys.modules['slicer.i18n'] = fake; slicer.i18n = fake\n"
+        f"sys.path.insert(0, {str(module)!r})\n"
+        "from AMIFSlicerLib import choices, panel\n"
+        "print(choices.protectBlocker(None, None, 'x', None))\n"
+        "print(choices.keyPathProblem(None, mustExist=True))\n"
+        "print(panel.passphraseProblem('a', 'b'))\n"
+        "print(panel.progressText(2, 5, 10.0))\n"
+        "print(panel.keyResultLine('/keys/k.amifkey', True))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = done.stdout.splitlines()
+    assert lines[0] == "SELECT THE MRI."
+    assert lines[1] == "CHOOSE THE KEY FILE."
+    assert lines[2].startswith("THE TWO PASSPHRASE FIELDS DIFFER")
+    assert lines[3] == "2 OF 5 SLICES, ABOUT 15 S LEFT"
+    assert lines[4].startswith("KEY WRITTEN TO /keys/k.amifkey (ENCRYPTED WITH YOUR PASSPHRASE)")
