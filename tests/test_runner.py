@@ -1,6 +1,8 @@
 """The core runner: device list, memory plan, out-of-memory fallback (moved here from the Slicer module's tests)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -87,7 +89,8 @@ def test_reading_a_key_imports_neither_torch_nor_ptwt(tmp_path) -> None:
         f"assert main(['info', {str(tmp_path / 'k.amifkey')!r}]) == 0\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'ptwt')))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # the header shows "©", whatever the locale
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8", env=env, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 

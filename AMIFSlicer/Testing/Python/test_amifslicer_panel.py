@@ -98,7 +98,7 @@ def test_the_panels_words_go_through_slicers_translation_function(tmp_path):
         "print(panel.progressText(2, 5, 10.0))\n"
         "print(panel.keyResultLine('/keys/k.amifkey', True))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8", check=True)
     lines = done.stdout.splitlines()
     assert lines[0] == "SELECT THE MRI."
     assert lines[1] == "CHOOSE THE KEY FILE."
