@@ -98,7 +98,7 @@ class AMIFSlicerParameterNode:
     colourMode - "auto" (PET/SPECT and RGB in colour, CT grey), "pet", "spect" or "grey".
     identifierText - the visible copyright text.
     device - "auto", "cpu", "cuda:N" or "mps".
-    keyPath - where Protect writes the key.
+    keyPath - where Protect writes the key ("" until chosen: a Path would show as ".").
     protectedVolume, unlockKeyPath - what Unlock opens.
     """
 
@@ -107,9 +107,9 @@ class AMIFSlicerParameterNode:
     colourMode: str = COLOUR_AUTO
     identifierText: str = DEFAULT_IDENTIFIER
     device: str = runner.AUTO
-    keyPath: Path
+    keyPath: str = ""
     protectedVolume: vtkMRMLScalarVolumeNode
-    unlockKeyPath: Path
+    unlockKeyPath: str = ""
 
 
 #
@@ -148,7 +148,8 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependenciesButton)
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
         self.ui.colourComboBox.connect("currentIndexChanged(int)", self.onColourChanged)
-        self.ui.unlockKeyPathLineEdit.connect("currentPathChanged(QString)", self.updateState)
+        for field, lineEdit in (("keyPath", self.ui.keyPathLineEdit), ("unlockKeyPath", self.ui.unlockKeyPathLineEdit)):
+            lineEdit.connect("currentPathChanged(QString)", lambda path, field=field: self.onPathChanged(field, path))
         self.ui.keyPassphraseLineEdit.connect("textChanged(QString)", self.updateState)
         self.ui.keyPassphraseConfirmLineEdit.connect("textChanged(QString)", self.updateState)
         self.ui.protectProgressBar.hide()
@@ -236,6 +237,10 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onColourChanged(self, index: int) -> None:
         if self._parameterNode and index >= 0:
             self._parameterNode.colourMode = self.ui.colourComboBox.itemData(index)
+
+    def onPathChanged(self, field: str, path: str) -> None:
+        if self._parameterNode and getattr(self._parameterNode, field) != path:
+            setattr(self._parameterNode, field, path)  # the node's observer refreshes the panel
 
     def onDeviceChanged(self, index: int) -> None:
         if self._parameterNode and index >= 0:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import slicer
@@ -129,17 +128,17 @@ class DefaultKeyPath:
 
     def __init__(self) -> None:
         self.forNode: str | None = None
-        self.path: Path | None = None
+        self.path: str | None = None
 
     def update(self, scene: slicer.vtkMRMLScene, mriNode: slicer.vtkMRMLScalarVolumeNode | None,
-               keyPath: object) -> tuple[Path | None, str | None]:
+               keyPath: str) -> tuple[str | None, str | None]:
         """``(path to set, hint)`` for the current MRI and key path: a new default when the MRI changed and the
         path is unset or still the default (else None), and the line saying where the key goes (None: unchanged)."""
         mriId = mriNode.GetID() if mriNode is not None else None
         if mriId and mriId != self.forNode and (isUnsetPath(keyPath) or keyPath == self.path):
             place = choices.defaultKeyPlace(scene, mriNode)
-            self.forNode, self.path = mriId, place.path
-            return place.path, _("The key goes {reason}.").format(reason=place.reason)
+            self.forNode, self.path = mriId, str(place.path)
+            return self.path, _("The key goes {reason}.").format(reason=place.reason)
         if isUnsetPath(keyPath):
             return None, ""
         return None, None if keyPath == self.path else _("The key goes where you chose.")

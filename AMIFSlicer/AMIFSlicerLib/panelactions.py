@@ -128,6 +128,11 @@ class PanelActions:
         ui = self.ui
         if self.run.running:
             return
+        for lineEdit, value in ((ui.keyPathLineEdit, parameters.keyPath), (ui.unlockKeyPathLineEdit,
+                                                                           parameters.unlockKeyPath)):
+            shown = "" if panel.isUnsetPath(value) else value  # text, "" when unset (older scenes saved ".")
+            if lineEdit.currentPath != shown:
+                lineEdit.currentPath = shown
         path, hint = self.defaultKey.update(scene, parameters.mriVolume, parameters.keyPath)
         if hint is not None:
             ui.keyPathHintLabel.text = hint
@@ -179,7 +184,7 @@ class PanelActions:
                 ui.protectStatusLabel.text = _("Cancelled; nothing was written or added.")
                 return
             parameters.protectedVolume = node
-            parameters.unlockKeyPath = keyPath
+            parameters.unlockKeyPath = str(keyPath)
             preset = self.sceneLogic.showComparison(parameters.mriVolume, parameters.otherVolume, node)
             details = notices + [_("Created '{name}' on {device}.").format(
                 name=node.GetName(), device=node.GetAttribute("AMIF.device"))]

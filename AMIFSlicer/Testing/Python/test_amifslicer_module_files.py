@@ -26,7 +26,8 @@ SCALAR_VOLUME_TYPES = ["vtkMRMLScalarVolumeNode"]
 RGB_VOLUME_TYPES = ["vtkMRMLScalarVolumeNode", "vtkMRMLVectorVolumeNode"]  # colour PET/SPECT and colour fusions
 WIDGET_FOR_TYPE = {"vtkMRMLScalarVolumeNode": {"qMRMLNodeComboBox"}, "Path": {"ctkPathLineEdit"},
                    "str": {"QLineEdit"}}
-UNBOUND_FIELDS = {"device", "colourMode"}  # combos filled and synchronised by the widget code
+UNBOUND_FIELDS = {"device", "colourMode",  # combos filled and synchronised by the widget code
+                  "keyPath", "unlockKeyPath"}  # text ("" when unset), synchronised with their ctkPathLineEdit
 
 
 def uiWidgets() -> dict[str, ElementTree.Element]:

@@ -3,7 +3,6 @@ busy before any install, cancel, expected errors in the panel line, and the defa
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,7 +14,8 @@ WIDGETS = ("inputsCollapsibleButton", "protectCollapsibleButton", "showCollapsib
            "advancedCollapsibleButton", "protectButton", "unlockButton", "showButton", "protectProgressBar",
            "unlockProgressBar", "protectStatusLabel", "unlockStatusLabel", "dependencyStatusLabel",
            "keyPathHintLabel", "inputWarningLabel", "colourComboBox", "keyPassphraseLineEdit",
-           "keyPassphraseConfirmLineEdit", "passphraseLineEdit", "passphraseLabel", "unlockKeyPathLineEdit")
+           "keyPassphraseConfirmLineEdit", "passphraseLineEdit", "passphraseLabel", "keyPathLineEdit",
+           "unlockKeyPathLineEdit")
 
 
 class Widget(SimpleNamespace):
@@ -59,8 +59,8 @@ class Panel:
 
 def parametersFor(mri, pet, keyPath="") -> SimpleNamespace:
     return SimpleNamespace(mriVolume=mri, otherVolume=pet, colourMode="auto", identifierText="Clinic \u00a9",
-                           device="cpu", keyPath=Path(keyPath) if keyPath else Path(), protectedVolume=None,
-                           unlockKeyPath=Path())
+                           device="cpu", keyPath=str(keyPath), protectedVolume=None,
+                           unlockKeyPath=".")  # as a scene saved with an older AMIF (a Path) holds it
 
 
 def test_refresh_proposes_the_key_path_once_and_enables_protect(workspace):
@@ -68,14 +68,17 @@ def test_refresh_proposes_the_key_path_once_and_enables_protect(workspace):
     panel = Panel(workspace)
     parameters = parametersFor(mri, pet)
     panel.actions.refresh(workspace.scene, parameters)
-    assert parameters.keyPath == workspace.directory.resolve() / "phantom T1 AMIF key.amifkey"
+    assert parameters.keyPath == str(workspace.directory.resolve() / "phantom T1 AMIF key.amifkey")
+    assert panel.ui.keyPathLineEdit.currentPath == ""  # shown at the next refresh, which the node's observer runs
     assert panel.ui.keyPathHintLabel.text.startswith("The key goes in the scene's folder")
     panel.actions.refresh(workspace.scene, parameters)
+    assert panel.ui.keyPathLineEdit.currentPath == parameters.keyPath
+    assert panel.ui.unlockKeyPathLineEdit.currentPath == ""  # unset reads as empty, never as "."
     assert panel.ui.protectButton.enabled and panel.ui.protectButton.toolTip.startswith("Fuse the two volumes")
     assert not panel.ui.unlockButton.enabled and panel.ui.unlockButton.toolTip == "Select the protected volume."
-    parameters.keyPath = workspace.directory / "mine.amifkey"
+    parameters.keyPath = str(workspace.directory / "mine.amifkey")
     panel.actions.refresh(workspace.scene, parameters)
-    assert parameters.keyPath == workspace.directory / "mine.amifkey"  # the user's choice is never replaced
+    assert parameters.keyPath == str(workspace.directory / "mine.amifkey")  # the user's choice is never replaced
     assert panel.ui.keyPathHintLabel.text == "The key goes where you chose."
 
 
@@ -87,7 +90,7 @@ def test_protect_marks_the_panel_busy_before_the_install_and_gives_it_back(works
     panel.actions.protect(parameters)
     assert panel.busyAtInstall == [("Cancel", False, False)]  # a second click could only cancel
     assert parameters.protectedVolume is not None and voxelArray(parameters.protectedVolume).shape[-1] == 3
-    assert parameters.unlockKeyPath == keyPath and keyPath.is_file()
+    assert parameters.unlockKeyPath == str(keyPath) and keyPath.is_file()
     assert "(not encrypted)" in panel.ui.protectStatusLabel.text and not panel.dialogs
     ui = panel.ui
     assert ui.protectButton.text == "Protect" and ui.inputsCollapsibleButton.enabled and not ui.protectProgressBar.shown
