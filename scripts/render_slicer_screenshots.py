@@ -30,7 +30,7 @@ MODULE_DIR = REPO_ROOT / "AMIFSlicer"
 sys.path[:0] = [str(MODULE_DIR), str(REPO_ROOT)]
 
 import slicer  # noqa: E402
-from AMIFSlicerLib import choices, display  # noqa: E402
+from AMIFSlicerLib import display  # noqa: E402
 from AMIFSlicerLib.logic import AMIFSceneLogic  # noqa: E402
 from AMIFSlicerLib.rendering import HeadlessViews, composeViews  # noqa: E402
 
@@ -77,7 +77,7 @@ def main() -> None:
     views = HeadlessViews(scene, VIEW_SIZE)
     logic = AMIFSceneLogic(scene, views.applicationLogic, weights)
     mri, pet = loadVolume(scene, DEMO / "mri.nrrd"), loadVolume(scene, DEMO / "pet.nrrd")
-    keyPath = choices.defaultKeyPlace(scene, mri).path
+    keyPath = work / "demo.amifkey"  # never next to the bundled demo files
 
     start = time.time()
     protected = logic.protect(mri, pet, keyPath, device="cpu", notice=lambda text: print(f"  {text}"),
