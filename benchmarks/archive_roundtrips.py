@@ -87,10 +87,11 @@ def slicer_round_trips(model: amif_core.AMIFModel, work: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "AMIFSlicer"))
     import slicer
     from AMIFSlicerLib.logic import AMIFSceneLogic
+    from AMIFSlicerLib.selftest import cleanFusion
     from AMIFSlicerLib.testdata import loadWithStorageNode
     from AMIFSlicerLib.volumenodes import localIjkToRas, sitkImageFromArray, voxelArray
 
-    from amif_core.evaluation.fusion import psnr
+    from amif_core.evaluation.psnr import psnr
     from amif_core.io.atomic import write_atomically
     from amif_core.io.dicom import dicom_series_output
 
@@ -101,13 +102,11 @@ def slicer_round_trips(model: amif_core.AMIFModel, work: Path) -> None:
     mri = loadWithStorageNode(scene, [DEMO_MRI], "vtkMRMLScalarVolumeNode")
     pet = loadWithStorageNode(scene, [DEMO_PET], "vtkMRMLScalarVolumeNode")
     pet.SetName("demo PET")
-    images = [sitkImageFromArray(voxelArray(node), localIjkToRas(node)) for node in (mri, pet)]
     print("\n== Slicer logic on real MRML (slicer-core): unlock after each store, PSNR (bar >= 50 dB)")
     for colour, table in (("grey", None), ("auto", "pet")):
         key_path = work / f"slicer-{colour}.amifkey"
         protected = logic.protect(mri, pet, key_path, device="cpu", colour=colour)
-        clean = archive.clean_fusion(model, *images, axis=logic.core().key.file.read_key(key_path).axis,
-                                     colour_table=table)
+        clean = cleanFusion(model, mri, pet, table)
         series = work / f"slicer-{colour}-dicom"
         write_atomically([dicom_series_output(sitkImageFromArray(voxelArray(protected), localIjkToRas(protected)),
                                               series, protected.GetAttribute("AMIF.identifier"))])

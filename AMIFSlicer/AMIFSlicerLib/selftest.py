@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import SimpleITK as sitk
+import slicer
 
 from amif_core.inference import runner
 from AMIFSlicerLib.errors import InvalidInputError
@@ -22,10 +22,21 @@ from AMIFSlicerLib.testdata import addPhantomPair
 from AMIFSlicerLib.volumenodes import localIjkToRas, sitkImageFromArray, voxelArray
 
 
-def _psnr(x: np.ndarray, y: np.ndarray) -> float:
-    from amif_core.evaluation.fusion import psnr
+def cleanFusion(model, mriNode: slicer.vtkMRMLScalarVolumeNode, otherNode: slicer.vtkMRMLScalarVolumeNode,
+                colourTable: str | None = "pet") -> np.ndarray:
+    """The watermark-free fusion of two nodes (no parent transforms) on the MRI grid, (k, j, i) float32 in [0, 1],
+    or (k, j, i, 3) RGB through ``colourTable`` (the panel's default for a PET; None: grey).
 
-    return psnr(np.asarray(x, np.float64), np.asarray(y, np.float64))
+    Built independently of the Slicer logic: both nodes as SimpleITK images,
+    fused by :func:`amif_core.evaluation.archive.clean_fusion` along the MRI's
+    slice axis.
+    """
+    from amif_core.evaluation.archive import clean_fusion
+    from amif_core.io.geometry import slice_axis
+
+    mri = sitkImageFromArray(voxelArray(mriNode), localIjkToRas(mriNode))
+    other = sitkImageFromArray(voxelArray(otherNode), localIjkToRas(otherNode))
+    return clean_fusion(model, mri, other, slice_axis(mri), colourTable)
 
 
 def requireDependencies(case: unittest.TestCase, testing: bool, install: Callable[[], object]) -> None:
@@ -64,16 +75,11 @@ def checkProtectAndUnlock(case: unittest.TestCase, logic: AMIFSceneLogic, workDi
     unlocked = logic.unlock(protected, keyPath, device=runner.CPU)
     case.assertEqual(unlocked.GetName(), "phantom T1 AMIF unlocked")
     case.assertTrue(np.array_equal(localIjkToRas(unlocked), localIjkToRas(mri)))
-    core = logic.core()
-    mriImage = sitkImageFromArray(voxelArray(mri), localIjkToRas(mri))
-    onGrid, _ = core.io.geometry.resample_to_reference(sitkImageFromArray(voxelArray(pet), localIjkToRas(pet)),
-                                                       mriImage)
-    axis = core.io.geometry.slice_axis(mriImage)
-    clean = np.moveaxis(logic.model(runner.CPU).fuse_clean(
-        np.moveaxis(sitk.GetArrayFromImage(mriImage), axis, 0), np.moveaxis(sitk.GetArrayFromImage(onGrid), axis, 0),
-        colour_table="pet"), 0, axis)
-    case.assertGreaterEqual(_psnr(voxelArray(unlocked), clean), 50.0, "unlocking must give back the clean fusion")
-    case.assertLess(_psnr(voxelArray(protected) / 255.0, clean), 40.0, "the protected volume must carry the identifier")
+    from amif_core.evaluation.psnr import psnr
+
+    clean = cleanFusion(logic.model(runner.CPU), mri, pet)
+    case.assertGreaterEqual(psnr(voxelArray(unlocked), clean), 50.0, "unlocking must give back the clean fusion")
+    case.assertLess(psnr(voxelArray(protected) / 255.0, clean), 40.0, "the protected volume must carry the identifier")
     case.assertTrue(np.array_equal(voxelArray(mri), mriBefore))
     case.assertTrue(np.array_equal(voxelArray(pet), petBefore))
     if show:

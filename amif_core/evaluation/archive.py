@@ -20,7 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from amif_core.errors import KeyMismatchError
-from amif_core.evaluation.fusion import psnr
+from amif_core.evaluation.psnr import psnr
 from amif_core.inference.model import AMIFModel
 from amif_core.inference.pipeline import protect_volume, protected_voxels, unlock_volume
 from amif_core.io.atomic import write_atomically

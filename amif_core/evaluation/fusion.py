@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from amif_core.data.harvard import PAIRS, read_pair, read_records, read_rgb, source_paths, split_records
 from amif_core.evaluation.metrics import fusion_metrics
+from amif_core.evaluation.psnr import channel_psnr, psnr
 from amif_core.inference.model import AMIFModel
 from amif_core.key.core import Key
 from amif_core.key.storage import from_stored, levels_for, to_stored
@@ -45,20 +46,6 @@ WRONG_KEYS = ("random", "zero", "other_slice", "shuffled")
 COLOUR_PAIRS = ("PET-MRI", "SPECT-MRI")
 DARK, BRIGHT = 0.25, 0.5
 FILL_SIGMA = 3.0
-
-
-def psnr(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """PSNR in dB of two [0, 1] float arrays (peak 1), optionally over ``mask`` > 0; inf if equal."""
-    diff = (np.asarray(x, np.float64) - np.asarray(y, np.float64)) ** 2
-    mse = float(diff[mask > 0].mean() if mask is not None else diff.mean())
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
-
-
-def channel_psnr(x: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """The lowest per-channel :func:`psnr` of two (H, W, 3) RGB images (of (H, W) grey ones: their PSNR)."""
-    if np.ndim(x) == 2:
-        return psnr(x, y, mask)
-    return min(psnr(x[..., c], y[..., c], mask) for c in range(np.shape(x)[-1]))
 
 
 def surround_fill(image: np.ndarray, mask: np.ndarray, sigma: float = FILL_SIGMA) -> np.ndarray:
@@ -112,9 +99,10 @@ def protection_figures(model: AMIFModel, mri: np.ndarray, other: np.ndarray, oth
     PSNRs are each channel's lowest and the identifier's contrast is
     measured on luma). Returns (figures, images, key): figures hold
     unlock_psnr, unlock_psnr_16bit (from the protected image rounded to 16
-    bits), unlock_psnr_stored (protected for integer storage, as the volume
-    pipeline stores it: 16-bit grey or 8-bit RGB, see
-    :mod:`amif_core.key.storage`; unlocked from those integers), mask_coverage, mask_mean_abs, dark_mean_abs, bright_mean_abs (NaN
+    bits), unlock_psnr_stored (protected again for integer storage, as the
+    volume pipeline stores it: 16-bit grey or 8-bit RGB, see
+    :mod:`amif_core.key.storage`; unlocked from those integers),
+    mask_coverage, mask_mean_abs, dark_mean_abs, bright_mean_abs (NaN
     when the mask has fewer than 50 such pixels), outside_psnr, mask_psnr_p,
     mask_psnr_fill (of :func:`surround_fill`) and mask_psnr_<kind> for each
     wrong key; images hold clean, protected, unlocked, mask.

@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import slicer
-from amifslicer_testing import cleanFusion
+from AMIFSlicerLib.selftest import cleanFusion
 from AMIFSlicerLib.testdata import addPhantomPair, loadWithStorageNode
 from AMIFSlicerLib.volumenodes import localIjkToRas, sitkImageFromArray, voxelArray
 
-from amif_core.evaluation.fusion import psnr
+from amif_core.evaluation.psnr import psnr
 from amif_core.io.atomic import write_atomically
 from amif_core.io.dicom import dicom_series_output
 

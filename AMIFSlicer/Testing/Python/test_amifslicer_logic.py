@@ -8,8 +8,9 @@ import pytest
 import SimpleITK as sitk
 import slicer
 import vtk
-from amif_core.evaluation.fusion import psnr
-from amifslicer_testing import cleanFusion, voxelDigest
+from amif_core.evaluation.psnr import psnr
+from amifslicer_testing import voxelDigest
+from AMIFSlicerLib.selftest import cleanFusion
 from AMIFSlicerLib import choices, display
 from AMIFSlicerLib.errors import InvalidInputError
 from AMIFSlicerLib.logic import PROVENANCE_ATTRIBUTES, AMIFSceneLogic

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from amifslicer_testing import cleanFusion
+from AMIFSlicerLib.selftest import cleanFusion
 from AMIFSlicerLib import display
 from AMIFSlicerLib.volumenodes import addScalarVolumeNode, localIjkToRas
 
