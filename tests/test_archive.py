@@ -183,7 +183,9 @@ def test_the_key_stays_small_and_a_float_copy_still_unlocks(model: AMIFModel, tm
     write_key(tmp_path / "k.amifkey", key)
     assert (tmp_path / "k.amifkey").stat().st_size <= 0.6 * 4 * mri.GetNumberOfPixels()
     as_float = sitk.Cast(protected, sitk.sitkFloat32)  # e.g. a viewer that loads integers as float
-    unlock_volume(model, as_float, read_key(tmp_path / "k.amifkey"))
+    from_float = unlock_volume(model, as_float, read_key(tmp_path / "k.amifkey"))
+    assert np.array_equal(sitk.GetArrayViewFromImage(from_float),
+                          sitk.GetArrayViewFromImage(unlock_volume(model, protected, key)))
     rescaled = sitk.Cast(sitk.ShiftScale(protected, 0, 2.0), sitk.sitkUInt16)  # stretched to the full 16 bits
     with pytest.raises((ImageModifiedError, KeyMismatchError)):
         unlock_volume(model, rescaled, key)

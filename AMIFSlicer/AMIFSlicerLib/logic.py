@@ -134,8 +134,8 @@ class AMIFSceneLogic:
                 ) -> slicer.vtkMRMLScalarVolumeNode:
         """Fuse ``mriNode`` with ``otherNode``, burn in ``identifier``, write the key; return the new protected node.
 
-        ``colour`` (one of :data:`COLOUR_CHOICES`): a PET or SPECT is fused in
-        colour by default (:meth:`colourTable`), and so is an RGB
+        ``colour`` (one of :data:`AMIFSlicerLib.choices.COLOUR_CHOICES`): a PET or SPECT is fused in
+        colour by default (:func:`AMIFSlicerLib.choices.colourTable`), and so is an RGB
         ``otherNode``; the protected node is then an RGB vector volume.
         "grey" keeps the fusion grey.
 
@@ -167,7 +167,7 @@ class AMIFSceneLogic:
                 notice(_("'{name}' is under a non-linear or shearing transform; it was resampled through that "
                          "transform into world space.").format(name=node.GetName()))
             if role == OTHER_ROLE and np.ndim(voxels) == 4 and colour == COLOUR_GREY:
-                voxels = core.transforms.colour.luma(core.transforms.colour.rgb_unit(voxels, "CT/PET/SPECT volume"))
+                voxels = core.transforms.colour.luma(core.transforms.colour.rgb_unit(voxels, OTHER_ROLE))
             images[role] = (sitkImageFromArray(voxels, ijkToWorld), ijkToWorld)
         mriImage, mriIjkToWorld = images[MRI_ROLE]
         table = colourTable(otherNode, colour)

@@ -163,7 +163,8 @@ def _format_header(path: Path, header: dict) -> str:
 def _storage_text(levels: int | None, colour: dict | None) -> str:
     if levels is None:
         return "float32 (a key of format 3 or older)"
-    return f"{'8-bit RGB' if colour is not None else 'uint16'} integers 0..{levels} (a DICOM series or any lossless copy unlocks)"
+    kind = "8-bit RGB" if colour is not None else "uint16"
+    return f"{kind} integers 0..{levels} (a DICOM series or any lossless copy unlocks)"
 
 
 def _colour_text(colour: dict | None) -> str:

@@ -119,30 +119,26 @@ def protected_voxels(protected: sitk.Image, key: Key) -> np.ndarray:
     return from_stored(voxels, key.levels) if key.levels is not None else voxels
 
 
-def check_key_fits(model: AMIFModel, protected: sitk.Image, key: Key) -> None:
-    """Raise unless ``key`` unlocks ``protected`` with ``model`` (see :func:`amif_core.key.check.check_fits`;
-    ``protected`` as :func:`~amif_core.io.geometry.restore_slice_order` gives it)."""
-    check_fits(key, model.model_id, protected_voxels(protected, key), volume_facts(protected))
-
-
 def unlock_volume(model: AMIFModel, protected: sitk.Image, key: Key, verify: bool = True,
                   progress: Progress | None = None, cancel: Cancel | None = None,
                   batch_size: int = DEFAULT_BATCH_SIZE) -> sitk.Image:
     """Recover the watermark-free fusion of a protected volume with its key.
 
-    Checks the key first (:func:`check_key_fits`; ``verify=False`` skips that,
-    for evaluating wrong keys only). Returns float32 in [0, 1] (RGB for a
-    colour key) on the protected volume's geometry. ``progress``/``cancel`` as in :func:`protect_volume`.
+    Checks the key first (:func:`amif_core.key.check.check_fits`, on the
+    volume as :func:`~amif_core.io.geometry.restore_slice_order` gives it
+    back; ``verify=False`` skips that, for evaluating wrong keys only).
+    Returns float32 in [0, 1] (RGB for a colour key) on the protected
+    volume's geometry. ``progress``/``cancel`` as in :func:`protect_volume`.
     """
     check_volume(protected, "protected volume", rgb=key.colour is not None)
     if key.is_volume_key:
         protected = restore_slice_order(protected, key.geometry())
-    if not verify:
-        if tuple(protected.GetSize()) != tuple(key.size):
-            raise InputError(f"The protected volume has {protected.GetSize()} voxels but the key is for {key.size}; "
-                             "even a forced unlock needs the same size.")
-    else:
-        check_key_fits(model, protected, key)
-    clean = model.unlock(protected_voxels(protected, key), key, verify=False, progress=trimming(progress),
-                         cancel=cancel, batch_size=batch_size)
+    if not verify and tuple(protected.GetSize()) != tuple(key.size):
+        raise InputError(f"The protected volume has {protected.GetSize()} voxels but the key is for {key.size}; "
+                         "even a forced unlock needs the same size.")
+    voxels = protected_voxels(protected, key)  # converted once, for the check and the unlock
+    if verify:
+        check_fits(key, model.model_id, voxels, volume_facts(protected))
+    clean = model.unlock(voxels, key, verify=False, progress=trimming(progress), cancel=cancel,
+                         batch_size=batch_size)
     return from_axis_first(clean, key.axis, protected)

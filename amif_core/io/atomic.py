@@ -153,8 +153,8 @@ def write_atomically(outputs: Sequence[Output], force: bool = False) -> None:
         for output in outputs:
             temps.append(_reserve(Path(output.path), output.mode, output.folder))
             output.write(temps[-1])
-            if not output.folder:
-                _sync(temps[-1])
+            for written in sorted(temps[-1].iterdir()) if output.folder else [temps[-1]]:
+                _sync(written)
         for output, temp in zip(outputs, temps):
             if output.folder:
                 _move_folder_into_place(temp, Path(output.path), force, replaced)

@@ -19,7 +19,6 @@ before a key is checked. Readers: :func:`amif_core.io.volumes.read_volume`
 from __future__ import annotations
 
 import datetime
-import os
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +79,7 @@ def _slice_order(image: sitk.Image) -> tuple[np.ndarray, bool]:
     return direction, float(normal @ direction[:, 2]) < 0
 
 
-def _base_dataset(image: sitk.Image, identifier: str, source: dict[str, object], series_uid: str,
-                  frame_uid: str, now: datetime.datetime) -> object:
+def _base_dataset(image: sitk.Image, identifier: str, source: dict[str, object], now: datetime.datetime) -> object:
     pydicom = _pydicom()
     ds = pydicom.Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: the identifier may hold any character
@@ -91,8 +89,8 @@ def _base_dataset(image: sitk.Image, identifier: str, source: dict[str, object],
         setattr(ds, name, value)
     ds.SOPClassUID = pydicom.uid.SecondaryCaptureImageStorage
     ds.StudyInstanceUID = source.get("StudyInstanceUID") or pydicom.uid.generate_uid()
-    ds.SeriesInstanceUID = series_uid
-    ds.FrameOfReferenceUID = frame_uid
+    ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+    ds.FrameOfReferenceUID = source.get("FrameOfReferenceUID") or pydicom.uid.generate_uid()
     ds.Modality = "OT"
     ds.SeriesNumber = 9001
     ds.SeriesDescription = SERIES_DESCRIPTION
@@ -146,12 +144,9 @@ def dicom_series_output(image: sitk.Image, folder: str | Path, identifier: str,
     source = dict(source or {})
 
     def write(temp: Path) -> None:
-        now = datetime.datetime.now()
-        series_uid = pydicom.uid.generate_uid()
-        base = _base_dataset(image, identifier, source, series_uid,
-                             str(source.get("FrameOfReferenceUID") or pydicom.uid.generate_uid()), now)
+        base = _base_dataset(image, identifier, source, datetime.datetime.now())
         voxels = sitk.GetArrayViewFromImage(image)
-        direction, reversed_k = _slice_order(image)
+        _, reversed_k = _slice_order(image)
         depth = voxels.shape[0]
         for number in range(depth):
             k = depth - 1 - number if reversed_k else number
@@ -168,12 +163,7 @@ def dicom_series_output(image: sitk.Image, folder: str | Path, identifier: str,
             meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
             ds.file_meta = meta
             path = temp / f"IM{number + 1:05d}.dcm"
-            ds.save_as(path, enforce_file_format=True)
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            ds.save_as(path, enforce_file_format=True)  # write_atomically flushes each file to disk
 
     return Output(Path(folder), write, folder=True)
 

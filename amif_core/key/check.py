@@ -37,7 +37,7 @@ class VolumeFacts:
     fingerprint: str
     stored_as_float: bool
     pixel_type: str
-    bits: int = 32
+    bits: int
 
 
 def _geometry_changes(actual: dict[str, list], expected: dict[str, list]) -> list[str]:
@@ -48,7 +48,8 @@ def _geometry_changes(actual: dict[str, list], expected: dict[str, list]) -> lis
 
 def _resizing(volume: VolumeFacts, key: Key) -> str | None:
     """"cropped" when ``volume``'s grid is a part of the key's grid (same spacing and direction, an integer voxel
-    offset inside it), "resampled" when it covers the same region on another grid; else None."""
+    offset inside it), "resampled" when it covers the same region on another grid (extent within one key voxel,
+    origin within one key voxel); else None."""
     expected = key.geometry()
     direction = np.array(expected["direction"], dtype=np.float64).reshape(3, 3)
     if not np.allclose(volume.geometry["direction"], expected["direction"], atol=DIRECTION_ATOL):
@@ -61,8 +62,7 @@ def _resizing(volume: VolumeFacts, key: Key) -> str | None:
                   and np.all(np.rint(offset) + size <= key_size))
         return "cropped" if inside else None
     extent, key_extent = size * spacing, key_size * key_spacing
-    same_region = np.all(np.abs(extent - key_extent) <= key_spacing) and np.all(np.abs(offset) * key_spacing <=
-                                                                                 key_spacing)
+    same_region = np.all(np.abs(extent - key_extent) <= key_spacing) and np.all(np.abs(offset) <= 1)
     return "resampled" if same_region else None
 
 

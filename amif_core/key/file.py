@@ -167,7 +167,8 @@ def _verify(path: str | Path) -> _Verified:
                      " Keys of version 1 were made with the amif_v1 weights of amif-core 0.1; unlock it with "
                      "amif-core 0.1.")
             raise KeyFormatError(f"{path} uses key format version {version}, but this AMIF ({VERSION}) reads "
-                                 f"versions {', '.join(map(str, READABLE_VERSIONS[:-1]))} and {READABLE_VERSIONS[-1]} only.{newer}")
+                                 f"versions {', '.join(map(str, READABLE_VERSIONS[:-1]))} and "
+                                 f"{READABLE_VERSIONS[-1]} only.{newer}")
         if len(start) < _PREFIX.size:
             raise _corrupted(path, f"truncated ({size} bytes)")
         _, _, header_length, payload_length = _PREFIX.unpack(start)
