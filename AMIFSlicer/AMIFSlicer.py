@@ -163,8 +163,8 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         tooOld = panel.slicerVersionProblem(slicer.app.majorVersion, slicer.app.minorVersion)
         if tooOld:
             self.ui.dependencyStatusLabel.text = tooOld
-            for section in self._actions.run.sections[:-1]:  # Advanced stays open: it shows the device list
-                section.enabled = False
+            for section in self._actions.run.sections:
+                section.enabled = section is self.ui.advancedCollapsibleButton  # it shows the device list
         self.populateDevices()
         for backend, label in TORCH_BACKENDS.items():
             self.ui.torchBackendComboBox.addItem(_(label), backend)

@@ -27,7 +27,7 @@ class PanelRun:
         self.sections = list(sections)
         self.buttons = list(buttons)
         self.processEvents = processEvents
-        self.texts = (cancelText, cancelToolTip, cancellingText)
+        self.cancelText, self.cancelToolTip, self.cancellingText = cancelText, cancelToolTip, cancellingText
         self.running = False
         self.cancelRequested = False
         self._idleText = ""
@@ -36,7 +36,7 @@ class PanelRun:
         """Mark the panel busy: ``button`` becomes Cancel, everything else waits, the progress bar shows."""
         self.running, self.cancelRequested = True, False
         self._idleText = button.text
-        button.text, button.toolTip = self.texts[0], self.texts[1]
+        button.text, button.toolTip = self.cancelText, self.cancelToolTip
         button.enabled = True
         for section in self.sections:
             if section is not runningSection:
@@ -70,7 +70,7 @@ class PanelRun:
     def requestCancel(self, button: Any) -> None:
         """The user clicked Cancel: the run stops at its next slice."""
         self.cancelRequested = True
-        button.text = self.texts[2]
+        button.text = self.cancellingText
         button.enabled = False
 
     def isCancelRequested(self) -> bool:
