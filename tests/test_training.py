@@ -65,16 +65,23 @@ def _stage1_loss(net: AMIFNet, config: TrainConfig) -> float:
         return fusion_loss(net.fuse(mri, other), mri, other, w.intensity, w.gradient, w.ssim, w.scd)["total"].item()
 
 
+def _perturb_output_layer(net: AMIFNet, std: float) -> None:
+    """Random weights in the backbone's last layer, whichever head it has."""
+    layer = net.backbone.head[-1] if net.backbone.head_kind == "residual" else net.backbone.gains
+    torch.nn.init.normal_(layer.weight, std=std)
+
+
 def test_fusion_stage_lowers_its_loss_from_a_perturbed_start(tmp_path: Path) -> None:
-    """The untrained decoder outputs the pixel-wise max exactly (a stationary
-    point on this synthetic data), so the stage is started from a head with
-    random output weights: 40 steps must then win back most of the gap."""
+    """The untrained residual head outputs the pixel-wise max exactly (a
+    stationary point on this synthetic data), so the stage is started from a
+    head with random output weights: 40 steps must then win back most of the gap."""
     torch.manual_seed(0)
     torch.set_num_threads(2)
     config = _tiny_config(tmp_path)
+    config.model = AMIFConfig(fusion=FusionConfig(dim=8, heads=2, shared_blocks=1, decoder_blocks=1, head="residual"))
     config.fusion_steps = 40
     net = AMIFNet(config.model)
-    torch.nn.init.normal_(net.backbone.head[-1].weight, std=0.2)
+    _perturb_output_layer(net, 0.2)
     pairs = load_pairs(Path(config.data), "train")
     sampler = CropSampler(pairs, np.stack([pairs.mri, pairs.other], axis=1), config.crop)
     rng = np.random.default_rng(0)
@@ -116,7 +123,7 @@ def test_backbone_from_a_weights_file_is_kept_and_stage_1_skipped(tmp_path: Path
     torch.set_num_threads(2)
     config = _tiny_config(tmp_path)
     source = AMIFNet(config.model)
-    torch.nn.init.normal_(source.backbone.head[-1].weight, std=0.2)
+    _perturb_output_layer(source, 0.2)
     save_weights(source, tmp_path / "source.pt", {})
     config.backbone_from = str(tmp_path / "source.pt")
     config.fusion_steps, config.protect_steps = 40, 2
@@ -156,4 +163,14 @@ def test_amif_train_takes_the_fusion_head_options() -> None:
     _train_arguments(parser)
     args = parser.parse_args(["--fusion-head", "select", "--alpha-max", "0.05", "--beta-max", "0"])
     assert (args.fusion_head, args.alpha_max, args.beta_max) == ("select", 0.05, 0.0)
-    assert parser.parse_args([]).fusion_head == "residual"  # the shipped weights' head stays the default
+    assert parser.parse_args([]).fusion_head == "select"  # the shipped weights' head is the default
+    assert parser.parse_args(["--fusion-head", "residual"]).fusion_head == "residual"
+
+
+def test_weights_written_before_the_head_choice_load_as_the_residual_head() -> None:
+    from amif_core.networks.amif import AMIFConfig
+
+    stored = {"dim": 24, "heads": 4, "shared_blocks": 2, "decoder_blocks": 2, "head_channels": 8}  # as in amif_v2.pt
+    assert FusionConfig.from_dict(stored).head == "residual"
+    assert FusionConfig.from_dict({**stored, "head": "select", "alpha_max": 0.05, "beta_max": 0.0}) == FusionConfig()
+    assert AMIFConfig.from_dict(AMIFConfig().to_dict()) == AMIFConfig()

@@ -33,7 +33,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path(defaults.out), metavar="DIR",
                         help=f"checkpoint folder; an interrupted run resumes from it (default: {defaults.out})")
     parser.add_argument("--weights-out", type=Path, metavar="PATH",
-                        help="weights file to write (default: <out>/amif_v2.pt)")
+                        help="weights file to write (default: <out>/amif_v3.pt)")
     parser.add_argument("--backbone-from", type=Path, metavar="PATH",
                         help="start from the fusion backbone of this weights file and train only CCWM and C-SAMIC")
     parser.add_argument("--seed", type=int, default=defaults.seed)
@@ -56,7 +56,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
          example="amif train --data ../shared/data/harvard --out runs/amif",
          arguments=(_data_option, _train_arguments, force_option))
 def train_command(args: argparse.Namespace) -> int:
-    weights_out = args.weights_out or args.out / "amif_v2.pt"
+    weights_out = args.weights_out or args.out / "amif_v3.pt"
     args.out.mkdir(parents=True, exist_ok=True)
     check_outputs([weights_out], args.force, inputs=[])
     from amif_core.inference.devices import resolve_device

@@ -70,4 +70,4 @@ def load_backbone_state(path: Path) -> tuple[dict[str, torch.Tensor], FusionConf
         raise AMIFError(f"{path} is not an AMIF weights file.")
     prefix = "backbone."
     state = {k[len(prefix):]: v for k, v in payload["state_dict"].items() if k.startswith(prefix)}
-    return state, FusionConfig(**payload["config"]["fusion"])
+    return state, FusionConfig.from_dict(payload["config"]["fusion"])

@@ -37,7 +37,7 @@ class AMIFConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "AMIFConfig":
         return cls(
-            fusion=FusionConfig(**data["fusion"]),
+            fusion=FusionConfig.from_dict(data["fusion"]),
             ccwm=CCWMConfig(**data["ccwm"]),
             coupling=CouplingConfig(**data["coupling"]),
         )

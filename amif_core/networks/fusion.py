@@ -12,7 +12,7 @@ Two output heads (``FusionConfig.head``):
   image back before its output, a full-resolution head predicts a free
   residual on top of the pixel-wise maximum of the two inputs; its last layer
   starts at zero, so an untrained backbone outputs exactly the maximum.
-* ``"select"``: the network predicts no grey levels at all, only two smooth
+* ``"select"`` (the default since amif_v3): the network predicts no grey levels at all, only two smooth
   gain maps at half resolution, and the output is built from the sources::
 
       f = max(a, b) + alpha * min(a, b) + beta * (d - hp(max(a, b)))
@@ -44,13 +44,19 @@ class FusionConfig:
     shared_blocks: int = 2
     decoder_blocks: int = 2
     head_channels: int = 8
-    head: str = "residual"
-    alpha_max: float = 0.3
-    beta_max: float = 1.0
+    head: str = "select"
+    alpha_max: float = 0.05
+    beta_max: float = 0.0
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
             raise ValueError(f"FusionConfig.head must be one of {HEADS}, got {self.head!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FusionConfig":
+        """The configuration stored in a weights file; files written before the head
+        choice existed (amif_v1, amif_v2) hold the residual head."""
+        return cls(**{"head": "residual", **data})
 
 
 HEADS = ("residual", "select")
