@@ -1,5 +1,12 @@
 """Exceptions of AMIF. Their messages are meant to be shown to users as they are.
 
+Each error is built from an English ``template`` with named ``{placeholders}``
+(``str.format`` syntax, format specs allowed: ``{size:.1f}``) and the
+``params`` that fill them; the message is ``template.format(**params)``. Every
+template is one string literal at the place that raises it, so a front end can
+list and translate them (the Slicer panel does, in ``AMIFSlicerLib.coremessages``),
+then fill the translation with the same params. The core itself never translates.
+
 An error that a setting can fix names it: ``setting`` is one of
 :data:`SETTINGS` and ``value`` the offending value. The core's message says
 what is wrong in the front end's neutral terms; each front end adds how to
@@ -16,14 +23,18 @@ SETTINGS = ("axis", "device", "overwrite", "passphrase", "identifier", "colour")
 class AMIFError(Exception):
     """Base class of every error AMIF raises on purpose.
 
-    ``setting``: the setting that would fix it (one of :data:`SETTINGS`), or
-    None; ``value``: the offending value, when there is one.
+    ``template``: the English message with named ``{placeholders}``;
+    ``params``: their values (the keyword arguments other than ``setting`` and
+    ``value``); ``setting``: the setting that would fix it (one of
+    :data:`SETTINGS`), or None; ``value``: the offending value, when there is one.
     """
 
-    def __init__(self, message: str, *, setting: str | None = None, value: Any = None) -> None:
-        super().__init__(message)
+    def __init__(self, template: str, *, setting: str | None = None, value: Any = None, **params: Any) -> None:
+        super().__init__(template.format(**params))
         if setting is not None and setting not in SETTINGS:
             raise ValueError(f"unknown setting {setting!r}")
+        self.template = template
+        self.params = params
         self.setting = setting
         self.value = value
 

@@ -1,8 +1,10 @@
 """Exceptions raised by the AMIF Slicer logic.
 
-Their messages are written for the person at the panel: the module shows them
-as they are. Errors of the AMIF core (:mod:`amif_core.errors`) pass through
-unchanged, since their messages follow the same rule.
+Their messages are written for the person at the panel (and translated where
+they are written): the module shows them as they are. Errors of the AMIF core
+(:mod:`amif_core.errors`) pass through unchanged, since their messages follow
+the same rule; the panel shows them in its language through
+:func:`AMIFSlicerLib.coremessages.coreMessage`.
 """
 from __future__ import annotations
 

@@ -34,6 +34,7 @@ from AMIFSlicerLib.choices import (
     protectBlocker,
     unlockBlocker,
 )
+from AMIFSlicerLib.coremessages import coreMessage
 from AMIFSlicerLib.errors import DependencyError, InvalidInputError
 from AMIFSlicerLib.i18n import tr as _
 from AMIFSlicerLib.volumenodes import (
@@ -158,7 +159,7 @@ class AMIFSceneLogic:
         try:
             identifier = core.transforms.identifier.validate_identifier(identifier)
         except ValueError as error:
-            raise InvalidInputError(str(error)) from error
+            raise InvalidInputError(coreMessage(error)) from error
 
         images = {}
         for role, node in ((MRI_ROLE, mriNode), (OTHER_ROLE, otherNode)):

@@ -9,6 +9,7 @@ import slicer
 
 from amif_core.inference import runner  # torch-free until a run
 from AMIFSlicerLib import choices
+from AMIFSlicerLib.coremessages import coreMessage
 from AMIFSlicerLib.i18n import tr as _
 
 
@@ -189,7 +190,9 @@ def preselectVolumes(scene: slicer.vtkMRMLScene, parameters: Any) -> None:
 
 
 def panelMessage(error: Exception) -> str:
-    """The error's message, with the panel's advice for the setting that fixes it (core errors name one)."""
+    """The error's message in the panel's language (:func:`AMIFSlicerLib.coremessages.coreMessage`), with the
+    panel's advice for the setting that fixes it (core errors name one), as :meth:`amif_core.errors.AMIFError.hint`
+    adds it."""
     hints = {
         "axis": _("The slice axis follows the MRI's orientation; reorient or crop the MRI."),
         "device": _("Choose CPU in the Device list (Advanced)."),
@@ -198,7 +201,9 @@ def panelMessage(error: Exception) -> str:
         "identifier": _("Change the Owner / copyright text."),
         "colour": _("Change the Colour choice."),
     }
-    return error.hint(hints) if hasattr(error, "hint") else str(error)
+    message = coreMessage(error)
+    advice = hints.get(getattr(error, "setting", None))
+    return f"{message} {advice}" if advice else message
 
 
 def colourItems() -> list[tuple[str, str]]:

@@ -107,7 +107,7 @@ class Models:
 
     def __init__(self, args: argparse.Namespace) -> None:
         if args.weights is not None and not args.weights.is_file():
-            raise InputError(f"The weights file {args.weights} does not exist.")
+            raise InputError("The weights file {path} does not exist.", path=args.weights)
         self.weights = args.weights
         self._loaded: dict[str, AMIFModel] = {}
 
@@ -146,15 +146,17 @@ def passphrase_from(args: argparse.Namespace, confirm: bool) -> str | None:
     if args.passphrase_env:
         value = os.environ.get(args.passphrase_env)
         if not value:
-            raise InputError(f"The environment variable {args.passphrase_env} is not set or empty.")
+            raise InputError("The environment variable {name} is not set or empty.", name=args.passphrase_env)
         return value
     if args.passphrase_file:
         try:
             lines = args.passphrase_file.read_text(encoding="utf-8").splitlines()
         except OSError as error:
-            raise InputError(f"Cannot read the passphrase file {args.passphrase_file}: {error.strerror}.") from error
+            raise InputError("Cannot read the passphrase file {path}: {reason}.", path=args.passphrase_file,
+                             reason=error.strerror) from error
         if not lines or not lines[0]:
-            raise InputError(f"The passphrase file {args.passphrase_file} is empty; put the passphrase on its first line.")
+            raise InputError("The passphrase file {path} is empty; put the passphrase on its first line.",
+                             path=args.passphrase_file)
         return lines[0]
     if args.passphrase_prompt:
         return prompt_passphrase(confirm)

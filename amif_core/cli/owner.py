@@ -170,7 +170,7 @@ def attack_eval_command(args: argparse.Namespace) -> int:
         from amif_core.evaluation.attacks.report import save_picture
         from amif_core.evaluation.attacks.runner import run_attack_eval
     except ImportError as error:
-        raise AMIFError(str(error)) from error
+        raise AMIFError("{reason}", reason=error) from error
     outputs = [path for path in (args.json, args.picture) if path is not None]
     check_outputs(outputs, args.force, inputs=[])
     import torch

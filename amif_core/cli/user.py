@@ -109,8 +109,9 @@ def unlock(args: argparse.Namespace) -> int:
     passphrase = passphrase_from(args, confirm=False)
     if encrypted and passphrase is None:
         if not sys.stdin.isatty():
-            raise WrongPassphraseError(f"The key file {args.key} is encrypted; give its passphrase with "
-                                       "--passphrase-prompt, --passphrase-env NAME or --passphrase-file PATH.")
+            raise WrongPassphraseError("The key file {path} is encrypted; give its passphrase with "
+                                       "--passphrase-prompt, --passphrase-env NAME or --passphrase-file PATH.",
+                                       path=args.key)
         passphrase = prompt_passphrase(confirm=False)
     if not encrypted and passphrase is not None:
         notice(args)("The key file is not encrypted; the passphrase was not needed.")

@@ -24,17 +24,17 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         resolved = torch.device(name)
     except RuntimeError as error:
-        raise InputError(f"Unknown device {device!r}; devices are auto, cpu, cuda, cuda:N or mps.",
+        raise InputError("Unknown device {device!r}; devices are auto, cpu, cuda, cuda:N or mps.", device=device,
                          setting="device", value=device) from error
     if resolved.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         index = resolved.index or 0
         if index >= count:
-            raise InputError(f"Device {device!r} is not available: this machine has {count} CUDA device(s).",
-                             setting="device", value=device)
+            raise InputError("Device {device!r} is not available: this machine has {count} CUDA device(s).",
+                             device=device, count=count, setting="device", value=device)
     elif resolved.type == "mps" and not torch.backends.mps.is_available():
         raise InputError("Device 'mps' is not available on this machine.", setting="device", value=device)
     elif resolved.type not in ("cpu", "cuda", "mps"):
-        raise InputError(f"Unsupported device {device!r}; devices are auto, cpu, cuda, cuda:N or mps.",
+        raise InputError("Unsupported device {device!r}; devices are auto, cpu, cuda, cuda:N or mps.", device=device,
                          setting="device", value=device)
     return resolved

@@ -205,7 +205,8 @@ class AMIFModel:
         if verify:
             check_fits(key, self.model_id, np.asarray(image))
         elif tuple(np.shape(image)) != tuple(key.shape):
-            raise InputError(f"Image shape {np.shape(image)} differs from the key's {tuple(key.shape)}.")
+            raise InputError("Image shape {shape} differs from the key's {key_shape}.", shape=np.shape(image),
+                             key_shape=tuple(key.shape))
         colour = key.colour is not None
         rgb = np.asarray(image, dtype=np.float32).reshape((-1,) + tuple(key.shape[-3:])) if colour else None
         volume = as_volume("protected image", luma(rgb) if colour else image).astype(np.float32, copy=False)
@@ -215,11 +216,15 @@ class AMIFModel:
         supports = codec.support_masks(masks, (hp, wp))
         ends = np.cumsum(codec.code_counts(supports))
         chroma_ends = np.cumsum(2 * masks.reshape(depth, -1).sum(axis=1)) if colour else None
-        for kind, held, needed in (("", key.codes.size, ends[-1]),
-                                   ("chroma ", key.chroma_codes.size, chroma_ends[-1] if colour else 0)):
-            if held != needed:
-                raise KeyMismatchError(f"The key holds {held} {kind}codes, but its identifier placement needs "
-                                       f"{int(needed)}. Use the key that was written with this protected image.")
+        if key.codes.size != ends[-1]:
+            raise KeyMismatchError("The key holds {held} codes, but its identifier placement needs {needed}. Use the "
+                                   "key that was written with this protected image.", held=key.codes.size,
+                                   needed=int(ends[-1]))
+        chroma_needed = int(chroma_ends[-1]) if colour else 0
+        if key.chroma_codes.size != chroma_needed:
+            raise KeyMismatchError("The key holds {held} chroma codes, but its identifier placement needs {needed}. "
+                                   "Use the key that was written with this protected image.",
+                                   held=key.chroma_codes.size, needed=chroma_needed)
         seed = codec.pad_seed(np.asarray(image, dtype=np.float32))
         out = np.empty(volume.shape, dtype=np.float32) if not colour else rgb.copy()
         self._tick(0, depth, progress, cancel)

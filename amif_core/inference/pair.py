@@ -40,12 +40,12 @@ def as_volume(name: str, array: np.ndarray) -> np.ndarray:
     """``array`` as a (D, H, W) real volume ((H, W) gains a leading axis); InputError otherwise."""
     data = np.asarray(array)
     if data.dtype.kind not in "biuf":
-        raise InputError(f"The {name} must be a real-valued array, got dtype {data.dtype}.")
+        raise InputError("The {name} must be a real-valued array, got dtype {dtype}.", name=name, dtype=data.dtype)
     if data.ndim not in (2, 3):
-        raise InputError(
-            f"The {name} must be a 2D slice (H, W) or a 3D volume (D, H, W), got shape {data.shape}.")
+        raise InputError("The {name} must be a 2D slice (H, W) or a 3D volume (D, H, W), got shape {shape}.",
+                         name=name, shape=data.shape)
     if min(data.shape) < 1:
-        raise InputError(f"The {name} is empty (shape {data.shape}).")
+        raise InputError("The {name} is empty (shape {shape}).", name=name, shape=data.shape)
     return data if data.ndim == 3 else data[None]
 
 
@@ -60,28 +60,28 @@ def prepare_pair(mri: np.ndarray, other: np.ndarray, colour_table_name: str | No
     an RGB ``other``.
     """
     if is_rgb(mri) and np.ndim(mri) == np.ndim(other):
-        raise InputError(f"The MRI must be greyscale, got an RGB array of shape {np.shape(mri)}; give its "
-                         "single-channel intensities (colour goes with the PET or SPECT).")
+        raise InputError("The MRI must be greyscale, got an RGB array of shape {shape}; give its "
+                         "single-channel intensities (colour goes with the PET or SPECT).", shape=np.shape(mri))
     rgb = None
     table = None
     if is_rgb(other) and np.ndim(other) == np.ndim(mri) + 1:
         if colour_table_name is not None:
-            raise InputError(f"The second scan is already RGB {np.shape(other)}; a colour table "
-                             f"({colour_table_name!r}) maps a scalar PET/SPECT only. Drop the colour table, or give "
-                             "the scalar scan.", setting="colour", value=colour_table_name)
+            raise InputError("The second scan is already RGB {shape}; a colour table ({table!r}) maps a scalar "
+                             "PET/SPECT only. Drop the colour table, or give the scalar scan.", shape=np.shape(other),
+                             table=colour_table_name, setting="colour", value=colour_table_name)
         rgb = rgb_unit(other, "second scan")
     elif np.ndim(other) >= 1 and np.shape(other)[-1:] == (4,) and np.ndim(other) == np.ndim(mri) + 1:
-        raise InputError(f"The second scan has 4 channels {np.shape(other)}; AMIF takes RGB (3 channels) or a "
-                         "scalar scan. Drop the alpha channel first.")
+        raise InputError("The second scan has 4 channels {shape}; AMIF takes RGB (3 channels) or a "
+                         "scalar scan. Drop the alpha channel first.", shape=np.shape(other))
     elif colour_table_name is not None:
         table = colour_table(colour_table_name)
     a = as_volume("MRI", mri)
     b = as_volume("second scan", other if rgb is None else rgb[..., 0])
     if a.shape != b.shape:
         raise InputError(
-            f"The MRI {np.shape(mri)} and the second scan {np.shape(other)} must have the same shape; "
+            "The MRI {shape} and the second scan {other_shape} must have the same shape; "
             "resample the second scan onto the MRI grid first (amif_core.inference.pipeline.protect_volume "
-            "does this).")
+            "does this).", shape=np.shape(mri), other_shape=np.shape(other))
     if rgb is None and table is None:
         return Pair(a, b, None, None, tuple(np.shape(mri)))
     colour: dict = {"space": "BT.601 YCbCr", "table": colour_table_name}

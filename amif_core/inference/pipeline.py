@@ -43,8 +43,8 @@ def _check_finite(image: sitk.Image, name: str) -> None:
     if image.GetPixelID() in FLOAT_TYPES:
         for plane in sitk.GetArrayViewFromImage(image):
             if not np.isfinite(plane).all():
-                raise InputError(f"The {name} contains NaN or infinite voxels; replace them (for example with 0) "
-                                 "before protecting.")
+                raise InputError("The {name} contains NaN or infinite voxels; replace them (for example with 0) "
+                                 "before protecting.", name=name)
 
 
 def _partner_voxels(other: sitk.Image, on_grid: sitk.Image, axis: int) -> np.ndarray:
@@ -134,8 +134,8 @@ def unlock_volume(model: AMIFModel, protected: sitk.Image, key: Key, verify: boo
     if key.is_volume_key:
         protected = restore_slice_order(protected, key.geometry())
     if not verify and tuple(protected.GetSize()) != tuple(key.size):
-        raise InputError(f"The protected volume has {protected.GetSize()} voxels but the key is for {key.size}; "
-                         "even a forced unlock needs the same size.")
+        raise InputError("The protected volume has {size} voxels but the key is for {key_size}; "
+                         "even a forced unlock needs the same size.", size=protected.GetSize(), key_size=key.size)
     voxels = protected_voxels(protected, key)  # converted once, for the check and the unlock
     if verify:
         check_fits(key, model.model_id, voxels, volume_facts(protected))

@@ -224,12 +224,13 @@ def plan_run(voxels: int, slice_shape: tuple[int, int], device: str, automatic: 
         if batch >= 1:
             return _checked_host(RunPlan(device, batch, host_bytes, batch * per_slice,
                                          cpu_batch_size=cpu_batch_size), free_host_bytes)
-        message = (f"{device_label(device)} has {_gigabytes(free_device_bytes)} of memory free, but one slice needs "
-                   f"about {_gigabytes(per_slice)}.")
         if not automatic:
-            raise MemoryLimitError(f"{message} Run on the CPU, or free GPU memory, and try again.",
-                                   setting="device", value=device)
-        notes.append(f"{message} Running on the CPU instead.")
+            raise MemoryLimitError("{device} has {free:.1f} GB of memory free, but one slice needs about "
+                                   "{needed:.1f} GB. Run on the CPU, or free GPU memory, and try again.",
+                                   device=device_label(device), free=free_device_bytes / 2**30,
+                                   needed=per_slice / 2**30, setting="device", value=device)
+        notes.append(f"{device_label(device)} has {_gigabytes(free_device_bytes)} of memory free, but one slice needs "
+                     f"about {_gigabytes(per_slice)}. Running on the CPU instead.")
         device = CPU
     if device != CPU:
         return _checked_host(RunPlan(device, UNKNOWN_GPU_BATCH_SIZE, host_bytes, UNKNOWN_GPU_BATCH_SIZE * per_slice,
@@ -241,9 +242,9 @@ def plan_run(voxels: int, slice_shape: tuple[int, int], device: str, automatic: 
 def _checked_host(plan: RunPlan, free_host_bytes: int | None) -> RunPlan:
     if free_host_bytes is not None and plan.host_bytes > free_host_bytes:
         raise MemoryLimitError(
-            f"This volume needs about {_gigabytes(plan.host_bytes)} of memory, but only "
-            f"{_gigabytes(free_host_bytes)} is free. Close other applications, or crop the volumes to the region of "
-            "interest, and try again.")
+            "This volume needs about {needed:.1f} GB of memory, but only {free:.1f} GB is free. Close other "
+            "applications, or crop the volumes to the region of interest, and try again.",
+            needed=plan.host_bytes / 2**30, free=free_host_bytes / 2**30)
     return plan
 
 

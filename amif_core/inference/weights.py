@@ -45,14 +45,14 @@ def load_weights(path: Path | None = None) -> tuple[AMIFNet, str, dict]:
     """Load a weights file -> (network on CPU in eval mode, model id, metadata dict)."""
     path = Path(path) if path is not None else DEFAULT_WEIGHTS
     if not path.is_file():
-        raise AMIFError(f"AMIF weights not found at {path}. Reinstall amif-core or pass the weights path.")
+        raise AMIFError("AMIF weights not found at {path}. Reinstall amif-core or pass the weights path.", path=path)
     raw = path.read_bytes()
     try:
         payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as error:
-        raise AMIFError(f"{path} is not a readable AMIF weights file: {error}") from error
+        raise AMIFError("{path} is not a readable AMIF weights file: {reason}", path=path, reason=error) from error
     if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
-        raise AMIFError(f"{path} is not an AMIF weights file.")
+        raise AMIFError("{path} is not an AMIF weights file.", path=path)
     net = AMIFNet(AMIFConfig.from_dict(payload["config"]))
     net.load_state_dict(payload["state_dict"])
     metadata = {k: v for k, v in payload.items() if k not in ("state_dict",)}
@@ -67,7 +67,7 @@ def load_backbone_state(path: Path) -> tuple[dict[str, torch.Tensor], FusionConf
     """
     payload = torch.load(Path(path), map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
-        raise AMIFError(f"{path} is not an AMIF weights file.")
+        raise AMIFError("{path} is not an AMIF weights file.", path=path)
     prefix = "backbone."
     state = {k[len(prefix):]: v for k, v in payload["state_dict"].items() if k.startswith(prefix)}
     return state, FusionConfig.from_dict(payload["config"]["fusion"])

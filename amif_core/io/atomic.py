@@ -54,27 +54,28 @@ def check_outputs(paths: Sequence[str | Path], force: bool = False, inputs: Sequ
     for raw in [*paths, *folders]:
         path = Path(raw).resolve()
         if path in seen:
-            raise InputError(f"The same output file is given twice: {raw}. Give each output its own name.")
+            raise InputError("The same output file is given twice: {path}. Give each output its own name.", path=raw)
         seen.add(path)
         if any(path == p or (path.exists() and p.exists() and os.path.samefile(path, p)) for p in input_paths):
-            raise InputError(f"The output {raw} is one of the input files; AMIF never overwrites its inputs. "
-                             "Choose another output name.")
+            raise InputError("The output {path} is one of the input files; AMIF never overwrites its inputs. "
+                             "Choose another output name.", path=raw)
         if not path.parent.is_dir():
-            raise InputError(f"The folder {path.parent} does not exist; create it first or choose another output path.")
+            raise InputError("The folder {folder} does not exist; create it first or choose another output path.",
+                             folder=path.parent)
         if not os.access(path.parent, os.W_OK | os.X_OK):
-            raise InputError(f"The folder {path.parent} is not writable (read-only, or not yours); choose another "
-                             "output path.")
+            raise InputError("The folder {folder} is not writable (read-only, or not yours); choose another "
+                             "output path.", folder=path.parent)
         if path in folder_paths:
             if any(p == path or path in p.parents for p in input_paths):
-                raise InputError(f"The output folder {raw} holds input files; AMIF never overwrites its inputs. "
-                                 "Choose a new folder.")
+                raise InputError("The output folder {path} holds input files; AMIF never overwrites its inputs. "
+                                 "Choose a new folder.", path=raw)
             if path.exists() and not path.is_dir():
-                raise InputError(f"The output {raw} is a file; give a new folder for the DICOM series.")
+                raise InputError("The output {path} is a file; give a new folder for the DICOM series.", path=raw)
             if path.is_dir() and any(path.iterdir()) and not force:
                 raise FileExistsError(f"The folder {raw} already exists and is not empty; nothing was overwritten.")
             continue
         if path.is_dir():
-            raise InputError(f"The output {raw} is a folder; give a file name.")
+            raise InputError("The output {path} is a folder; give a file name.", path=raw)
         if path.exists() and not force:
             raise FileExistsError(f"{raw} already exists; nothing was overwritten.")
 

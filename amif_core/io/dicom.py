@@ -139,8 +139,8 @@ def dicom_series_output(image: sitk.Image, folder: str | Path, identifier: str,
     pixel = image.GetPixelID()
     if pixel not in (sitk.sitkUInt16, sitk.sitkVectorUInt8) or (
             pixel == sitk.sitkVectorUInt8 and image.GetNumberOfComponentsPerPixel() != 3):
-        raise InputError(f"AMIF writes DICOM for its protected volumes only (uint16 grey or 8-bit RGB), not for "
-                         f"'{image.GetPixelIDTypeAsString()}'.")
+        raise InputError("AMIF writes DICOM for its protected volumes only (uint16 grey or 8-bit RGB), not for "
+                         "'{pixel_type}'.", pixel_type=image.GetPixelIDTypeAsString())
     source = dict(source or {})
 
     def write(temp: Path) -> None:
@@ -174,7 +174,7 @@ def read_series_with_pydicom(folder: str | Path) -> sitk.Image:
     pydicom = _pydicom()
     files = sorted(Path(folder).glob("*.dcm"))
     if not files:
-        raise InputError(f"The folder {folder} holds no .dcm files.")
+        raise InputError("The folder {folder} holds no .dcm files.", folder=folder)
     datasets = [pydicom.dcmread(path) for path in files]
     orientation = np.array(datasets[0].ImageOrientationPatient, dtype=np.float64)
     row, column = orientation[:3], orientation[3:]

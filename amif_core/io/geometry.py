@@ -185,17 +185,22 @@ def slice_size(image: sitk.Image, axis: int) -> tuple[int, int]:
 def check_axis(axis: int, image: sitk.Image) -> None:
     """Raise :class:`InputError` (setting "axis") unless slicing ``image`` along ``axis`` gives usable slices."""
     if axis not in (0, 1, 2):
-        raise InputError(f"The slice axis must be 0, 1 or 2 (a numpy axis of the (z, y, x) array), got {axis}.",
-                         setting="axis", value=axis)
+        raise InputError("The slice axis must be 0, 1 or 2 (a numpy axis of the (z, y, x) array), got {axis}.",
+                         axis=axis, setting="axis", value=axis)
     rows, cols = slice_size(image, axis)
-    if min(rows, cols) < MIN_SLICE_SIDE:
-        usable = [f"axis {a} ({'x'.join(map(str, slice_size(image, a)))} slices)" for a in range(3)
-                  if min(slice_size(image, a)) >= MIN_SLICE_SIDE]
-        advice = f"Slicing along {' or '.join(usable)} would do." if usable else \
-            f"No axis does: the volume ({describe(image)}) is too small for AMIF."
-        raise InputError(f"Slicing along axis {axis} gives {rows}x{cols} slices; AMIF needs slices of at least "
-                         f"{MIN_SLICE_SIDE}x{MIN_SLICE_SIDE} voxels. {advice}", setting="axis" if usable else None,
-                         value=axis)
+    if min(rows, cols) >= MIN_SLICE_SIDE:
+        return
+    usable = [(a, "x".join(map(str, slice_size(image, a)))) for a in range(3)
+              if min(slice_size(image, a)) >= MIN_SLICE_SIDE]  # at most one: the axis across the one short side
+    if not usable:
+        raise InputError("Slicing along axis {axis} gives {rows}x{cols} slices; AMIF needs slices of at least "
+                         "{side}x{side} voxels. No axis does: the volume ({volume}) is too small for AMIF.",
+                         axis=axis, rows=rows, cols=cols, side=MIN_SLICE_SIDE, volume=describe(image), value=axis)
+    (other, other_size), = usable
+    raise InputError("Slicing along axis {axis} gives {rows}x{cols} slices; AMIF needs slices of at least "
+                     "{side}x{side} voxels. Slicing along axis {other} ({other_size} slices) would do.", axis=axis,
+                     rows=rows, cols=cols, side=MIN_SLICE_SIDE, other=other, other_size=other_size, setting="axis",
+                     value=axis)
 
 
 

@@ -49,27 +49,29 @@ def is_rgb_volume(image: sitk.Image) -> bool:
 def check_volume(image: sitk.Image, name: str = "volume", rgb: bool = False) -> None:
     """Raise :class:`InputError` unless ``image`` is a 3D, single-channel, real-valued volume (or RGB with ``rgb``)."""
     if image.GetDimension() != 3:
-        raise InputError(f"The {name} is {image.GetDimension()}D; AMIF needs a 3D volume. "
-                         "Give a 3D scan (for a 4D series, extract one 3D frame first).")
+        raise InputError("The {name} is {dimension}D; AMIF needs a 3D volume. "
+                         "Give a 3D scan (for a 4D series, extract one 3D frame first).", name=name,
+                         dimension=image.GetDimension())
     if rgb and is_rgb_volume(image):
         return
     if image.GetNumberOfComponentsPerPixel() != 1 or image.GetPixelID() not in SCALAR_TYPES:
-        raise InputError(f"The {name} holds voxels of type '{image.GetPixelIDTypeAsString()}' "
-                         f"({image.GetNumberOfComponentsPerPixel()} values each); AMIF needs one real value per voxel. "
-                         "Convert colour, vector, complex or label-map images to a single-channel (greyscale) "
-                         "volume first.")
+        raise InputError("The {name} holds voxels of type '{pixel_type}' ({components} values each); AMIF needs one "
+                         "real value per voxel. Convert colour, vector, complex or label-map images to a "
+                         "single-channel (greyscale) volume first.", name=name,
+                         pixel_type=image.GetPixelIDTypeAsString(), components=image.GetNumberOfComponentsPerPixel())
 
 
 def _read_dicom_series(folder: Path) -> sitk.Image:
     reader = sitk.ImageSeriesReader()
     series = reader.GetGDCMSeriesIDs(str(folder))
     if not series:
-        raise InputError(f"The folder {folder} contains no DICOM series. Give a folder with one DICOM series, "
-                         f"or a volume file ({', '.join(READ_SUFFIXES)}).")
+        raise InputError("The folder {folder} contains no DICOM series. Give a folder with one DICOM series, "
+                         "or a volume file ({suffixes}).", folder=folder, suffixes=", ".join(READ_SUFFIXES))
     if len(series) > 1:
         listed = ", ".join(f"{uid} ({len(reader.GetGDCMSeriesFileNames(str(folder), uid))} files)" for uid in series)
-        raise InputError(f"The folder {folder} contains {len(series)} DICOM series: {listed}. "
-                         "Put the series you want into a folder of its own.")
+        raise InputError("The folder {folder} contains {count} DICOM series: {listed}. "
+                         "Put the series you want into a folder of its own.", folder=folder, count=len(series),
+                         listed=listed)
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
     return reader.Execute()
 
@@ -84,14 +86,14 @@ def read_volume(path: str | Path) -> sitk.Image:
     """
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path} does not exist.")
+        raise InputError("{path} does not exist.", path=path)
     if not path.is_dir() and _suffix(path) not in READ_SUFFIXES:
-        raise InputError(f"{path} is not a supported volume: use {', '.join(READ_SUFFIXES)} "
-                         "or a folder holding one DICOM series.")
+        raise InputError("{path} is not a supported volume: use {suffixes} "
+                         "or a folder holding one DICOM series.", path=path, suffixes=", ".join(READ_SUFFIXES))
     try:
         image = _read_dicom_series(path) if path.is_dir() else sitk.ReadImage(str(path))
     except RuntimeError as error:
-        raise InputError(f"Could not read {path}: {_first_line(error)}") from error
+        raise InputError("Could not read {path}: {reason}", path=path, reason=_first_line(error)) from error
     check_volume(image, f"volume in {path}", rgb=True)
     if _suffix(path) in (".nii", ".nii.gz") and image.GetPixelID() in FLOAT_TYPES:
         _check_nifti_finite(path)
@@ -113,15 +115,16 @@ def _check_nifti_finite(path: Path) -> None:
         dtype = np.dtype(f"{order}f{itemsize}")
         while chunk := file.read(8 << 20):
             if not np.isfinite(np.frombuffer(chunk[: len(chunk) - len(chunk) % itemsize], dtype)).all():
-                raise InputError(f"The volume in {path} contains NaN or infinite voxels (NIfTI readers silently "
-                                 "read them as 0); replace them (for example with 0) first.")
+                raise InputError("The volume in {path} contains NaN or infinite voxels (NIfTI readers silently "
+                                 "read them as 0); replace them (for example with 0) first.", path=path)
 
 
 def check_volume_path(path: str | Path) -> None:
     """Raise :class:`InputError` unless AMIF can write a volume to ``path`` (judged by its extension)."""
     if _suffix(Path(path)) not in WRITE_SUFFIXES:
-        raise InputError(f"Cannot write {path}: use one of {', '.join(WRITE_SUFFIXES)} "
-                         "(.nhdr and .mhd keep their voxels in a second file, so they are not offered).")
+        raise InputError("Cannot write {path}: use one of {suffixes} "
+                         "(.nhdr and .mhd keep their voxels in a second file, so they are not offered).", path=path,
+                         suffixes=", ".join(WRITE_SUFFIXES))
 
 
 def volume_output(image: sitk.Image, path: str | Path) -> Output:

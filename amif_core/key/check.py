@@ -9,6 +9,7 @@ size, geometry and stored pixel type (:class:`VolumeFacts`). Torch-free.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NoReturn
 
 import numpy as np
 
@@ -71,63 +72,106 @@ def check_fits(key: Key, model_id: str, voxels: np.ndarray, volume: VolumeFacts 
 
     ``volume``: the protected volume's facts, for a volume key; None for a plain array.
     """
-    noun = "volume" if volume is not None else "image"
     if model_id != key.model_id:
+        if volume is not None:
+            raise ModelMismatchError(
+                "This key was made by AMIF weights {key_model}, but the loaded weights are {model}: another model "
+                "version. Unlock with the weights that protected the volume.", key_model=short(key.model_id),
+                model=short(model_id))
         raise ModelMismatchError(
-            f"This key was made by AMIF weights {short(key.model_id)}, but the loaded weights are "
-            f"{short(model_id)}: another model version. Unlock with the weights that protected the {noun}.")
+            "This key was made by AMIF weights {key_model}, but the loaded weights are {model}: another model "
+            "version. Unlock with the weights that protected the image.", key_model=short(key.model_id),
+            model=short(model_id))
     if volume is None:
-        if tuple(np.shape(voxels)) != tuple(key.shape):
-            raise KeyMismatchError(
-                f"This key is for an image of shape {tuple(key.shape)}, but the image has shape "
-                f"{tuple(np.shape(voxels))}. Use the key that was written with this protected image.")
-        actual = image_fingerprint(voxels)
-        prints = f"(fingerprint {short(actual)}, the key expects {short(key.fingerprint)})"
+        _check_image_fits(key, voxels)
     else:
-        if volume.fingerprint == key.volume_fingerprint:
-            return
-        prints = f"(volume fingerprint {short(volume.fingerprint)}, the key expects {short(key.volume_fingerprint)})"
-        if tuple(volume.size) != tuple(key.size):
-            sizes = (f"the key is for {'x'.join(str(v) for v in key.size)} voxels, this volume has "
-                     f"{'x'.join(str(v) for v in volume.size)}")
-            change = _resizing(volume, key)
-            if change is not None:
-                raise ImageModifiedError(f"The protected volume was {change} after it was protected {prints}: "
-                                         f"{sizes}. Unlock the original protected file.")
-            raise KeyMismatchError(f"This key belongs to another volume {prints}: {sizes}. Use the key written "
-                                   "together with this protected volume.")
-        actual = image_fingerprint(voxels)
+        _check_volume_fits(key, voxels, volume)
+
+
+def _check_image_fits(key: Key, voxels: np.ndarray) -> None:
+    """:func:`check_fits` for a plain array: its shape and voxels."""
+    if tuple(np.shape(voxels)) != tuple(key.shape):
+        raise KeyMismatchError(
+            "This key is for an image of shape {key_shape}, but the image has shape {shape}. Use the key that was "
+            "written with this protected image.", key_shape=tuple(key.shape), shape=tuple(np.shape(voxels)))
+    actual = image_fingerprint(voxels)
     if actual == key.fingerprint:
-        changes = _geometry_changes(volume.geometry, key.geometry()) if volume is not None else []
+        return
+    fingerprint, expected = short(actual), short(key.fingerprint)
+    if signatures_match(image_signature(voxels, key.colour is not None), key.signature):
+        raise ImageModifiedError(
+            "The protected image was modified after it was protected (fingerprint {fingerprint}, the key expects "
+            "{expected}): it was edited, filtered, resampled or re-saved at lower precision. Unlock the original "
+            "protected file (or a lossless copy: DICOM, NRRD, NIfTI or MHA).", fingerprint=fingerprint,
+            expected=expected)
+    raise KeyMismatchError("This key belongs to another image (fingerprint {fingerprint}, the key expects "
+                           "{expected}). Use the key written together with this protected image.",
+                           fingerprint=fingerprint, expected=expected)
+
+
+def _check_volume_fits(key: Key, voxels: np.ndarray, volume: VolumeFacts) -> None:
+    """:func:`check_fits` for a volume: its fingerprint, size, voxels, geometry and stored pixel type."""
+    if volume.fingerprint == key.volume_fingerprint:
+        return
+    fingerprint, expected = short(volume.fingerprint), short(key.volume_fingerprint)
+    if tuple(volume.size) != tuple(key.size):
+        _refuse_other_size(key, volume, fingerprint, expected)
+    if image_fingerprint(voxels) == key.fingerprint:
+        changes = _geometry_changes(volume.geometry, key.geometry())
         if not changes:
             return  # the same voxels; a volume's geometry re-stored at lower precision (e.g. NIfTI)
         raise ImageModifiedError(
-            f"The protected volume's voxels are intact, but its {' and '.join(changes)} changed since it was "
-            f"protected {prints}. Unlock the original protected file, or restore its geometry.")
-    if volume is not None and volume.stored_as_float and not all(np.isfinite(plane).all() for plane in voxels):
+            "The protected volume's voxels are intact, but its {changes} changed since it was protected (volume "
+            "fingerprint {fingerprint}, the key expects {expected}). Unlock the original protected file, or restore "
+            "its geometry.", changes=" and ".join(changes), fingerprint=fingerprint, expected=expected)
+    if volume.stored_as_float and not all(np.isfinite(plane).all() for plane in voxels):
         raise ImageModifiedError(
-            f"The protected volume contains NaN or infinite voxels, which AMIF never writes: it was modified after "
-            f"it was protected {prints}. Unlock the original protected file.")
-    if volume is not None:
-        _check_stored_type(key, volume, prints)
-    original = "the original protected file (or a lossless copy: DICOM, NRRD, NIfTI or MHA)"
+            "The protected volume contains NaN or infinite voxels, which AMIF never writes: it was modified after it "
+            "was protected (volume fingerprint {fingerprint}, the key expects {expected}). Unlock the original "
+            "protected file.", fingerprint=fingerprint, expected=expected)
+    _check_stored_type(key, volume, fingerprint, expected)
     if signatures_match(image_signature(voxels, key.colour is not None), key.signature):
         raise ImageModifiedError(
-            f"The protected {noun} was modified after it was protected {prints}: it was edited, filtered, resampled "
-            f"or re-saved at lower precision. Unlock {original}.")
-    raise KeyMismatchError(f"This key belongs to another {noun} {prints}. Use the key written together with this "
-                           f"protected {noun}.")
+            "The protected volume was modified after it was protected (volume fingerprint {fingerprint}, the key "
+            "expects {expected}): it was edited, filtered, resampled or re-saved at lower precision. Unlock the "
+            "original protected file (or a lossless copy: DICOM, NRRD, NIfTI or MHA).", fingerprint=fingerprint,
+            expected=expected)
+    raise KeyMismatchError("This key belongs to another volume (volume fingerprint {fingerprint}, the key expects "
+                           "{expected}). Use the key written together with this protected volume.",
+                           fingerprint=fingerprint, expected=expected)
 
 
-def _check_stored_type(key: Key, volume: VolumeFacts, prints: str) -> None:
+def _refuse_other_size(key: Key, volume: VolumeFacts, fingerprint: str, expected: str) -> NoReturn:
+    """Raise for a volume of another size than the key's: cropped or resampled from it, or another volume."""
+    key_size, size = "x".join(str(v) for v in key.size), "x".join(str(v) for v in volume.size)
+    change = _resizing(volume, key)
+    if change == "cropped":
+        raise ImageModifiedError(
+            "The protected volume was cropped after it was protected (volume fingerprint {fingerprint}, the key "
+            "expects {expected}): the key is for {key_size} voxels, this volume has {size}. Unlock the original "
+            "protected file.", fingerprint=fingerprint, expected=expected, key_size=key_size, size=size)
+    if change == "resampled":
+        raise ImageModifiedError(
+            "The protected volume was resampled after it was protected (volume fingerprint {fingerprint}, the key "
+            "expects {expected}): the key is for {key_size} voxels, this volume has {size}. Unlock the original "
+            "protected file.", fingerprint=fingerprint, expected=expected, key_size=key_size, size=size)
+    raise KeyMismatchError(
+        "This key belongs to another volume (volume fingerprint {fingerprint}, the key expects {expected}): the key "
+        "is for {key_size} voxels, this volume has {size}. Use the key written together with this protected volume.",
+        fingerprint=fingerprint, expected=expected, key_size=key_size, size=size)
+
+
+def _check_stored_type(key: Key, volume: VolumeFacts, fingerprint: str, expected: str) -> None:
     """Name a pixel type that cannot hold what AMIF wrote: float32 for a float key, 16 bits for a grey
     integer key (:mod:`amif_core.key.storage`)."""
     if key.levels is None and not volume.stored_as_float:
         raise ImageModifiedError(
-            f"The protected volume is stored as '{volume.pixel_type}', but AMIF wrote it as 32-bit float: it was "
-            f"re-saved at lower precision {prints}. Unlock the original float32 protected file.")
+            "The protected volume is stored as '{pixel_type}', but AMIF wrote it as 32-bit float: it was re-saved at "
+            "lower precision (volume fingerprint {fingerprint}, the key expects {expected}). Unlock the original "
+            "float32 protected file.", pixel_type=volume.pixel_type, fingerprint=fingerprint, expected=expected)
     if key.levels is not None and key.colour is None and not volume.stored_as_float and volume.bits < 16:
         raise ImageModifiedError(
-            f"The protected volume is stored as '{volume.pixel_type}' ({volume.bits}-bit), but AMIF wrote it as "
-            f"16-bit integers: it was down-cast, which loses the precision the key needs {prints}. Unlock the "
-            "original 16-bit protected file or series.")
+            "The protected volume is stored as '{pixel_type}' ({bits}-bit), but AMIF wrote it as 16-bit integers: it "
+            "was down-cast, which loses the precision the key needs (volume fingerprint {fingerprint}, the key "
+            "expects {expected}). Unlock the original 16-bit protected file or series.",
+            pixel_type=volume.pixel_type, bits=volume.bits, fingerprint=fingerprint, expected=expected)

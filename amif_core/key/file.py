@@ -146,58 +146,73 @@ class _Verified:
     version: int
 
 
-def _corrupted(path: Path, what: str) -> KeyFormatError:
-    return KeyFormatError(f"The key file {path} is {what}. Use an intact copy of the key "
-                          "(the one written together with the protected volume).")
-
-
 def _verify(path: str | Path) -> _Verified:
     """Check magic, version, lengths and the SHA-256 digest; then parse and validate the header."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"The key file {path} does not exist." if not path.exists() else f"{path} is not a file.")
+        if not path.exists():
+            raise InputError("The key file {path} does not exist.", path=path)
+        raise InputError("{path} is not a file.", path=path)
     size = path.stat().st_size
     with open(path, "rb") as file:
         start = file.read(_PREFIX.size)
         if len(start) < len(MAGIC) + 2 or not start.startswith(MAGIC):
-            raise KeyFormatError(f"{path} is not an AMIF key file (it does not start with the AMIF key signature).")
+            raise KeyFormatError("{path} is not an AMIF key file (it does not start with the AMIF key signature).",
+                                 path=path)
         version = int.from_bytes(start[len(MAGIC) : len(MAGIC) + 2], "little")
         if version not in READABLE_VERSIONS:
-            newer = (" It was written by a newer AMIF; update amif-core to read it." if version > FORMAT_VERSION else
-                     " Keys of version 1 were made with the amif_v1 weights of amif-core 0.1; unlock it with "
-                     "amif-core 0.1.")
-            raise KeyFormatError(f"{path} uses key format version {version}, but this AMIF ({VERSION}) reads "
-                                 f"versions {', '.join(map(str, READABLE_VERSIONS[:-1]))} and "
-                                 f"{READABLE_VERSIONS[-1]} only.{newer}")
+            earlier, latest = ", ".join(map(str, READABLE_VERSIONS[:-1])), READABLE_VERSIONS[-1]
+            if version > FORMAT_VERSION:
+                raise KeyFormatError("{path} uses key format version {version}, but this AMIF ({amif}) reads "
+                                     "versions {earlier} and {latest} only. It was written by a newer AMIF; update "
+                                     "amif-core to read it.", path=path, version=version, amif=VERSION,
+                                     earlier=earlier, latest=latest)
+            raise KeyFormatError("{path} uses key format version {version}, but this AMIF ({amif}) reads versions "
+                                 "{earlier} and {latest} only. Keys of version 1 were made with the amif_v1 weights "
+                                 "of amif-core 0.1; unlock it with amif-core 0.1.", path=path, version=version,
+                                 amif=VERSION, earlier=earlier, latest=latest)
         if len(start) < _PREFIX.size:
-            raise _corrupted(path, f"truncated ({size} bytes)")
+            raise KeyFormatError("The key file {path} is truncated ({size} bytes). Use an intact copy of the key (the "
+                                 "one written together with the protected volume).", path=path, size=size)
         _, _, header_length, payload_length = _PREFIX.unpack(start)
         if not 2 <= header_length <= MAX_HEADER_BYTES:
-            raise _corrupted(path, f"corrupted (its header length {header_length} is out of bounds)")
+            raise KeyFormatError("The key file {path} is corrupted (its header length {length} is out of bounds). Use "
+                                 "an intact copy of the key (the one written together with the protected volume).",
+                                 path=path, length=header_length)
         expected = _PREFIX.size + header_length + payload_length + DIGEST_SIZE
         if size < expected:
-            raise _corrupted(path, f"truncated ({size} bytes, but its lengths say {expected})")
+            raise KeyFormatError("The key file {path} is truncated ({size} bytes, but its lengths say {expected}). Use "
+                                 "an intact copy of the key (the one written together with the protected volume).",
+                                 path=path, size=size, expected=expected)
         if size > expected:
-            raise _corrupted(path, f"corrupted ({size - expected} bytes more than its lengths say)")
+            raise KeyFormatError("The key file {path} is corrupted ({extra} bytes more than its lengths say). Use an "
+                                 "intact copy of the key (the one written together with the protected volume).",
+                                 path=path, extra=size - expected)
         header_bytes = file.read(header_length)
         digest = hashlib.sha256(start + header_bytes)
         remaining = payload_length
         while remaining:
             piece = file.read(min(CHUNK, remaining))
             if not piece:
-                raise _corrupted(path, "truncated (it changed while being read)")
+                raise KeyFormatError("The key file {path} is truncated (it changed while being read). Use an intact "
+                                     "copy of the key (the one written together with the protected volume).", path=path)
             digest.update(piece)
             remaining -= len(piece)
         if file.read(DIGEST_SIZE + 1) != digest.digest():
-            raise _corrupted(path, "corrupted (its SHA-256 integrity check fails)")
+            raise KeyFormatError("The key file {path} is corrupted (its SHA-256 integrity check fails). Use an intact "
+                                 "copy of the key (the one written together with the protected volume).", path=path)
     try:
         header = json.loads(header_bytes.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise _corrupted(path, f"damaged (its header is not valid JSON: {error})") from error
+        raise KeyFormatError("The key file {path} is damaged (its header is not valid JSON: {reason}). Use an intact "
+                             "copy of the key (the one written together with the protected volume).", path=path,
+                             reason=error) from error
     try:
         validate_header(header, payload_length, version)
     except (KeyError, TypeError, ValueError, OverflowError) as error:
-        raise _corrupted(path, f"damaged (invalid header: {error})") from error
+        raise KeyFormatError("The key file {path} is damaged (invalid header: {reason}). Use an intact copy of the key "
+                             "(the one written together with the protected volume).", path=path,
+                             reason=error) from error
     if version < 3:
         header = {**header, "colour": None, "payload": {**header["payload"], "chroma_count": 0}}
     if version < 4:
@@ -229,7 +244,8 @@ def _payload_pieces(path: Path, verified: _Verified, length: int) -> Iterator[by
         while length:
             piece = file.read(min(CHUNK, length))
             if not piece:
-                raise _corrupted(path, "truncated (it changed while being read)")
+                raise KeyFormatError("The key file {path} is truncated (it changed while being read). Use an intact "
+                                     "copy of the key (the one written together with the protected volume).", path=path)
             length -= len(piece)
             yield piece
 
@@ -237,7 +253,8 @@ def _payload_pieces(path: Path, verified: _Verified, length: int) -> Iterator[by
 def _decrypt(path: Path, verified: _Verified, passphrase: str | None) -> list[bytes]:
     encryption = verified.header["encryption"]
     if passphrase is None:
-        raise WrongPassphraseError(f"The key file {path} is encrypted with a passphrase, and none was given.")
+        raise WrongPassphraseError("The key file {path} is encrypted with a passphrase, and none was given.",
+                                   path=path)
     _check_passphrase(passphrase)
     secret = _derive(passphrase, base64.b64decode(encryption["salt"]), encryption["n"], encryption["r"],
                      encryption["p"])
@@ -250,8 +267,8 @@ def _decrypt(path: Path, verified: _Verified, passphrase: str | None) -> list[by
     try:
         decryptor.finalize()
     except InvalidTag:
-        raise WrongPassphraseError(f"The passphrase does not open the key file {path}. Check it and try again "
-                                   "(passphrases are case-sensitive).") from None
+        raise WrongPassphraseError("The passphrase does not open the key file {path}. Check it and try again "
+                                   "(passphrases are case-sensitive).", path=path) from None
     return plain
 
 
@@ -269,24 +286,36 @@ class _Inflated:
         try:
             for piece in pieces:
                 if inflater.eof:
-                    raise _corrupted(self._path, "damaged (data after the end of its payload)")
+                    raise KeyFormatError("The key file {path} is damaged (data after the end of its payload). Use an "
+                                         "intact copy of the key (the one written together with the protected volume).",
+                                         path=self._path)
                 while piece:
                     out = inflater.decompress(piece, CHUNK)
                     produced += len(out)
                     if produced > expected:
-                        raise _corrupted(self._path, "damaged (its payload is longer than its header says)")
+                        raise KeyFormatError("The key file {path} is damaged (its payload is longer than its header "
+                                             "says). Use an intact copy of the key (the one written together with the "
+                                             "protected volume).", path=self._path)
                     yield out
                     piece = inflater.unconsumed_tail
             tail = inflater.flush()
             if produced + len(tail) > expected:
-                raise _corrupted(self._path, "damaged (its payload is longer than its header says)")
+                raise KeyFormatError("The key file {path} is damaged (its payload is longer than its header says). Use "
+                                     "an intact copy of the key (the one written together with the protected volume).",
+                                     path=self._path)
             yield tail
         except zlib.error as error:
-            raise _corrupted(self._path, f"damaged (its payload does not decompress: {error})") from error
+            raise KeyFormatError("The key file {path} is damaged (its payload does not decompress: {reason}). Use an "
+                                 "intact copy of the key (the one written together with the protected volume).",
+                                 path=self._path, reason=error) from error
         if not inflater.eof:
-            raise _corrupted(self._path, "damaged (its compressed payload stops before its end)")
+            raise KeyFormatError("The key file {path} is damaged (its compressed payload stops before its end). Use an "
+                                 "intact copy of the key (the one written together with the protected volume).",
+                                 path=self._path)
         if inflater.unused_data:
-            raise _corrupted(self._path, "damaged (data after the end of its payload)")
+            raise KeyFormatError("The key file {path} is damaged (data after the end of its payload). Use an intact "
+                                 "copy of the key (the one written together with the protected volume).",
+                                 path=self._path)
 
     def read_into(self, target: np.ndarray) -> None:
         """Fill a 1-D uint8 array (may be strided) from the stream."""
@@ -295,7 +324,9 @@ class _Inflated:
             if not len(self._current):
                 piece = next(self._output, None)
                 if piece is None:
-                    raise _corrupted(self._path, "damaged (its payload is shorter than its header says)")
+                    raise KeyFormatError("The key file {path} is damaged (its payload is shorter than its header "
+                                         "says). Use an intact copy of the key (the one written together with the "
+                                         "protected volume).", path=self._path)
                 self._current = memoryview(piece)
             take = min(target.size - done, len(self._current))
             target[done : done + take] = np.frombuffer(self._current[:take], dtype=np.uint8)
@@ -305,7 +336,9 @@ class _Inflated:
     def finish(self) -> None:
         """Check that the stream ends exactly here."""
         if len(self._current) or any(len(piece) for piece in self._output):
-            raise _corrupted(self._path, "damaged (its payload is longer than its header says)")
+            raise KeyFormatError("The key file {path} is damaged (its payload is longer than its header says). Use an "
+                                 "intact copy of the key (the one written together with the protected volume).",
+                                 path=self._path)
 
 
 def read_key(path: str | Path, passphrase: str | None = None) -> Key:
@@ -335,7 +368,8 @@ def read_key(path: str | Path, passphrase: str | None = None) -> Key:
         arrays[name] = array
     stream.finish()
     if not (np.isfinite(arrays["origin"]).all() and np.isfinite(arrays["step"]).all() and (arrays["step"] >= 0).all()):
-        raise _corrupted(path, "damaged (its code scales are not finite and non-negative)")
+        raise KeyFormatError("The key file {path} is damaged (its code scales are not finite and non-negative). Use an "
+                             "intact copy of the key (the one written together with the protected volume).", path=path)
     geometry = header["geometry"]
     return Key(
         codes=arrays["codes"], code_origin=arrays["origin"], code_step=arrays["step"],

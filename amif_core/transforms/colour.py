@@ -38,8 +38,8 @@ DEFAULT_TABLE = "pet"
 def colour_table(name: str) -> np.ndarray:
     """The (256, 3) float32 table called ``name`` (a key of :data:`COLOUR_TABLES`); InputError otherwise."""
     if name not in COLOUR_TABLES:
-        raise InputError(f"Unknown colour table {name!r}; choose one of {', '.join(sorted(COLOUR_TABLES))}.",
-                         setting="colour", value=name)
+        raise InputError("Unknown colour table {name!r}; choose one of {tables}.", name=name,
+                         tables=", ".join(sorted(COLOUR_TABLES)), setting="colour", value=name)
     return COLOUR_TABLES[name]
 
 
@@ -82,14 +82,17 @@ def rgb_unit(rgb: np.ndarray, name: str) -> np.ndarray:
     """
     data = np.asarray(rgb)
     if data.ndim < 3 or data.shape[-1] != 3:
-        raise InputError(f"The {name} must be RGB with 3 channels last, got shape {data.shape}"
-                         + (" (RGBA? drop the alpha channel first)." if data.shape[-1:] == (4,) else "."))
+        if data.shape[-1:] == (4,):
+            raise InputError("The {name} must be RGB with 3 channels last, got shape {shape} (RGBA? drop the alpha "
+                             "channel first).", name=name, shape=data.shape)
+        raise InputError("The {name} must be RGB with 3 channels last, got shape {shape}.", name=name, shape=data.shape)
     if data.dtype == np.uint8:
         return data.astype(np.float32) / np.float32(255)
     if data.dtype.kind != "f":
-        raise InputError(f"The {name} must be uint8 (0..255) or float (0..1) RGB, got dtype {data.dtype}.")
+        raise InputError("The {name} must be uint8 (0..255) or float (0..1) RGB, got dtype {dtype}.", name=name,
+                         dtype=data.dtype)
     out = data.astype(np.float32)
     if not np.isfinite(out).all() or out.min() < 0 or out.max() > 1:
-        raise InputError(f"The float RGB {name} must lie in [0, 1] (got {np.nanmin(out):.4g} to {np.nanmax(out):.4g}); "
-                         "divide 0..255 values by 255 first.")
+        raise InputError("The float RGB {name} must lie in [0, 1] (got {low:.4g} to {high:.4g}); "
+                         "divide 0..255 values by 255 first.", name=name, low=np.nanmin(out), high=np.nanmax(out))
     return out

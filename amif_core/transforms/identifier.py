@@ -67,13 +67,13 @@ def validate_identifier(text: str) -> str:
     if not stripped:
         raise InputError("The identifier text is empty; give a short text such as 'AMIF \u00a9'.")
     if len(stripped) > 64:
-        raise InputError(f"The identifier text is {len(stripped)} characters long; use at most 64.")
+        raise InputError("The identifier text is {length} characters long; use at most 64.", length=len(stripped))
     missing = _glyph_bitmap("\u4e00", 24)
     bad = sorted({c for c in stripped if c != " " and _glyph_bitmap(c, 24) == missing})
     if bad:
         raise InputError(
-            f"The identifier text contains characters the built-in font cannot draw: {''.join(bad)!r}. "
-            "Use ASCII letters, digits, punctuation or the \u00a9 sign."
+            "The identifier text contains characters the built-in font cannot draw: {characters!r}. "
+            "Use ASCII letters, digits, punctuation or the \u00a9 sign.", characters="".join(bad)
         )
     return stripped
 

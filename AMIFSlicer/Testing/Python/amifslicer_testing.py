@@ -1,9 +1,14 @@
-"""Test support for AMIFSlicer: voxel digests (the clean fusion of nodes is AMIFSlicerLib.selftest.cleanFusion)."""
+"""Test support for AMIFSlicer: voxel digests (the clean fusion of nodes is AMIFSlicerLib.selftest.cleanFusion) and
+the templates of the core's errors."""
 from __future__ import annotations
 
 import hashlib
+import sys
+from pathlib import Path
 
 import numpy as np
+
+CORE_TESTS = Path(__file__).resolve().parents[3] / "tests"
 
 
 def voxelDigest(node) -> str:
@@ -17,3 +22,13 @@ def voxelDigest(node) -> str:
     digest.update(np.array([matrix.GetElement(r, c) for r in range(4) for c in range(4)]).tobytes())
     digest.update(numpy_support.vtk_to_numpy(node.GetImageData().GetPointData().GetScalars()).tobytes())
     return digest.hexdigest()
+
+
+def coreErrorTemplates() -> set[str]:
+    """The templates of amif_core's errors that the panel can show, read from its source by the core tests'
+    scanner (``tests/error_templates.py`` of this checkout)."""
+    if str(CORE_TESTS) not in sys.path:
+        sys.path.append(str(CORE_TESTS))
+    from error_templates import core_templates
+
+    return core_templates(panel_only=True)

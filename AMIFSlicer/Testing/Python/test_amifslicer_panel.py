@@ -1,7 +1,8 @@
-"""Panel state decisions (AMIFSlicerLib.panel), headless: saved devices and the dependency line."""
+"""Panel state decisions (AMIFSlicerLib.panel), headless: saved devices, the dependency line, translated messages."""
 from __future__ import annotations
 
-from AMIFSlicerLib import panel
+from amifslicer_testing import coreErrorTemplates
+from AMIFSlicerLib import coremessages, panel
 
 from amif_core.inference import runner
 
@@ -97,6 +98,15 @@ def test_the_panels_words_go_through_slicers_translation_function(tmp_path):
         "print(panel.passphraseProblem('a', 'b'))\n"
         "print(panel.progressText(2, 5, 10.0))\n"
         "print(panel.keyResultLine('/keys/k.amifkey', True))\n"
+        "from amif_core.inference import runner\n"
+        "from amif_core.key.file import read_key\n"
+        "from amif_core.transforms.colour import colour_table\n"
+        "for fail in (lambda: read_key('/keys/missing.amifkey'), lambda: colour_table('nope'),\n"
+        "             lambda: runner.plan_run(10**9, (256, 256), 'cpu', False, 2**30, None)):\n"
+        "    try:\n"
+        "        fail()\n"
+        "    except Exception as error:\n"
+        "        print(panel.panelMessage(error))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8", check=True)
     lines = done.stdout.splitlines()
@@ -105,3 +115,35 @@ def test_the_panels_words_go_through_slicers_translation_function(tmp_path):
     assert lines[2].startswith("THE TWO PASSPHRASE FIELDS DIFFER")
     assert lines[3] == "2 OF 5 SLICES, ABOUT 15 S LEFT"
     assert lines[4].startswith("KEY WRITTEN TO /keys/k.amifkey (ENCRYPTED WITH YOUR PASSPHRASE)")
+    # the core's errors: their templates translated, the path, names and numbers put into them not; then the advice
+    assert lines[5] == "THE KEY FILE /keys/missing.amifkey DOES NOT EXIST."
+    assert lines[6] == "UNKNOWN COLOUR TABLE 'nope'; CHOOSE ONE OF pet, spect. CHANGE THE COLOUR CHOICE."
+    assert lines[7].startswith("THIS VOLUME NEEDS ABOUT 44.8 GB OF MEMORY, BUT ONLY 1.0 GB IS FREE. CLOSE OTHER")
+
+
+def test_the_catalogue_of_core_messages_lists_exactly_the_templates_of_amif_core():
+    """lupdate finds the core's templates in coremessages.catalogue(): each one amif_core raises, and no other."""
+    listed = coremessages.catalogue()
+    assert len(listed) == len(set(listed)), "a template is listed twice"
+    templates = coreErrorTemplates()
+    assert sorted(templates - set(listed)) == [], "templates amif_core raises that the catalogue lacks"
+    assert sorted(set(listed) - templates) == [], "catalogue entries that amif_core no longer raises"
+
+
+def test_a_core_error_reaches_the_panel_with_its_advice_and_other_errors_as_they_are():
+    import amif_core
+
+    error = amif_core.InputError("Slicing along axis {axis} gives {rows}x{cols} slices.", axis=2, rows=4, cols=9,
+                                 setting="axis", value=2)
+    assert coremessages.coreMessage(error) == "Slicing along axis 2 gives 4x9 slices."
+    assert panel.panelMessage(error) == ("Slicing along axis 2 gives 4x9 slices. The slice axis follows the MRI's "
+                                         "orientation; reorient or crop the MRI.")
+    assert panel.panelMessage(OSError(28, "No space left on device")) == "[Errno 28] No space left on device"
+
+
+def test_a_translation_that_breaks_a_placeholder_falls_back_to_the_english_text(monkeypatch):
+    import amif_core
+
+    monkeypatch.setattr(coremessages, "_", lambda text: text.replace("{path}", "{chemin}"))
+    error = amif_core.InputError("The key file {path} does not exist.", path="/keys/a.amifkey")
+    assert coremessages.coreMessage(error) == "The key file /keys/a.amifkey does not exist."

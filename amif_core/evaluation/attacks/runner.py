@@ -117,8 +117,8 @@ def resolve_budgets(leaked: Sequence[int | str], available: int) -> dict[str, in
     for budget in leaked:
         count = available if budget == "all" else int(budget)
         if not 0 < count <= available:
-            raise InputError(f"A leaked-pairs budget must be between 1 and {available} (the training slices), "
-                             f"got {budget}.")
+            raise InputError("A leaked-pairs budget must be between 1 and {available} (the training slices), "
+                             "got {budget}.", available=available, budget=budget)
         budgets[f"unet_{budget}"] = count
     return budgets
 
