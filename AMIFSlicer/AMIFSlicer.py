@@ -25,6 +25,7 @@ from AMIFSlicerLib import display, panel, panelactions, sampledata  # noqa: E402
 from AMIFSlicerLib.dependencies import TORCH_BACKENDS, DependencyInstaller, pyTorchUtilsInstaller  # noqa: E402
 from AMIFSlicerLib.choices import COLOUR_AUTO  # noqa: E402
 from AMIFSlicerLib.logic import DEFAULT_IDENTIFIER, AMIFSceneLogic  # noqa: E402
+from AMIFSlicerLib.pipinstall import runPip  # noqa: E402
 
 #
 # AMIFSlicer
@@ -304,13 +305,18 @@ class AMIFSlicerLogic(ScriptedLoadableModuleLogic):
     def ensureDependencies(self, device: str, backend: str = "auto", status=None) -> str:
         """Install what AMIF needs (asking first; never in testing mode; PyTorch as the ``backend`` build) and check
         PyTorch on ``device``; ``status(text)`` shows progress in the panel."""
+        status = status or (lambda text: None)
+
+        def launch(command: list[str]):
+            return slicer.util.launchConsoleProcess(command, useStartupEnvironment=False)
+
         installer = DependencyInstaller(
             confirm=lambda question: slicer.util.confirmOkCancelDisplay(question, windowTitle=_("AMIF dependencies")),
-            pipInstall=slicer.util.pip_install,
+            pipInstall=lambda arguments: runPip(arguments, launch, status),
             torchInstaller=pyTorchUtilsInstaller(),
             testing=slicer.app.testingEnabled(),
             backend=backend or "auto",
-            status=status or (lambda text: None),
+            status=status,
         )
         return installer.ensure(device)
 

@@ -151,7 +151,7 @@ class DependencyInstaller:
 
     ``confirm(question) -> bool`` asks the user (an OK/Cancel dialog in
     Slicer); ``pipInstall(arguments)`` runs ``pip install`` with a list of
-    arguments (``slicer.util.pip_install``); ``torchInstaller(specifier) ->
+    arguments (:func:`AMIFSlicerLib.pipinstall.runPip`, which shows pip's progress); ``torchInstaller(specifier) ->
     bool`` installs PyTorch the PyTorch extension's way, or is None to use
     pip; ``testing`` (Slicer's testing mode) forbids installing.
     ``requirements`` and ``torch`` (the entry of ``requirements`` installed
@@ -226,8 +226,7 @@ class DependencyInstaller:
                               "minutes.").format(torch=self.torch.specifier, how=how)):
             raise DependencyError(_("AMIF cannot run without PyTorch; its installation was cancelled. Click the "
                                     "button again to be asked again."))
-        self.status(_("Installing PyTorch {how}; this can take several minutes (pip's output is in the Python "
-                      "console)...").format(how=how))
+        self.status(_("Installing PyTorch {how}; this can take several minutes...").format(how=how))
         self.log(f"Installing {self.torch.specifier} {how}...")
         if viaExtension:
             if not self.torchInstaller(f">={self.torch.minimumVersion}"):

@@ -117,7 +117,7 @@ def test_module_follows_the_scripted_module_template():
     assert classes["AMIFSlicerLogic"] == ["ScriptedLoadableModuleLogic"]
     assert classes["AMIFSlicerTest"] == ["ScriptedLoadableModuleTest"]
     for required in ("slicer.util.tryWithErrorDisplay", "self.resourcePath(\"UI/AMIFSlicer.ui\")", "connectGui",
-                     "slicer.app.processEvents()", "slicer.util.pip_install", "slicer.app.testingEnabled()"):
+                     "slicer.app.processEvents()", "slicer.util.launchConsoleProcess", "slicer.app.testingEnabled()"):
         assert required in source, required
     for text in ("helpText", "acknowledgementText"):
         match = re.search(rf"self\.parent\.{text} = _\(\"\"\"(.*?)\"\"\"\)", source, re.DOTALL)
