@@ -127,6 +127,33 @@ def other_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def test_a_key_made_by_earlier_shipped_weights_unlocks_after_an_upgrade(capsys, monkeypatch, fused: dict,
+                                                                        weights_file: Path, other_weights: Path,
+                                                                        tmp_path: Path) -> None:
+    """The key was made by the weights of ``fused`` (here the "earlier" file); a newer default ships beside them:
+    ``amif unlock`` without --weights finds the earlier file by the key's model id, and a key whose weights are
+    not shipped is still refused by name."""
+    import amif_core.inference.weights as weights
+
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    (shipped / "amif_earlier.pt").write_bytes(weights_file.read_bytes())
+    (shipped / "amif_newer.pt").write_bytes(other_weights.read_bytes())
+    monkeypatch.setattr(weights, "SHIPPED_WEIGHTS_DIR", shipped)
+    monkeypatch.setattr(weights, "DEFAULT_WEIGHTS", shipped / "amif_newer.pt")
+    assert weights.shipped_weights(weights.model_id_of(weights_file)) == shipped / "amif_earlier.pt"
+    code, out, err = run(capsys, "unlock", fused["protected"], "--key", fused["key"], "-o", tmp_path / "fused.nrrd")
+    assert code == 0, err
+    code, out, err = run(capsys, "unlock", fused["protected"], "--key", fused["key"], "-o", tmp_path / "named.nrrd",
+                         "--weights", weights_file)
+    assert code == 0, err
+    assert np.array_equal(sitk.GetArrayViewFromImage(read_volume(tmp_path / "fused.nrrd")),
+                          sitk.GetArrayViewFromImage(read_volume(tmp_path / "named.nrrd")))
+    (shipped / "amif_earlier.pt").unlink()
+    code, out, err = run(capsys, "unlock", fused["protected"], "--key", fused["key"], "-o", tmp_path / "refused.nrrd")
+    assert code == 3 and "another model version" in err and not (tmp_path / "refused.nrrd").exists()
+
+
 def test_every_unlock_problem_has_its_own_message_and_exit_code(capsys, fused: dict, weights_file: Path,
                                                                  other_weights: Path, tmp_path: Path) -> None:
     data = fused["key"].read_bytes()

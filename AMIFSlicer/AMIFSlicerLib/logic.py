@@ -78,7 +78,7 @@ class AMIFSceneLogic:
         self.applicationLogic = applicationLogic
         self.afterLayout = afterLayout
         self.weightsPath = Path(weightsPath) if weightsPath is not None else None
-        self._models: dict[str, AMIFModel] = {}
+        self._models: dict[tuple[str, str | Path | None], AMIFModel] = {}
 
     # ------------------------------------------------------------------ core access
 
@@ -100,16 +100,19 @@ class AMIFSceneLogic:
                     package=error.name)) from error
         return core
 
-    def model(self, device: str) -> AMIFModel:
-        """The AMIF model on ``device``, loaded once per device (the batch size is each call's)."""
-        if device not in self._models:
-            self._models[device] = self.core().load_model(device, weights=self.weightsPath)
-        return self._models[device]
+    def model(self, device: str, weights: str | Path | None = None) -> AMIFModel:
+        """The AMIF model of ``weights`` (default: :attr:`weightsPath`, else the shipped default) on ``device``,
+        loaded once per device and file (the batch size is each call's)."""
+        weights = weights if weights is not None else self.weightsPath
+        if (device, weights) not in self._models:
+            self._models[device, weights] = self.core().load_model(device, weights=weights)
+        return self._models[device, weights]
 
-    def _provenance(self, node: slicer.vtkMRMLScalarVolumeNode, role: str, model: AMIFModel, device: str,
-                    identifier: str) -> None:
+    def _provenance(self, node: slicer.vtkMRMLScalarVolumeNode, role: str, device: str, identifier: str,
+                    weights: str | Path | None = None) -> None:
         core = self.core()
-        weights = self.weightsPath or core.inference.weights.DEFAULT_WEIGHTS
+        model = self.model(device, weights)
+        weights = weights or self.weightsPath or core.inference.weights.DEFAULT_WEIGHTS
         values = {
             "AMIF.role": role,
             "AMIF.version": core.__version__,
@@ -188,7 +191,7 @@ class AMIFSceneLogic:
         node = addScalarVolumeNode(self.scene, voxels, mriIjkToWorld, mriNode.GetName() + PROTECTED_SUFFIX)
         display.setWindowLevel(node, *(display.rgbWindowLevel(voxels) if voxels.ndim == 4 else
                                        display.fusionWindowLevel(voxels)))
-        self._provenance(node, "protected", self._models[ranOn], ranOn, identifier)
+        self._provenance(node, "protected", ranOn, identifier)
         return node
 
     # ------------------------------------------------------------------ unlock
@@ -220,9 +223,10 @@ class AMIFSceneLogic:
         plan = self._plan(protectedImage, key.axis, device)
         for note in plan.notes:
             notice(note)
+        weights = core.inference.weights.weights_for_key(key.model_id, self.weightsPath)  # earlier keys unlock too
 
         def run(runDevice: str, batchSize: int) -> sitk.Image:
-            return core.inference.pipeline.unlock_volume(self.model(runDevice), protectedImage, key,
+            return core.inference.pipeline.unlock_volume(self.model(runDevice, weights), protectedImage, key,
                                                          progress=progress, cancel=cancel, batch_size=batchSize)
 
         unlockedImage, ranOn = runner.run_with_memory_fallback(run, plan, notice)
@@ -237,7 +241,7 @@ class AMIFSceneLogic:
             display.setWindowLevel(node, protectedDisplay.GetWindow(), protectedDisplay.GetLevel())
         else:
             display.setWindowLevel(node, *display.fusionWindowLevel(voxels))
-        self._provenance(node, "unlocked", self._models[ranOn], ranOn, key.identifier)
+        self._provenance(node, "unlocked", ranOn, key.identifier, weights)
         return node
 
     # ------------------------------------------------------------------ showing

@@ -118,6 +118,9 @@ def unlock(args: argparse.Namespace) -> int:
     key = read_key(args.key, passphrase)
     protected = read_volume(args.protected)
     from amif_core.inference.pipeline import unlock_volume
+    from amif_core.inference.weights import weights_for_key
+
+    args.weights = weights_for_key(key.model_id, args.weights)  # a key made by earlier shipped weights unlocks
 
     with progress_bar("Unlocking", args.quiet) as progress:
         fused = run_planned(args, protected.GetNumberOfPixels(), tuple(key.spatial_shape[1:]), lambda model, batch: (

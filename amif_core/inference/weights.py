@@ -26,7 +26,30 @@ from amif_core.networks.amif import AMIFConfig, AMIFNet
 from amif_core.networks.fusion import FusionConfig
 
 WEIGHTS_FORMAT = "amif-weights"
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "amif_v2.pt"
+SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_WEIGHTS = SHIPPED_WEIGHTS_DIR / "amif_v2.pt"
+
+
+def model_id_of(path: Path) -> str:
+    """The model id of a weights file: the SHA-256 (hex) of its bytes, as keys record it."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def shipped_weights(model_id: str) -> Path | None:
+    """The weights file shipped with amif_core whose model id is ``model_id``, or None when none is.
+
+    Earlier weights stay shipped so that keys made before an upgrade still unlock.
+    """
+    for path in sorted(SHIPPED_WEIGHTS_DIR.glob("*.pt")):
+        if model_id_of(path) == model_id:
+            return path
+    return None
+
+
+def weights_for_key(model_id: str, chosen: Path | None) -> Path | None:
+    """The weights to unlock a key made by ``model_id`` with: ``chosen`` when the user named a file, else the
+    shipped file that made the key, else None (the default weights, which the key check then refuses by name)."""
+    return chosen if chosen is not None else shipped_weights(model_id)
 
 
 def save_weights(net: AMIFNet, path: Path, metadata: dict, overwrite: bool = False) -> str:

@@ -89,6 +89,32 @@ def test_unlock_restores_the_clean_fusion_and_leaves_inputs_alone(protectedPhant
     assert space.mri.GetAttributeNames() == () and space.pet.GetAttributeNames() == ()
 
 
+def test_a_key_made_by_earlier_shipped_weights_unlocks_after_an_upgrade(protectedPhantom, weightsPath, monkeypatch,
+                                                                        tmp_path):
+    """The phantom's key was made by the shipped weights; after an upgrade they ship beside a newer default, and a
+    logic with no weights of its own unlocks with the file that made the key and records its name."""
+    import torch
+
+    import amif_core.inference.weights as weights
+    from amif_core.networks.amif import AMIFNet
+
+    shipped = tmp_path / "weights"
+    shipped.mkdir()
+    shutil.copyfile(weightsPath, shipped / "amif_earlier.pt")
+    torch.manual_seed(5)
+    weights.save_weights(AMIFNet(), shipped / "amif_newer.pt", {})
+    monkeypatch.setattr(weights, "SHIPPED_WEIGHTS_DIR", shipped)
+    monkeypatch.setattr(weights, "DEFAULT_WEIGHTS", shipped / "amif_newer.pt")
+    space = protectedPhantom
+    upgraded = AMIFSceneLogic(space.scene, space.views.applicationLogic)
+    unlocked = upgraded.unlock(space.protected, space.keyPath, device="cpu")
+    reference = space.logic.unlock(space.protected, space.keyPath, device="cpu")
+    assert np.array_equal(voxelArray(unlocked), voxelArray(reference))
+    assert unlocked.GetAttribute("AMIF.modelVersion").startswith("amif_earlier")
+    for node in (unlocked, reference):
+        space.scene.RemoveNode(node)
+
+
 def test_label_map_and_vector_volumes_get_their_own_messages(workspace):
     scene = workspace.scene
     mri, pet = addPhantomPair(scene, SMALL_MRI_SHAPE)
