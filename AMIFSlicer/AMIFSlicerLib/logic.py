@@ -78,7 +78,7 @@ class AMIFSceneLogic:
         self.applicationLogic = applicationLogic
         self.afterLayout = afterLayout
         self.weightsPath = Path(weightsPath) if weightsPath is not None else None
-        self._models: dict[tuple[str, str | Path | None], AMIFModel] = {}
+        self._models: dict[tuple[str, Path], AMIFModel] = {}
 
     # ------------------------------------------------------------------ core access
 
@@ -103,7 +103,7 @@ class AMIFSceneLogic:
     def model(self, device: str, weights: str | Path | None = None) -> AMIFModel:
         """The AMIF model of ``weights`` (default: :attr:`weightsPath`, else the shipped default) on ``device``,
         loaded once per device and file (the batch size is each call's)."""
-        weights = weights if weights is not None else self.weightsPath
+        weights = Path(weights or self.weightsPath or self.core().inference.weights.DEFAULT_WEIGHTS)
         if (device, weights) not in self._models:
             self._models[device, weights] = self.core().load_model(device, weights=weights)
         return self._models[device, weights]
@@ -112,7 +112,7 @@ class AMIFSceneLogic:
                     weights: str | Path | None = None) -> None:
         core = self.core()
         model = self.model(device, weights)
-        weights = weights or self.weightsPath or core.inference.weights.DEFAULT_WEIGHTS
+        weights = Path(weights or self.weightsPath or core.inference.weights.DEFAULT_WEIGHTS)
         values = {
             "AMIF.role": role,
             "AMIF.version": core.__version__,

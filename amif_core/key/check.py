@@ -98,15 +98,22 @@ def _check_image_fits(key: Key, voxels: np.ndarray) -> None:
     if actual == key.fingerprint:
         return
     fingerprint, expected = short(actual), short(key.fingerprint)
+    _refuse_modified_or_other(key, voxels, ImageModifiedError(
+        "The protected image was modified after it was protected (fingerprint {fingerprint}, the key expects "
+        "{expected}): it was edited, filtered, resampled or re-saved at lower precision. Unlock the original "
+        "protected file (or a lossless copy: DICOM, NRRD, NIfTI or MHA).", fingerprint=fingerprint,
+        expected=expected), KeyMismatchError(
+        "This key belongs to another image (fingerprint {fingerprint}, the key expects {expected}). Use the key "
+        "written together with this protected image.", fingerprint=fingerprint, expected=expected))
+
+
+def _refuse_modified_or_other(key: Key, voxels: np.ndarray, modified: ImageModifiedError,
+                              other: KeyMismatchError) -> NoReturn:
+    """Raise ``modified`` when the voxels still carry the key's signature (the protected data, changed), else
+    ``other`` (data the key was never made for)."""
     if signatures_match(image_signature(voxels, key.colour is not None), key.signature):
-        raise ImageModifiedError(
-            "The protected image was modified after it was protected (fingerprint {fingerprint}, the key expects "
-            "{expected}): it was edited, filtered, resampled or re-saved at lower precision. Unlock the original "
-            "protected file (or a lossless copy: DICOM, NRRD, NIfTI or MHA).", fingerprint=fingerprint,
-            expected=expected)
-    raise KeyMismatchError("This key belongs to another image (fingerprint {fingerprint}, the key expects "
-                           "{expected}). Use the key written together with this protected image.",
-                           fingerprint=fingerprint, expected=expected)
+        raise modified
+    raise other
 
 
 def _check_volume_fits(key: Key, voxels: np.ndarray, volume: VolumeFacts) -> None:
@@ -130,15 +137,13 @@ def _check_volume_fits(key: Key, voxels: np.ndarray, volume: VolumeFacts) -> Non
             "was protected (volume fingerprint {fingerprint}, the key expects {expected}). Unlock the original "
             "protected file.", fingerprint=fingerprint, expected=expected)
     _check_stored_type(key, volume, fingerprint, expected)
-    if signatures_match(image_signature(voxels, key.colour is not None), key.signature):
-        raise ImageModifiedError(
-            "The protected volume was modified after it was protected (volume fingerprint {fingerprint}, the key "
-            "expects {expected}): it was edited, filtered, resampled or re-saved at lower precision. Unlock the "
-            "original protected file (or a lossless copy: DICOM, NRRD, NIfTI or MHA).", fingerprint=fingerprint,
-            expected=expected)
-    raise KeyMismatchError("This key belongs to another volume (volume fingerprint {fingerprint}, the key expects "
-                           "{expected}). Use the key written together with this protected volume.",
-                           fingerprint=fingerprint, expected=expected)
+    _refuse_modified_or_other(key, voxels, ImageModifiedError(
+        "The protected volume was modified after it was protected (volume fingerprint {fingerprint}, the key "
+        "expects {expected}): it was edited, filtered, resampled or re-saved at lower precision. Unlock the "
+        "original protected file (or a lossless copy: DICOM, NRRD, NIfTI or MHA).", fingerprint=fingerprint,
+        expected=expected), KeyMismatchError(
+        "This key belongs to another volume (volume fingerprint {fingerprint}, the key expects {expected}). Use the "
+        "key written together with this protected volume.", fingerprint=fingerprint, expected=expected))
 
 
 def _refuse_other_size(key: Key, volume: VolumeFacts, fingerprint: str, expected: str) -> NoReturn:
