@@ -179,7 +179,7 @@ def test_arbitrary_bytes_are_not_an_amif_key(keys: Keys, noise: bytes) -> None:
 @given(version=st.integers(0, 2**16 - 1).filter(lambda v: v not in READABLE_VERSIONS))
 def test_any_unknown_version_is_named(keys: Keys, version: int) -> None:
     data = MAGIC + struct.pack("<H", version) + keys.plain[14:]
-    newer = "written by a newer AMIF" if version > FORMAT_VERSION else "reads versions 2, 3 and 4 only"
+    newer = "written by a newer AMIF" if version > FORMAT_VERSION else "reads versions 2, 3, 4 and 5 only"
     assert_refused(keys.path(), data, words=f"key format version {version}")
     assert newer in str(measured(lambda: read_key_header(keys.path())).error)
 
@@ -263,7 +263,8 @@ def test_any_crafted_payload_under_a_sound_header_is_refused_or_read(keys: Keys,
         elif name == "read_key":  # sound arrays of garbage: the shapes the header says, finite scales
             key = outcome.value
             assert key.codes.shape == (code_count,) and key.code_origin.shape == keys.key.code_origin.shape
-            assert np.isfinite(key.code_step).all() and (key.code_step >= 0).all()
+            origin, step = key.scales(bytes(32))
+            assert np.isfinite(origin).all() and np.isfinite(step).all()
 
 
 # ---------------------------------------------------------------- passphrases
@@ -374,7 +375,7 @@ def test_a_header_one_byte_over_the_limit_is_refused_unread(keys: Keys) -> None:
 def test_the_largest_header_amif_writes_fits_the_limit() -> None:
     """The 1 MiB limit is no stricter than the writer: 65535 slices of 65535 x 65535 with 5-digit offsets."""
     side = 65535
-    core = Key(codes=np.zeros(0, np.int16), code_origin=np.zeros(0, np.float32), code_step=np.zeros(0, np.float32),
+    core = Key(codes=np.zeros(0, np.int16), code_origin=np.zeros(0, np.uint32), code_step=np.zeros(0, np.uint32),
                shape=(side, side, side), fingerprint="a" * 64,
                signature=np.zeros(0, np.float32), model_id="b" * 64, identifier="\u00a9" * 64,
                identifier_style={"font_fraction": 0.123456789012345, "angle_deg": -30.123456789012345,

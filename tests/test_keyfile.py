@@ -20,6 +20,7 @@ from volume_factory import rotation
 
 from amif_core.errors import InputError, KeyFormatError, WrongPassphraseError
 from amif_core.key.codec import dequantise, quantise
+from amif_core.key.codec import scale_words
 from amif_core.key.core import Key
 from amif_core.key.file import (
     FORMAT_VERSION,
@@ -45,8 +46,8 @@ def synthetic_key(size=(10, 13, 3), axis=0, codes=70, seed=0) -> Key:
     h, w = zyx
     core = Key(
         codes=rng.integers(-32768, 32768, size=codes).astype(np.int16),
-        code_origin=rng.normal(size=(depth, 4)).astype(np.float32),
-        code_step=rng.random((depth, 4), dtype=np.float32) * 1e-3,
+        code_origin=rng.integers(0, 2**32, size=(depth, 4), dtype=np.uint32),
+        code_step=rng.integers(0, 2**32, size=(depth, 4), dtype=np.uint32),
         shape=(depth, h, w),
         fingerprint="a" * 64,
         signature=rng.random((depth, 8, 8), dtype=np.float32),
@@ -112,7 +113,7 @@ def test_header_describes_the_volume_and_holds_no_key_material(tmp_path: Path) -
     assert header["payload"] == {"compression": "zlib", "filter": "byteshuffle", "code_count": 70, "chroma_count": 0}
     text = json.dumps(header)
     for secret in (key.code_origin, key.code_step):
-        assert repr(float(secret.ravel()[0]))[:8] not in text
+        assert str(int(secret.ravel()[0])) not in text
     assert str(int(key.codes[0])) not in json.dumps(header["payload"])
 
 
@@ -178,8 +179,8 @@ def test_damaged_files_fail_fast_with_key_format_error(tmp_path: Path) -> None:
         "empty": (b"", "not an AMIF key file"),
         "short": (good[:10], "not an AMIF key file"),
         "wrong magic": (b"PK\x03\x04" + good[4:], "not an AMIF key file"),
-        "version 5": (good[:12] + struct.pack("<H", 5) + good[14:], "version 5.*newer AMIF"),
-        "version 1": (good[:12] + struct.pack("<H", 1) + good[14:], "version 1.*reads versions 2, 3 and 4 only"),
+        "version 6": (good[:12] + struct.pack("<H", 6) + good[14:], "version 6.*newer AMIF"),
+        "version 1": (good[:12] + struct.pack("<H", 1) + good[14:], "version 1.*reads versions 2, 3, 4 and 5 only"),
         "version 0": (good[:12] + struct.pack("<H", 0) + good[14:], "version 0"),
         "cut in the lengths": (good[:20], "truncated"),
         "huge header length": (good[:14] + struct.pack("<I", 0xFFFFFFFF) + good[18:], "out of bounds"),
@@ -235,11 +236,21 @@ def test_crafted_files_with_valid_digests_are_still_checked(tmp_path: Path) -> N
         expect_format_error(tmp_path, data, words, in_header=False)
 
 
-def test_negative_or_infinite_code_scales_are_refused(tmp_path: Path) -> None:
+def test_negative_or_infinite_clear_code_scales_are_refused(tmp_path: Path) -> None:
+    """A key of format 4 holds its scales as plain float32; a padded key's words may be any bits."""
     for field, value in (("code_step", -1.0), ("code_origin", np.inf)):
-        key = synthetic_key()
-        getattr(key, field)[0, 0] = value
+        key = dataclasses.replace(synthetic_key(), scale_padded=False)
+        plain = {name: np.ones((len(key.code_origin), 4), np.float32) * 1e-3 for name in ("code_origin", "code_step")}
+        plain[field][0, 0] = value
+        key.code_origin, key.code_step = scale_words(plain["code_origin"], plain["code_step"])
         write_key(tmp_path / f"{field}.amifkey", key)
+        assert read_key_header(tmp_path / f"{field}.amifkey")["format_version"] == 4
+        if field == "code_origin":
+            sound = dataclasses.replace(key, code_origin=scale_words(plain["code_step"], plain["code_step"])[0])
+            write_key(tmp_path / "sound.amifkey", sound, passphrase="pw")
+            reread = read_key(tmp_path / "sound.amifkey", "pw")
+            assert not reread.scale_padded and read_key_header(tmp_path / "sound.amifkey")["format_version"] == 4
+            assert_same_key(reread, sound)
         with pytest.raises(KeyFormatError, match="code scales"):
             read_key(tmp_path / f"{field}.amifkey")
 

@@ -108,6 +108,38 @@ def test_the_key_codes_look_random_without_the_image(model: amif_core.AMIFModel)
     unpadded = dataclasses.replace(protected.key, codes=apply_pad(protected.key.codes, pad_seed(protected.image), 0, -1))
     assert np.abs(unpadded.codes.astype(np.int64)).max() == 32767  # the plain codes span their fixed-point range
 
+
+def test_the_code_scales_are_hidden_without_the_image(model: amif_core.AMIFModel) -> None:
+    """The per-band origin and step follow the covered content, so they are padded too (key format 5)."""
+    mri, other = _pair((40, 64, 64))
+    protected = model.protect(mri, other)
+    key = protected.key
+    assert key.scale_padded and key.code_origin.dtype == np.uint32 and key.code_step.dtype == np.uint32
+    origin, step = key.scales(pad_seed(protected.image))
+    assert np.isfinite(origin).all() and (step > 0).all() and step.max() < 1e-2  # y2's range / 65534, per band
+    stored = np.concatenate([key.code_origin, key.code_step], axis=1).view(np.float32)
+    assert not np.isin(stored, np.concatenate([origin, step], axis=1)).any()
+    with np.errstate(invalid="ignore"):
+        assert (~(np.abs(stored) < 1e3)).mean() > 0.3  # padded words read as any float: half are huge or not finite
+    exponents = (np.concatenate([key.code_origin, key.code_step]) >> 23) & 0xFF
+    assert len(np.unique(exponents)) > 60  # real scales share a handful of exponents
+    other_seed = pad_seed(model.protect(*_pair((40, 64, 64), seed=1)).image)
+    wrong_origin, wrong_step = key.scales(other_seed)
+    assert np.isfinite(wrong_origin).all() and not np.allclose(wrong_step, step)
+    assert np.isfinite(model.unlock(protected.image, dataclasses.replace(key, code_origin=key.code_origin[::-1].copy()),
+                                    verify=False)).all()
+
+
+def test_a_key_with_its_scales_in_the_clear_still_unlocks(model: amif_core.AMIFModel) -> None:
+    """Keys written before key format 5 hold origin and step as plain float32; they unlock as before."""
+    from amif_core.key.codec import scale_words
+
+    protected = model.protect(*_pair((2, 48, 40)))
+    words = scale_words(*protected.key.scales(pad_seed(protected.image)))
+    clear = dataclasses.replace(protected.key, scale_padded=False, code_origin=words[0], code_step=words[1])
+    np.testing.assert_array_equal(model.unlock(protected.image, clear), model.unlock(protected.image, protected.key))
+
+
 def test_bad_inputs_get_clear_errors(model: amif_core.AMIFModel) -> None:
     with pytest.raises(amif_core.InputError, match="same shape"):
         model.protect(np.zeros((32, 32)), np.zeros((32, 30)))

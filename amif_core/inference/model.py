@@ -173,10 +173,11 @@ class AMIFModel:
             image = quantise(image, levels)
         seed = codec.pad_seed(image)
         codes = np.concatenate(codes)
+        origin_words, step_words = codec.pad_scale(*codec.scale_words(origin, step), seed, +1)
         key = Key(
             codes=codec.apply_pad(codes, seed, 0, +1),
-            code_origin=origin,
-            code_step=step,
+            code_origin=origin_words,
+            code_step=step_words,
             shape=pair.shape,
             fingerprint=image_fingerprint(image),
             signature=image_signature(image, colour),
@@ -226,18 +227,19 @@ class AMIFModel:
                                    "Use the key that was written with this protected image.",
                                    held=key.chroma_codes.size, needed=chroma_needed)
         seed = codec.pad_seed(np.asarray(image, dtype=np.float32))
+        code_origin, code_step = key.scales(seed)
         out = np.empty(volume.shape, dtype=np.float32) if not colour else rgb.copy()
         self._tick(0, depth, progress, cancel)
         for part in _batches(depth, batch_size):
             start = int(ends[part.start - 1]) if part.start else 0
             plain = codec.apply_pad(key.codes[start : int(ends[part.stop - 1])], seed, start, -1)
-            bands = codec.decode(plain, key.code_origin[part], key.code_step[part], supports[part])
+            bands = codec.decode(plain, code_origin[part], code_step[part], supports[part])
             protected = F.pad(torch.from_numpy(np.array(volume[part][:, None])).to(self.device), (0, wp - w, 0, hp - h),
                               mode="replicate")
             with torch.inference_mode():
                 clean = self.net.unlock(protected, torch.from_numpy(bands).to(self.device),
                                         self._mask_tensor(masks[part], hp, wp))
-            grey = np.clip(clean[:, 0, :h, :w].cpu().numpy(), 0.0, 1.0)
+            grey = np.clip(np.nan_to_num(clean[:, 0, :h, :w].cpu().numpy(), nan=0.0), 0.0, 1.0)
             if colour:
                 first = int(chroma_ends[part.start - 1]) if part.start else 0
                 cbcr = codec.decode_chroma(codec.apply_pad(key.chroma_codes[first : int(chroma_ends[part.stop - 1])],

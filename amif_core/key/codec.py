@@ -3,8 +3,10 @@
 :func:`encode` turns the flow's key bands of a batch of slices into int16
 codes on each slice's support with a per-slice, per-band origin and step;
 :func:`decode` turns them back. The stored codes carry the one-time pad of
-:func:`pad_seed` (:func:`apply_pad`), so that the key alone is useless: only
-the protected image derives the pad. Torch-free.
+:func:`pad_seed` (:func:`apply_pad`), and so do the origins and steps
+(:func:`pad_scale`, a second stream of the same seed): the key alone is
+useless, since only the protected image derives the pad, and even the range
+of the key values (which follows the covered content) stays hidden. Torch-free.
 """
 from __future__ import annotations
 
@@ -55,14 +57,18 @@ def pad_seed(image: np.ndarray) -> bytes:
     return digest.digest()
 
 
-def keystream(seed: bytes, start: int, count: int) -> np.ndarray:
-    """``count`` uint16 words of the ChaCha20 stream keyed by ``seed``, from word ``start`` on.
+CODE_STREAM, SCALE_STREAM = 0, 1  # the pad of the codes (and chroma codes), and the pad of their scales
+
+
+def keystream(seed: bytes, start: int, count: int, stream: int = CODE_STREAM) -> np.ndarray:
+    """``count`` uint16 words of ChaCha20 stream ``stream`` keyed by ``seed``, from word ``start`` on.
 
     The stream can be entered anywhere, so a volume's codes can be padded and
-    unpadded one batch of slices at a time.
+    unpadded one batch of slices at a time. ``stream`` (the nonce) keeps the
+    codes' pad and the scales' pad (:data:`SCALE_STREAM`) apart.
     """
     first, skip = divmod(2 * start, 64)
-    nonce = int(first).to_bytes(4, "little") + bytes(12)
+    nonce = int(first).to_bytes(4, "little") + int(stream).to_bytes(4, "little") + bytes(8)
     encryptor = Cipher(algorithms.ChaCha20(seed, nonce), mode=None).encryptor()
     stream = encryptor.update(bytes(skip + 2 * count))[skip:]
     return np.frombuffer(stream, dtype="<u2").astype(np.uint16)
@@ -73,6 +79,37 @@ def apply_pad(codes: np.ndarray, seed: bytes, start: int, sign: int) -> np.ndarr
     words = codes.view(np.uint16)
     pad = keystream(seed, start, codes.size)
     return (words + pad if sign > 0 else words - pad).astype(np.uint16).view(np.int16)
+
+
+def scale_words(origin: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The float32 bits of :func:`encode`'s ``origin`` and ``step`` (d, 4), as (d, 4) uint32 each."""
+    return (np.ascontiguousarray(origin, dtype="<f4").view("<u4").astype(np.uint32),
+            np.ascontiguousarray(step, dtype="<f4").view("<u4").astype(np.uint32))
+
+
+def pad_scale(origin: np.ndarray, step: np.ndarray, seed: bytes, sign: int) -> tuple[np.ndarray, np.ndarray]:
+    """Origin and step words (D, 4) uint32 plus (``sign`` 1) or minus (-1) the scale pad, as (D, 4) uint32 each.
+
+    Each slice takes 16 uint16 words of stream :data:`SCALE_STREAM`, from
+    word 16 * slice on: its origins' words, then its steps'.
+    """
+    words = np.concatenate([origin, step], axis=1).astype("<u4").view("<u2").reshape(-1)
+    pad = keystream(seed, 0, words.size, SCALE_STREAM)
+    padded = (words + pad if sign > 0 else words - pad).astype("<u2").view("<u4").reshape(len(origin), 8)
+    return padded[:, :4].astype(np.uint32), padded[:, 4:].astype(np.uint32)
+
+
+def plain_scale(origin: np.ndarray, step: np.ndarray, seed: bytes | None) -> tuple[np.ndarray, np.ndarray]:
+    """A key's origin and step words (D, 4) uint32 as float32 (D, 4) each, unpadded with ``seed``.
+
+    ``seed`` None: the words are in the clear (keys of format 4 and earlier).
+    Another image's seed gives arbitrary bits; those that are not finite
+    floats come back as 0, so a wrong key unlocks to garbage, never to NaN.
+    """
+    if seed is not None:
+        origin, step = pad_scale(origin, step, seed, -1)
+    return tuple(np.nan_to_num(np.ascontiguousarray(words, dtype="<u4").view("<f4").astype(np.float32), nan=0.0,
+                               posinf=0.0, neginf=0.0) for words in (origin, step))
 
 
 def support_masks(masks: np.ndarray, padded: tuple[int, int]) -> np.ndarray:
@@ -102,15 +139,20 @@ def encode(bands: np.ndarray, supports: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def decode(codes: np.ndarray, origin: np.ndarray, step: np.ndarray, supports: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`encode`: key bands (d, 4, h, w) float32, zero off each slice's support."""
+    """Inverse of :func:`encode`: key bands (d, 4, h, w) float32, zero off each slice's support.
+
+    The scales of a wrong key may overflow float32; those values become inf
+    quietly (the unlock then yields garbage, as a wrong key should).
+    """
     d, h, w = supports.shape
     bands = np.zeros((d, 4, h, w), dtype=np.float32)
     cursor = 0
     for index, support in enumerate(supports):
         count = int(support.sum())
         for band in range(4):
-            bands[index, band][support] = dequantise(codes[cursor : cursor + count], origin[index, band],
-                                                     step[index, band])
+            with np.errstate(over="ignore", invalid="ignore"):
+                bands[index, band][support] = dequantise(codes[cursor : cursor + count], origin[index, band],
+                                                         step[index, band])
             cursor += count
     return bands
 

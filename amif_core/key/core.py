@@ -2,9 +2,9 @@
 
 Key material is the coupling's y2 on the key support (the 2x2 blocks the
 identifier touches), stored as int16 fixed-point codes under a one-time pad
-that only the protected image itself can derive (:func:`pad_seed`). So the key
-alone is useless by construction: its codes are a ChaCha20 stream to anyone
-without the image. Everything else here (fingerprint, signature,
+that only the protected image itself can derive (:func:`pad_seed`), and so are
+the codes' per-band scales. So the key alone is useless by construction: its
+codes and scales are a ChaCha20 stream to anyone without the image. Everything else here (fingerprint, signature,
 normalisation, identifier, offsets) describes the image and is safe to show.
 Whether a key fits an image is :func:`amif_core.key.check.check_fits`.
 """
@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from amif_core.key.codec import plain_scale
 from amif_core.transforms.identifier import (
     IdentifierStyle,
     crop_mask,
@@ -73,8 +74,12 @@ class Key:
       band, row-major), as fixed-point codes plus the one-time pad of
       :func:`~amif_core.key.codec.pad_seed` modulo 2**16
       (:func:`~amif_core.key.codec.encode`);
-    - ``code_origin`` and ``code_step``: (D, 4) float32, each slice's and band's
-      fixed-point scale.
+    - ``code_origin`` and ``code_step``: (D, 4) uint32, the float32 bits of
+      each slice's and band's fixed-point scale, under the scale pad of
+      :func:`~amif_core.key.codec.pad_scale` when ``scale_padded`` (keys
+      written by AMIF before key format 5 hold them in the clear), so the
+      range of the key values, which follows the covered content, is hidden
+      too; :meth:`scales` gives them back as float32.
 
     The rest describes the image and is safe to show: ``signature`` (D, 8, 8)
     float32 (:func:`image_signature`), ``mask_offsets`` (D, 2) int64 (the
@@ -118,6 +123,12 @@ class Key:
     colour: dict | None = None
     chroma_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
     levels: int | None = None
+    scale_padded: bool = True
+
+    def scales(self, image_seed: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """The codes' origin and step, (D, 4) float32 each; ``image_seed``: the protected image's
+        :func:`~amif_core.key.codec.pad_seed` (unused for a key whose scales are in the clear)."""
+        return plain_scale(self.code_origin, self.code_step, image_seed if self.scale_padded else None)
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:

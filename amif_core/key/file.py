@@ -48,8 +48,11 @@ from amif_core.key.header import (
 )
 
 MAGIC = b"\x89AMIFKEY\r\n\x1a\n"
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (2, 3, 4)  # version 2 is version 3 without colour, version 3 is version 4 without levels
+FORMAT_VERSION = 5
+CLEAR_SCALE_VERSION = 4  # what a key read from a file of version 4 or earlier is written as again
+# version 2 is version 3 without colour, version 3 is version 4 without levels, version 4 is version 5 with the
+# codes' scales in the clear
+READABLE_VERSIONS = (2, 3, 4, 5)
 _PREFIX = struct.Struct("<12sHIQ")
 DIGEST_SIZE = 32
 MAX_HEADER_BYTES = 1 << 20  # the largest header AMIF writes (65535 slices) is ~0.9 MiB; json.loads needs ~25x this
@@ -63,9 +66,11 @@ SALT_SIZE = 16
 def _payload_arrays(key: Key) -> list[np.ndarray]:
     arrays = [key.codes, key.code_origin, key.code_step, key.signature, key.chroma_codes]
     out = []
-    layout = arrays_layout(tuple(key.spatial_shape), int(key.codes.size), int(key.chroma_codes.size))
+    layout = arrays_layout(tuple(key.spatial_shape), int(key.codes.size), int(key.chroma_codes.size),
+                           key.scale_padded)
     for array, (name, dtype, shape) in zip(arrays, layout):
-        array = np.ascontiguousarray(array, dtype=dtype)
+        array = np.ascontiguousarray(array).view(dtype) if name in ("origin", "step") else np.ascontiguousarray(
+            array, dtype=dtype)
         if array.shape != shape:
             raise ValueError(f"Key array {name} has shape {array.shape}, expected {shape} for an image of {key.shape}.")
         out.append(array)
@@ -107,7 +112,8 @@ def key_output(path: str | Path, key: Key, passphrase: str | None = None) -> Out
         header = json.dumps(build_header(key, encryption), ensure_ascii=False, separators=(",", ":")).encode()
         payload = _compress(_payload_arrays(key))
         length = sum(len(piece) for piece in payload) + (TAG_SIZE if encryption is not None else 0)
-        prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header), length) + header
+        version = FORMAT_VERSION if key.scale_padded else CLEAR_SCALE_VERSION
+        prefix = _PREFIX.pack(MAGIC, version, len(header), length) + header
         if encryption is not None:
             secret = _derive(passphrase, base64.b64decode(encryption["salt"]), **SCRYPT)
             encryptor = Cipher(algorithms.AES(secret), modes.GCM(base64.b64decode(encryption["nonce"]))).encryptor()
@@ -357,7 +363,8 @@ def read_key(path: str | Path, passphrase: str | None = None) -> Key:
     else:
         pieces = _decrypt(path, verified, passphrase)
     shape = tuple(header["shape"])
-    layout = arrays_layout(shape, header["payload"]["code_count"], header["payload"]["chroma_count"])
+    scale_padded = verified.version >= 5
+    layout = arrays_layout(shape, header["payload"]["code_count"], header["payload"]["chroma_count"], scale_padded)
     stream = _Inflated(path, pieces, raw_length(layout))
     arrays = {}
     for name, dtype, array_shape in layout:
@@ -367,12 +374,14 @@ def read_key(path: str | Path, passphrase: str | None = None) -> Key:
             stream.read_into(planes[:, plane])
         arrays[name] = array
     stream.finish()
-    if not (np.isfinite(arrays["origin"]).all() and np.isfinite(arrays["step"]).all() and (arrays["step"] >= 0).all()):
+    if not scale_padded and not (np.isfinite(arrays["origin"]).all() and np.isfinite(arrays["step"]).all()
+                                 and (arrays["step"] >= 0).all()):
         raise KeyFormatError("The key file {path} is damaged (its code scales are not finite and non-negative). Use an "
                              "intact copy of the key (the one written together with the protected volume).", path=path)
     geometry = header["geometry"]
     return Key(
-        codes=arrays["codes"], code_origin=arrays["origin"], code_step=arrays["step"],
+        codes=arrays["codes"], code_origin=arrays["origin"].view("<u4").astype(np.uint32),
+        code_step=arrays["step"].view("<u4").astype(np.uint32), scale_padded=scale_padded,
         shape=shape + ((3,) if header["colour"] is not None else ()),
         fingerprint=header["image_fingerprint"], signature=arrays["signature"], model_id=header["model_id"],
         identifier=header["identifier"], identifier_style=dict(header["identifier_style"]),

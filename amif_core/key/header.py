@@ -32,17 +32,21 @@ STYLE_FLAGS = ("transpose", "flip_rows", "flip_cols")
 COLOUR_SPACE = "BT.601 YCbCr"
 
 
-def arrays_layout(shape: tuple[int, ...], code_count: int, chroma_count: int = 0
+def arrays_layout(shape: tuple[int, ...], code_count: int, chroma_count: int = 0, scale_padded: bool = True
                   ) -> list[tuple[str, str, tuple[int, ...]]]:
     """(name, little-endian dtype, shape) of each payload array, in payload order.
 
-    ``shape``: the slices' (D, H, W); the chroma codes follow only in a colour key.
+    ``shape``: the slices' (D, H, W); the chroma codes follow only in a colour
+    key. ``scale_padded`` (format 5): origin and step are the uint32 words of
+    :func:`~amif_core.key.codec.pad_scale`; before format 5 they were float32
+    in the clear (the same bytes per value).
     """
     depth = shape[0]
+    scale = "<u4" if scale_padded else "<f4"
     layout = [
         ("codes", "<i2", (code_count,)),
-        ("origin", "<f4", (depth, 4)),
-        ("step", "<f4", (depth, 4)),
+        ("origin", scale, (depth, 4)),
+        ("step", scale, (depth, 4)),
         ("signature", "<f4", (depth, SIGNATURE_GRID, SIGNATURE_GRID)),
     ]
     return layout + ([("chroma", "<i2", (chroma_count,))] if chroma_count else [])
@@ -126,11 +130,12 @@ def _colour(value: Any) -> None:
 
 
 def validate_header(header: Any, payload_length: int, version: int) -> None:
-    """Raise ValueError/TypeError/KeyError unless ``header`` is a well-formed header of format ``version`` (2 to 4).
+    """Raise ValueError/TypeError/KeyError unless ``header`` is a well-formed header of format ``version`` (2 to 5).
 
     Version 3 adds ``colour`` and ``payload.chroma_count`` (a version-2 header
     is grey); version 4 adds ``levels`` (null: a float32 image; else the
-    integer storage of :mod:`amif_core.key.storage`).
+    integer storage of :mod:`amif_core.key.storage`); version 5 has version
+    4's header and pads the codes' scales in the payload.
     """
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ValueError("format must be 'amif-key'")

@@ -2,7 +2,8 @@
 
 The key file's header says where the identifier lies (its text, style and
 offsets: the mask is public), and its payload holds the stored codes and
-their per-band scale. The attacks:
+their per-band scales, both under the image's pad. Without the image the
+attacker reads the codes at a unit scale (codes / 32767). The attacks:
 
 * **flow inverse from a blank image** (:func:`blank_flow_inverse`): take the
   stored codes as the flow's y2, condition the public flow on the composite
@@ -23,22 +24,28 @@ import torch.nn.functional as F
 
 from amif_core.constants import padded
 from amif_core.inference.model import AMIFModel
-from amif_core.key.codec import dequantise, support_masks
+from amif_core.key.codec import CODE_MAX, dequantise, support_masks
 from amif_core.key.core import Key
 from amif_core.networks.wavelet import haar_idwt
 
 
 def _stored_bands(model: AMIFModel, key: Key) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """The stored codes of a 2D key dequantised onto its support, as the flow's y2 would be: (1, 4, hp/2, wp/2)."""
+    """The stored codes of a 2D key on its support at a unit scale, as the flow's y2 would be: (1, 4, hp/2, wp/2).
+
+    The true scale is under the pad; a key of format 4 or earlier holds it in the clear, and then it is used."""
     h, w = key.shape[-2:]
     hp, wp = padded(h), padded(w)
     mask = model.identifier_mask(key).reshape(1, h, w)
     support = support_masks(mask, (hp, wp))[0]
     count = int(support.sum())
     bands = np.zeros((1, 4, hp // 2, wp // 2), dtype=np.float32)
+    if key.scale_padded:
+        origin, step = np.zeros((1, 4), np.float32), np.full((1, 4), 1.0 / CODE_MAX, np.float32)
+    else:
+        origin, step = key.scales(b"")
     for band in range(4):
-        bands[0, band][support] = dequantise(key.codes[band * count : (band + 1) * count], key.code_origin[0, band],
-                                             key.code_step[0, band])
+        bands[0, band][support] = dequantise(key.codes[band * count : (band + 1) * count], origin[0, band],
+                                             step[0, band])
     return bands, mask[0], h, w
 
 

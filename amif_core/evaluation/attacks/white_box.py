@@ -106,15 +106,17 @@ def flow_mean_unlock(model: AMIFModel, protected: np.ndarray, key: Key) -> np.nd
 
     Uses only what the attacker has: the image (for the pad), the key's
     public header (mask placement; the scale of the codes is taken from the
-    true key, the most favourable choice for the attacker). Returns (H, W) float32 in [0, 1].
+    true key, unpadded with the image, the most favourable choice for the attacker). Returns (H, W) float32 in [0, 1].
     """
     h, w = protected.shape
     hp, wp = padded(h), padded(w)
     support = support_masks(model.identifier_mask(key).reshape(1, h, w), (hp, wp))[0]
     count = int(support.sum())
+    seed = pad_seed(protected)
+    origin, step = key.scales(seed)
     plain = np.concatenate([
-        np.full(count, np.clip(np.rint(-key.code_origin[0, band] / key.code_step[0, band]) if key.code_step[0, band] > 0 else 0,
+        np.full(count, np.clip(np.rint(-origin[0, band] / step[0, band]) if step[0, band] > 0 else 0,
                                -CODE_MAX, CODE_MAX), dtype=np.int16)
         for band in range(4)])
-    forged = dataclasses.replace(key, codes=apply_pad(plain, pad_seed(protected), 0, +1))
+    forged = dataclasses.replace(key, codes=apply_pad(plain, seed, 0, +1))
     return model.unlock(protected, forged)
