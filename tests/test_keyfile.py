@@ -237,20 +237,23 @@ def test_crafted_files_with_valid_digests_are_still_checked(tmp_path: Path) -> N
 
 
 def test_negative_or_infinite_clear_code_scales_are_refused(tmp_path: Path) -> None:
-    """A key of format 4 holds its scales as plain float32; a padded key's words may be any bits."""
+    """A key of format 4 holds its scales as plain float32 and round-trips as format 4; unsound scales are refused
+    there, while a padded key's words may be any bits."""
+    depth = len(synthetic_key().code_origin)
+    sound = dataclasses.replace(synthetic_key(), scale_padded=False)
+    sound.code_origin, sound.code_step = scale_words(np.full((depth, 4), -0.5, np.float32),
+                                                     np.full((depth, 4), 1e-3, np.float32))
+    write_key(tmp_path / "sound.amifkey", sound, passphrase="pw")
+    reread = read_key(tmp_path / "sound.amifkey", "pw")
+    assert not reread.scale_padded and read_key_header(tmp_path / "sound.amifkey")["format_version"] == 4
+    assert_same_key(reread, sound)
     for field, value in (("code_step", -1.0), ("code_origin", np.inf)):
-        key = dataclasses.replace(synthetic_key(), scale_padded=False)
-        plain = {name: np.ones((len(key.code_origin), 4), np.float32) * 1e-3 for name in ("code_origin", "code_step")}
+        plain = {name: np.full((depth, 4), 1e-3, np.float32) for name in ("code_origin", "code_step")}
         plain[field][0, 0] = value
-        key.code_origin, key.code_step = scale_words(plain["code_origin"], plain["code_step"])
+        origin_words, step_words = scale_words(plain["code_origin"], plain["code_step"])
+        key = dataclasses.replace(sound, code_origin=origin_words, code_step=step_words)
         write_key(tmp_path / f"{field}.amifkey", key)
         assert read_key_header(tmp_path / f"{field}.amifkey")["format_version"] == 4
-        if field == "code_origin":
-            sound = dataclasses.replace(key, code_origin=scale_words(plain["code_step"], plain["code_step"])[0])
-            write_key(tmp_path / "sound.amifkey", sound, passphrase="pw")
-            reread = read_key(tmp_path / "sound.amifkey", "pw")
-            assert not reread.scale_padded and read_key_header(tmp_path / "sound.amifkey")["format_version"] == 4
-            assert_same_key(reread, sound)
         with pytest.raises(KeyFormatError, match="code scales"):
             read_key(tmp_path / f"{field}.amifkey")
 

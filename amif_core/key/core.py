@@ -4,8 +4,9 @@ Key material is the coupling's y2 on the key support (the 2x2 blocks the
 identifier touches), stored as int16 fixed-point codes under a one-time pad
 that only the protected image itself can derive (:func:`pad_seed`), and so are
 the codes' per-band scales. So the key alone is useless by construction: its
-codes and scales are a ChaCha20 stream to anyone without the image. Everything else here (fingerprint, signature,
-normalisation, identifier, offsets) describes the image and is safe to show.
+codes and scales are a ChaCha20 stream to anyone without the image.
+Everything else here (fingerprint, signature, normalisation, identifier,
+offsets) describes the image and is safe to show.
 Whether a key fits an image is :func:`amif_core.key.check.check_fits`.
 """
 from __future__ import annotations

@@ -66,11 +66,9 @@ SALT_SIZE = 16
 def _payload_arrays(key: Key) -> list[np.ndarray]:
     arrays = [key.codes, key.code_origin, key.code_step, key.signature, key.chroma_codes]
     out = []
-    layout = arrays_layout(tuple(key.spatial_shape), int(key.codes.size), int(key.chroma_codes.size),
-                           key.scale_padded)
+    layout = arrays_layout(tuple(key.spatial_shape), int(key.codes.size), int(key.chroma_codes.size))
     for array, (name, dtype, shape) in zip(arrays, layout):
-        array = np.ascontiguousarray(array).view(dtype) if name in ("origin", "step") else np.ascontiguousarray(
-            array, dtype=dtype)
+        array = np.ascontiguousarray(array, dtype=dtype)
         if array.shape != shape:
             raise ValueError(f"Key array {name} has shape {array.shape}, expected {shape} for an image of {key.shape}.")
         out.append(array)
@@ -364,7 +362,7 @@ def read_key(path: str | Path, passphrase: str | None = None) -> Key:
         pieces = _decrypt(path, verified, passphrase)
     shape = tuple(header["shape"])
     scale_padded = verified.version >= 5
-    layout = arrays_layout(shape, header["payload"]["code_count"], header["payload"]["chroma_count"], scale_padded)
+    layout = arrays_layout(shape, header["payload"]["code_count"], header["payload"]["chroma_count"])
     stream = _Inflated(path, pieces, raw_length(layout))
     arrays = {}
     for name, dtype, array_shape in layout:
@@ -374,14 +372,15 @@ def read_key(path: str | Path, passphrase: str | None = None) -> Key:
             stream.read_into(planes[:, plane])
         arrays[name] = array
     stream.finish()
-    if not scale_padded and not (np.isfinite(arrays["origin"]).all() and np.isfinite(arrays["step"]).all()
-                                 and (arrays["step"] >= 0).all()):
+    clear_origin, clear_step = (arrays[name].view("<f4") for name in ("origin", "step"))
+    if not scale_padded and not (np.isfinite(clear_origin).all() and np.isfinite(clear_step).all()
+                                 and (clear_step >= 0).all()):
         raise KeyFormatError("The key file {path} is damaged (its code scales are not finite and non-negative). Use an "
                              "intact copy of the key (the one written together with the protected volume).", path=path)
     geometry = header["geometry"]
     return Key(
-        codes=arrays["codes"], code_origin=arrays["origin"].view("<u4").astype(np.uint32),
-        code_step=arrays["step"].view("<u4").astype(np.uint32), scale_padded=scale_padded,
+        codes=arrays["codes"], code_origin=arrays["origin"].astype(np.uint32),
+        code_step=arrays["step"].astype(np.uint32), scale_padded=scale_padded,
         shape=shape + ((3,) if header["colour"] is not None else ()),
         fingerprint=header["image_fingerprint"], signature=arrays["signature"], model_id=header["model_id"],
         identifier=header["identifier"], identifier_style=dict(header["identifier_style"]),

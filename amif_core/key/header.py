@@ -32,21 +32,20 @@ STYLE_FLAGS = ("transpose", "flip_rows", "flip_cols")
 COLOUR_SPACE = "BT.601 YCbCr"
 
 
-def arrays_layout(shape: tuple[int, ...], code_count: int, chroma_count: int = 0, scale_padded: bool = True
+def arrays_layout(shape: tuple[int, ...], code_count: int, chroma_count: int = 0
                   ) -> list[tuple[str, str, tuple[int, ...]]]:
     """(name, little-endian dtype, shape) of each payload array, in payload order.
 
     ``shape``: the slices' (D, H, W); the chroma codes follow only in a colour
-    key. ``scale_padded`` (format 5): origin and step are the uint32 words of
-    :func:`~amif_core.key.codec.pad_scale`; before format 5 they were float32
-    in the clear (the same bytes per value).
+    key. Origin and step are uint32 words: the float32 bits of the scales,
+    padded from format 5 on (:func:`~amif_core.key.codec.pad_scale`) and in
+    the clear before it.
     """
     depth = shape[0]
-    scale = "<u4" if scale_padded else "<f4"
     layout = [
         ("codes", "<i2", (code_count,)),
-        ("origin", scale, (depth, 4)),
-        ("step", scale, (depth, 4)),
+        ("origin", "<u4", (depth, 4)),
+        ("step", "<u4", (depth, 4)),
         ("signature", "<f4", (depth, SIGNATURE_GRID, SIGNATURE_GRID)),
     ]
     return layout + ([("chroma", "<i2", (chroma_count,))] if chroma_count else [])

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from amif_core.constants import padded
 from amif_core.inference.model import AMIFModel
-from amif_core.key.codec import CODE_MAX, dequantise, support_masks
+from amif_core.key.codec import CODE_MAX, dequantise, plain_scale, support_masks
 from amif_core.key.core import Key
 from amif_core.networks.wavelet import haar_idwt
 
@@ -42,7 +42,7 @@ def _stored_bands(model: AMIFModel, key: Key) -> tuple[np.ndarray, np.ndarray, i
     if key.scale_padded:
         origin, step = np.zeros((1, 4), np.float32), np.full((1, 4), 1.0 / CODE_MAX, np.float32)
     else:
-        origin, step = key.scales(b"")
+        origin, step = plain_scale(key.code_origin, key.code_step, None)
     for band in range(4):
         bands[0, band][support] = dequantise(key.codes[band * count : (band + 1) * count], origin[0, band],
                                              step[0, band])
