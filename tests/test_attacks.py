@@ -20,6 +20,7 @@ from amif_core.evaluation.attacks import (
     key_only,
     mask_estimation,
     require,
+    scoring,
     white_box,
 )
 from amif_core.evaluation.attacks.remover import (
@@ -176,13 +177,15 @@ def test_attack_eval_command_reports_every_attack(tmp_path: Path, weights_file: 
     assert result["labels"] == names and result["slices"] == {"CT-MRI": 2, "PET-MRI": 1, "SPECT-MRI": 0}
     assert set(result["summary"]) == set(names)
     for row, label in names.items():
-        judged = row not in REFERENCES and row not in ("telea_true", "ns_true", "biharmonic_true", "blank_unet")
+        judged = row not in scoring.UNJUDGED_ROWS
         assert report.count(f"| {label} |") == 2 + judged  # in each table, and in the inpainting bar's
         if row not in REFERENCES:
             assert f"- {label}: in-mask PSNR gap to authorized unlock (dB)" in report
     assert result["bars"]["best_inpainting"]["row"] in ("telea_true", "ns_true", "biharmonic_true")
-    assert set(result["bars"]["rows"]) == {r for r in names if r not in REFERENCES} - {
-        "telea_true", "ns_true", "biharmonic_true", "blank_unet"}
+    assert set(result["bars"]["rows"]) == set(names) - set(scoring.UNJUDGED_ROWS)
+    for row, control in scoring.KEY_ONLY_CONTROLS.items():
+        limit = result["summary"][control]["psnr_mask"] + scoring.MARGIN_DB
+        assert result["bars"]["rows"][row]["limit_db"] == pytest.approx(limit)
     assert result["mask_recovery"]["slices"] == 3
     # PET-MRI's single slice has no other slice of its patient: that row is skipped there only.
     assert [("key_other_slice" in s["figures"]) for s in result["per_slice"]] == [True, True, False]
@@ -233,3 +236,33 @@ def test_key_only_views_and_flow_mean(model) -> None:
     flow_mean = white_box.flow_mean_unlock(model, protected.image, protected.key)
     untouched = ~np.kron(support_masks(mask[None], (64, 64))[0], np.ones((2, 2), bool))
     np.testing.assert_allclose(flow_mean[untouched], protected.image[untouched], atol=1e-6)
+
+
+def test_random_code_control_keeps_only_the_header(model) -> None:
+    protected = model.protect(head(64, 6) * 900, head(64, 7) * 20)
+    key = protected.key
+    control = key_only.random_codes(key, np.random.default_rng(0))
+    assert control.codes.dtype == np.int16 and control.codes.shape == key.codes.shape
+    assert not np.array_equal(control.codes, key.codes)
+    assert control.identifier == key.identifier and control.shape == key.shape
+    np.testing.assert_array_equal(model.identifier_mask(control), model.identifier_mask(key))
+    # Padded codes are uniform words, and so are the control's: their spreads agree.
+    assert abs(float(control.codes.std()) - float(key.codes.std())) < 0.1 * float(key.codes.std())
+    view = key_only.key_view(model, control)
+    assert view.shape == (64, 64) and 0 <= view.min() and view.max() <= 1
+    outside = ~np.kron(support_masks(model.identifier_mask(key)[None], (64, 64))[0], np.ones((2, 2), bool))
+    assert np.ptp(view[outside]) == 0  # nothing but the support carries codes
+
+
+def test_key_only_attack_is_judged_against_its_random_code_control() -> None:
+    def slice_figures(flow: float, control: float) -> dict[str, dict[str, float]]:
+        rows = {"unlocked": 100.0, "protected": 2.0, "telea_true": 16.0, "ns_true": 16.0, "biharmonic_true": 17.0,
+                "key_only_flow": flow, "random_flow": control, "key_only_unet": 7.0, "random_unet": 7.2,
+                "blank_unet": 5.0}
+        return {row: dict.fromkeys(scoring.FIGURES, value) for row, value in rows.items()}
+
+    bars = scoring.inpainting_bars([slice_figures(8.5, 8.0)])["rows"]
+    assert bars["key_only_flow"] == {"psnr_db": 8.5, "limit_db": 8.0 + scoring.MARGIN_DB, "meets": True}
+    assert bars["key_only_unet"]["meets"]  # above the mask-only U-Net, but not above its control
+    assert not {"random_flow", "random_unet", "blank_unet"} & set(bars)
+    assert not scoring.inpainting_bars([slice_figures(9.5, 8.0)])["rows"]["key_only_flow"]["meets"]

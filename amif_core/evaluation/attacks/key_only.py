@@ -13,10 +13,17 @@ attacker reads the codes at a unit scale (codes / 32767). The attacks:
   image, against the same U-Net fed only the mask
   (:func:`blank_view`): inpainting the mask region from a blank image.
 
-If the key alone says nothing about the image, the learned attack from the
-key does no better than the one from the mask alone.
+Each attack has a control that is the same attack run on a key whose codes
+are fresh uniform random words on the same support (:func:`random_codes`):
+what anyone can make from the public header. Padded codes are uniform words
+too, so the attack on the true key and its control see inputs of the same
+distribution, and the control measures what the attack gets from the support
+and from optimisation alone. If the key alone says nothing about the image,
+the attack on it does no better than its control.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -73,3 +80,10 @@ def blank_flow_inverse(model: AMIFModel, key: Key) -> np.ndarray:
         composite = torch.where(mask_t > 0, model.net.ccwm.ink(blank, mask_t), blank)
         estimate = model.net.unlock(composite, torch.from_numpy(bands).to(model.device), mask_t)
     return np.clip(estimate[0, 0, :h, :w].cpu().numpy(), 0.0, 1.0)
+
+
+def random_codes(key: Key, rng: np.random.Generator) -> Key:
+    """``key`` with its stored codes replaced by uniform random int16 words (the control of the key-only attacks).
+
+    Only the header's information is kept: shape, identifier, offsets, and so the support and code count."""
+    return replace(key, codes=rng.integers(-CODE_MAX - 1, CODE_MAX + 1, key.codes.size).astype(np.int16))

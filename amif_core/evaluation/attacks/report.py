@@ -75,7 +75,8 @@ def _inpainting_section(result: dict) -> list[str]:
              f"(estimated strokes, then FFT cross-correlation with the public identifier canvas): exact on "
              f"{recovery['exact']}/{recovery['slices']} slices. The forward solve ({result['white_box_evaluations']} "
              "evaluations per slice) is judged on its median against "
-             "Telea's median on the same slices (+1 dB); key-only attacks against the U-Net fed the mask only; "
+             "Telea's median on the same slices (+1 dB); key-only attacks against their control, the same attack on "
+             "random codes of the key's support (+1 dB); "
              "wrong keys against the best inpainting; every other attack against the best inpainting + 1 dB.", ""]
     lines += _table(["attack", "in-mask PSNR (dB)", "limit (dB)", "verdict"],
                     [[names[r], f"{b['psnr_db']:.2f}", f"{b['limit_db']:.2f}", "meets" if b["meets"] else "FAILS"]

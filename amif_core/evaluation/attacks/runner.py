@@ -7,9 +7,11 @@
    paired with their clean fusion, and one U-Net remover is trained per budget
    (same steps and seed for each).
 3. The key-only attackers: one U-Net fed each training slice's key (its
-   stored codes laid out as an image), one fed only its mask (inpainting
-   from a blank image), both trained on all the leaked pairs with the
+   stored codes laid out as an image), its control fed the same layout of
+   random codes on the same support, and one fed only its mask (inpainting
+   from a blank image), all trained on all the leaked pairs with the
    removers' steps and seed (:mod:`~amif_core.evaluation.attacks.key_only`).
+   The random codes are drawn from their own generators seeded by ``seed``.
 4. On every validation slice, the protected image, the authorized unlock and
    every attack's output are scored against the clean fusion
    (:mod:`~amif_core.evaluation.attacks.scoring`). The white-box forward solve
@@ -64,11 +66,14 @@ INPAINTING = {"telea_true": "Telea inpainting, true mask", "ns_true": "Navier-St
 WHITE_BOX = {"white_box_solve": "white box: forward-map solve through the public weights, exact mask",
              "white_box_flow_mean": "white box: pad from p, flow inverse at y2 = 0"}
 KEY_ONLY = {"key_only_flow": "key only: flow inverse from a blank image",
+            "random_flow": "control: flow inverse from a blank image, random codes on the key's support",
             "key_only_unet": "key only: U-Net fed the key, all leaked pairs",
+            "random_unet": "control: U-Net fed random codes on the key's support, all leaked pairs",
             "blank_unet": "no key, no image: U-Net fed the mask only (blank-image inpainting)"}
 WRONG_KEY_LABELS = {"random": "random", "zero": "zero", "shuffled": "shuffled",
                     "other_slice": "another slice's", "other_volume": "another volume's"}
 TISSUE = 0.1  # clean-fusion level counted as tissue when choosing the picture's slice
+TRAIN_CONTROL, ATTACK_CONTROL = 1, 2  # streams of the random-code controls' generators, beside the seed
 
 
 @dataclass
@@ -139,7 +144,7 @@ def leaked_pairs(model: AMIFModel, data: Path, records: list[PairRecord], quiet:
 def train_removers(model: AMIFModel, data: Path, budgets: dict[str, int], config: RemoverConfig, seed: int,
                    quiet: bool) -> dict[str, UNet]:
     """One U-Net per budget, trained on the first ``count`` slices of a seeded order of the training patients,
-    plus the key-only U-Nets ("key_only_unet", "blank_unet") trained on all of them."""
+    plus the key-only U-Nets ("key_only_unet", its control "random_unet", and "blank_unet") trained on all of them."""
     if not budgets:
         return {}
     train = split_records(read_records(data), "train")
@@ -147,6 +152,8 @@ def train_removers(model: AMIFModel, data: Path, budgets: dict[str, int], config
     protected, clean, keys = leaked_pairs(model, data, [train[i] for i in order[: max(budgets.values())]], quiet)
     inputs = dict.fromkeys(budgets, protected)
     inputs["key_only_unet"] = np.stack([key_only.key_view(model, key) for key in keys])
+    control = np.random.default_rng([seed, TRAIN_CONTROL])
+    inputs["random_unet"] = np.stack([key_only.key_view(model, key_only.random_codes(key, control)) for key in keys])
     inputs["blank_unet"] = np.stack([key_only.blank_view(model, key) for key in keys])
     removers = {}
     for row, images in tqdm(inputs.items(), desc="attack-eval/removers", disable=quiet, dynamic_ncols=True):
@@ -179,22 +186,27 @@ def other_keys(cases: list[Case], index: int, rng: np.random.Generator) -> dict[
 
 
 def attack(model: AMIFModel, case: Case, mask: np.ndarray, estimated: np.ndarray, removers: dict[str, UNet],
-           others: dict[str, Key | None], rng: np.random.Generator, evaluations: int) -> dict[str, np.ndarray]:
+           others: dict[str, Key | None], rng: np.random.Generator, evaluations: int,
+           control: np.random.Generator) -> dict[str, np.ndarray]:
     """Every row's image for one case: ``{row id: (H, W) float32 in [0, 1]}``.
 
     ``mask``: the true identifier mask, ``estimated``: the estimated one, (H, W) uint8 {0, 1};
-    ``evaluations``: of the (slow) white-box forward solve; 0 skips it.
+    ``evaluations``: of the (slow) white-box forward solve; 0 skips it; ``control`` draws the random codes
+    of the key-only controls.
     """
     p, key = case.protected, case.key
+    random_key = key_only.random_codes(key, control)
     out = {"protected": p, "unlocked": model.unlock(p, key),
            "telea_true": inpainting.inpaint_telea(p, mask), "ns_true": inpainting.inpaint_navier_stokes(p, mask),
            "biharmonic_true": inpainting.inpaint_biharmonic(p, mask),
            "telea_estimated": inpainting.inpaint_telea(p, estimated),
            "white_box_flow_mean": white_box.flow_mean_unlock(model, p, key),
-           "key_only_flow": key_only.blank_flow_inverse(model, key)}
+           "key_only_flow": key_only.blank_flow_inverse(model, key),
+           "random_flow": key_only.blank_flow_inverse(model, random_key)}
     if evaluations > 0:
         out["white_box_solve"] = white_box.solve_forward(model.net, p, mask, evaluations)[0]
-    views = {"key_only_unet": key_only.key_view(model, key), "blank_unet": key_only.blank_view(model, key)}
+    views = {"key_only_unet": key_only.key_view(model, key), "random_unet": key_only.key_view(model, random_key),
+             "blank_unet": key_only.blank_view(model, key)}
     out.update({row: remove(net, views.get(row, p)) for row, net in removers.items()})
     for kind in wrong_keys.KINDS:
         if not kind.startswith("other_") or others[kind] is not None:
@@ -229,7 +241,7 @@ def run_attack_eval(model: AMIFModel, data: Path, limit: int | None = None,
     if not cases:
         raise InputError("No validation slices to attack (check --data and --limit).")
     removers = train_removers(model, data, budgets, config, seed, quiet)
-    rng = np.random.default_rng(seed)
+    rng, control = np.random.default_rng(seed), np.random.default_rng([seed, ATTACK_CONTROL])
     per_slice, precision, recall, exact = [], [], [], []
     solved: dict[str, int] = {}
     picture, picture_slice, most_tissue = {}, "", -1.0
@@ -241,7 +253,7 @@ def run_attack_eval(model: AMIFModel, data: Path, limit: int | None = None,
         solve = solved.get(case.record.pair, 0) < white_box_limit
         solved[case.record.pair] = solved.get(case.record.pair, 0) + solve
         images = attack(model, case, mask, estimated, removers, other_keys(cases, index, rng), rng,
-                        evaluations if solve else 0)
+                        evaluations if solve else 0, control)
         per_slice.append({row: scoring.score(image, case.clean, mask, case.a, case.b) for row, image in images.items()})
         found, caught = mask_estimation.precision_recall(estimated, mask)
         precision.append(found)

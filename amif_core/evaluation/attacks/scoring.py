@@ -95,7 +95,8 @@ def gaps(per_slice: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, fl
 INPAINTING_ROWS = ("telea_true", "ns_true", "biharmonic_true")
 MARGIN_DB = 1.0
 SOLVE_ROW, TELEA_ROW, BLANK_ROW = "white_box_solve", "telea_true", "blank_unet"
-KEY_ONLY_ROWS = ("key_only_flow", "key_only_unet")
+KEY_ONLY_CONTROLS = {"key_only_flow": "random_flow", "key_only_unet": "random_unet"}
+UNJUDGED_ROWS = (*REFERENCE_ROWS, *INPAINTING_ROWS, BLANK_ROW, *KEY_ONLY_CONTROLS.values())  # no bar of their own
 WRONG_KEY_PREFIX = "key_"
 
 
@@ -108,8 +109,9 @@ def inpainting_bars(per_slice: list[dict[str, dict[str, float]]]) -> dict:
 
     - the white-box forward solve: its median over the slices it ran on, at
       most :data:`MARGIN_DB` above Telea's median on the same slices;
-    - the key-only attacks: mean at most the blank-image U-Net's (it learns
-      nothing from the key);
+    - the key-only attacks: mean at most their control's (the same attack on
+      random codes of the same support, which carry nothing of the image) plus
+      :data:`MARGIN_DB`, the spread that training and sampling alone give;
     - wrong keys (rows ``key_*``): mean at most the best true-mask inpainting's;
     - every other attack: mean at most the best true-mask inpainting's plus :data:`MARGIN_DB`.
 
@@ -125,12 +127,12 @@ def inpainting_bars(per_slice: list[dict[str, dict[str, float]]]) -> dict:
         telea = float(np.median([row[TELEA_ROW]["psnr_mask"] for row in solved]))
         bars[SOLVE_ROW] = _bar(float(np.median([row[SOLVE_ROW]["psnr_mask"] for row in solved])), telea + MARGIN_DB)
     for name in summary:
-        if name in REFERENCE_ROWS or name in INPAINTING_ROWS or name in (SOLVE_ROW, BLANK_ROW):
+        if name in UNJUDGED_ROWS or name == SOLVE_ROW:
             continue
         value = summary[name]["psnr_mask"]
-        if name in KEY_ONLY_ROWS:
-            if BLANK_ROW in summary:
-                bars[name] = _bar(value, summary[BLANK_ROW]["psnr_mask"])
+        if name in KEY_ONLY_CONTROLS:
+            if KEY_ONLY_CONTROLS[name] in summary:
+                bars[name] = _bar(value, summary[KEY_ONLY_CONTROLS[name]]["psnr_mask"] + MARGIN_DB)
         elif name.startswith(WRONG_KEY_PREFIX):
             bars[name] = _bar(value, best_db)
         else:
