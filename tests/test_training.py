@@ -154,6 +154,28 @@ def test_the_select_head_builds_its_output_from_the_sources_within_its_bounds() 
         FusionConfig(head="mean")
 
 
+def test_the_fusion_and_key_do_not_depend_on_the_cpu_thread_count() -> None:
+    """oneDNN's 1x1 convolution with two output channels summed in a thread-dependent order; the gains
+    are a matrix product instead, so 1 and 2 threads give the same bits and so the same key."""
+    torch.manual_seed(0)
+    net = AMIFNet(AMIFConfig(fusion=FusionConfig(head="select"))).to(memory_format=torch.channels_last).eval()
+    with torch.no_grad():
+        net.backbone.gains.weight.normal_(0.0, 1.0)  # a trained head is not the zero start
+    mri, other = torch.rand(4, 1, 24, 32), torch.rand(4, 1, 24, 32)
+    mask = (torch.rand(4, 1, 24, 32) > 0.8).float()
+    threads, results = torch.get_num_threads(), []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            with torch.inference_mode():
+                fused = net.fuse(mri, other)
+                results.append((fused, net.protect(fused, mask)[1]))
+    finally:
+        torch.set_num_threads(threads)
+    (fused_1, key_1), (fused_2, key_2) = results
+    assert torch.equal(fused_1, fused_2) and torch.equal(key_1, key_2)
+
+
 def test_amif_train_takes_the_fusion_head_options() -> None:
     import argparse
 

@@ -119,11 +119,23 @@ class FusionBackbone(nn.Module):
         )
         decoded = self.decoder(fused)
         if self.head_kind == "select":
-            logits = F.interpolate(self.gains(decoded), scale_factor=2, mode="bilinear", align_corners=False)
+            logits = F.interpolate(pointwise(self.gains, decoded), scale_factor=2, mode="bilinear",
+                                   align_corners=False)
             return select_fusion(mri, other, logits, self.alpha_max, self.beta_max)
         features = F.pixel_shuffle(self.to_full_res(decoded), 2)
         residual = self.head(torch.cat([features, mri, other], dim=1))
         return (torch.maximum(mri, other) + residual).clamp(0.0, 1.0)
+
+
+def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """The 1x1 convolution ``conv`` of ``x`` (B, C, H, W), computed as a matrix product over the channels.
+
+    oneDNN's CPU kernel for a 1x1 convolution with few output channels sums in
+    an order that depends on the thread count, which moved the gains by up to
+    1.5e-5 between 1 and 2 threads and so the key's codes by one step; the
+    matrix product sums each output in one thread. Returns (B, O, H, W).
+    """
+    return torch.einsum("bchw,oc->bohw", x, conv.weight[:, :, 0, 0]) + conv.bias[:, None, None]
 
 
 def high_pass(x: torch.Tensor) -> torch.Tensor:
