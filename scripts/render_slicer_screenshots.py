@@ -11,7 +11,7 @@ views included. Writes:
 * ``docs/images/slicer-comparison.png``: MRI | PET | AMIF protected
 * ``docs/images/slicer-unlock.png``: AMIF protected | AMIF unlocked
 
-Uses the shipped weights (``amif_core/weights/amif_v2.pt``) unless ``--weights`` is given.
+Uses the default weights (``amif_core/weights/amif_v3.pt``) unless ``--weights`` is given.
 
 Usage::
 

@@ -27,7 +27,7 @@ from amif_core.networks.fusion import FusionConfig
 
 WEIGHTS_FORMAT = "amif-weights"
 SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_WEIGHTS = SHIPPED_WEIGHTS_DIR / "amif_v2.pt"
+DEFAULT_WEIGHTS = SHIPPED_WEIGHTS_DIR / "amif_v3.pt"
 
 
 def model_id_of(path: Path) -> str:

@@ -140,11 +140,13 @@ def test_cmake_lists_every_script_and_resource():
     resources = set(cmakeList(text, "MODULE_PYTHON_RESOURCES"))
     assert resources == {str(p.relative_to(MODULE_DIR)) for p in (MODULE_DIR / "Resources").rglob("*") if p.is_file()}
     assert "WITH_GENERIC_TESTS" in text and "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in text
-    for dataFile in cmakeList(text, "AMIF_CORE_DATA_FILES"):
+    dataFiles = cmakeList(text, "AMIF_CORE_DATA_FILES")
+    for dataFile in dataFiles:
         assert dataFile.startswith(("weights/", "data/demo/"))
-        if not dataFile.startswith("weights/"):  # the weights are still being trained
-            assert (REPO_ROOT / "amif_core" / dataFile).is_file(), dataFile
-    assert "weights/amif_v2.pt" in cmakeList(text, "AMIF_CORE_DATA_FILES")
+        assert (REPO_ROOT / "amif_core" / dataFile).is_file(), dataFile
+    # Every shipped weights file goes into the extension: keys made by earlier weights must still unlock there.
+    shipped = {f"weights/{p.name}" for p in (REPO_ROOT / "amif_core" / "weights").glob("*.pt")}
+    assert shipped == {f for f in dataFiles if f.startswith("weights/")} and "weights/amif_v3.pt" in shipped
 
 
 def test_extension_metadata_and_catalog_entry_agree():
