@@ -241,7 +241,7 @@ def test_key_only_views_and_flow_mean(model) -> None:
 def test_random_code_control_keeps_only_the_header(model) -> None:
     protected = model.protect(head(64, 6) * 900, head(64, 7) * 20)
     key = protected.key
-    control = key_only.random_codes(key, np.random.default_rng(0))
+    control = wrong_key(key, "random", None, np.random.default_rng(0))  # the key-only controls' key
     assert control.codes.dtype == np.int16 and control.codes.shape == key.codes.shape
     assert not np.array_equal(control.codes, key.codes)
     assert control.identifier == key.identifier and control.shape == key.shape

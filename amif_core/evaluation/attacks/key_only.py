@@ -14,16 +14,15 @@ attacker reads the codes at a unit scale (codes / 32767). The attacks:
   (:func:`blank_view`): inpainting the mask region from a blank image.
 
 Each attack has a control that is the same attack run on a key whose codes
-are fresh uniform random words on the same support (:func:`random_codes`):
-what anyone can make from the public header. Padded codes are uniform words
+are fresh uniform random words on the same support (the "random" wrong key of
+:func:`amif_core.evaluation.fusion.wrong_key`): what anyone can make from the
+public header. Padded codes are uniform words
 too, so the attack on the true key and its control see inputs of the same
 distribution, and the control measures what the attack gets from the support
 and from optimisation alone. If the key alone says nothing about the image,
 the attack on it does no better than its control.
 """
 from __future__ import annotations
-
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -81,9 +80,3 @@ def blank_flow_inverse(model: AMIFModel, key: Key) -> np.ndarray:
         estimate = model.net.unlock(composite, torch.from_numpy(bands).to(model.device), mask_t)
     return np.clip(estimate[0, 0, :h, :w].cpu().numpy(), 0.0, 1.0)
 
-
-def random_codes(key: Key, rng: np.random.Generator) -> Key:
-    """``key`` with its stored codes replaced by uniform random int16 words (the control of the key-only attacks).
-
-    Only the header's information is kept: shape, identifier, offsets, and so the support and code count."""
-    return replace(key, codes=rng.integers(-CODE_MAX - 1, CODE_MAX + 1, key.codes.size).astype(np.int16))

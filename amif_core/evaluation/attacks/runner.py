@@ -54,6 +54,7 @@ from amif_core.evaluation.attacks.remover import (
     remove,
     train_remover,
 )
+from amif_core.evaluation.fusion import wrong_key
 from amif_core.inference.model import AMIFModel
 from amif_core.key.core import Key
 from amif_core.transforms.identifier import IdentifierStyle
@@ -153,7 +154,8 @@ def train_removers(model: AMIFModel, data: Path, budgets: dict[str, int], config
     inputs = dict.fromkeys(budgets, protected)
     inputs["key_only_unet"] = np.stack([key_only.key_view(model, key) for key in keys])
     control = np.random.default_rng([seed, TRAIN_CONTROL])
-    inputs["random_unet"] = np.stack([key_only.key_view(model, key_only.random_codes(key, control)) for key in keys])
+    inputs["random_unet"] = np.stack([key_only.key_view(model, wrong_key(key, "random", None, control))
+                                      for key in keys])
     inputs["blank_unet"] = np.stack([key_only.blank_view(model, key) for key in keys])
     removers = {}
     for row, images in tqdm(inputs.items(), desc="attack-eval/removers", disable=quiet, dynamic_ncols=True):
@@ -195,7 +197,7 @@ def attack(model: AMIFModel, case: Case, mask: np.ndarray, estimated: np.ndarray
     of the key-only controls.
     """
     p, key = case.protected, case.key
-    random_key = key_only.random_codes(key, control)
+    random_key = wrong_key(key, "random", None, control)
     out = {"protected": p, "unlocked": model.unlock(p, key),
            "telea_true": inpainting.inpaint_telea(p, mask), "ns_true": inpainting.inpaint_navier_stokes(p, mask),
            "biharmonic_true": inpainting.inpaint_biharmonic(p, mask),
