@@ -5,16 +5,20 @@ The network was trained on the luma of the Harvard pseudo-colour images,
 whose jet-like palettes are not monotone in uptake; users give AMIF a
 scalar PET or SPECT, which it maps through a colour table whose luma rises
 with uptake (``colour_table="pet"`` or ``"spect"``). This scores the clean
-colour fusion of every validation PET and SPECT slice both ways:
+fusion of every validation PET and SPECT slice both ways:
 
 * **as given**: the Harvard RGB slice itself (``model.fuse_clean(mri, rgb)``);
 * **through the table**: the uptake recovered from that slice by inverting
   its palette (:mod:`amif_core.data.palette`) and mapped through the table.
 
-For each way it prints the 8 table metrics of the fusion's luma against the
-MRI and that way's luma, the same metrics of the pixel-wise maximum of the
-two, and how many the fusion beats, with the fidelity ratios of the
-fusion-quality bar (MI >= 0.85x, VIF >= 0.95x, SSIM >= 0.98x).
+For each way it prints the 8 table metrics, against the MRI and that way's
+luma, of two images: the network's fused luma (the grey fusion of the
+partner's luma, what the fusion-quality bar measures) and the luma of the
+colour fusion a radiologist sees, which is that fused luma shaded by the
+partner's luma (:func:`amif_core.transforms.colour.compose`). It prints the
+same metrics of the pixel-wise maximum of the two inputs, how many each
+image beats, and the fidelity ratios of the fusion-quality bar
+(MI >= 0.85x, VIF >= 0.95x, SSIM >= 0.98x).
 
 Usage::
 
@@ -38,7 +42,7 @@ from amif_core.data.harvard import read_pair, read_records, read_rgb, source_pat
 from amif_core.data.palette import estimate_palette, uptake_from_rgb  # noqa: E402
 from amif_core.evaluation.fusion import TABLE_METRICS  # noqa: E402
 from amif_core.evaluation.metrics import fusion_metrics  # noqa: E402
-from amif_core.transforms.colour import COLOUR_TABLES, apply_table, luma  # noqa: E402
+from amif_core.transforms.colour import COLOUR_TABLES, apply_table, chroma, compose, luma  # noqa: E402
 from amif_core.transforms.intensity import fit_normalisation  # noqa: E402
 
 TABLES = {"PET-MRI": ("PET", "pet"), "SPECT-MRI": ("SPECT", "spect")}
@@ -66,25 +70,28 @@ def main() -> None:
             rgb = read_rgb(source_paths(args.data, record)[1])
             uptake = uptake_from_rgb(rgb, palette)
             a = fit_normalisation(mri).apply(mri)
-            for way, other, options, partner in (
-                    ("as given", rgb, {}, luma(rgb / np.float32(255))),
-                    ("through the table", uptake, {"colour_table": table},
-                     luma(apply_table(fit_normalisation(uptake).apply(uptake), COLOUR_TABLES[table])))):
+            for way, colour in (("as given", rgb / np.float32(255)),
+                                ("through the table",
+                                 apply_table(fit_normalisation(uptake).apply(uptake), COLOUR_TABLES[table]))):
+                partner = luma(colour)
                 b = fit_normalisation(partner).apply(partner)
-                fused = luma(model.fuse_clean(mri, other, **options))
-                for name, image in ((way, fused), (f"{way}: max", np.maximum(a, b))):
+                fused = model.fuse_clean(mri, partner)
+                shown = luma(compose(fused, partner, chroma(colour)))
+                for name, image in ((f"{way}: fused", fused), (f"{way}: colour", shown),
+                                    (f"{way}: max", np.maximum(a, b))):
                     for metric, value in fusion_metrics(image, a, b).items():
                         sums[name][metric].append(value)
         means = {n: {k: float(np.nanmean(v)) for k, v in d.items()} for n, d in sums.items()}
         print(f"\n{pair}: {len(val)} validation slices; palette of {len(palette)} colours; table {table!r}")
-        print(f"{'row':<26}" + "".join(f"{k:>7}" for k in TABLE_METRICS) + "  >max  MI/VIF/SSIM ratio")
+        print(f"{'row':<30}" + "".join(f"{k:>7}" for k in TABLE_METRICS) + "  >max  MI/VIF/SSIM ratio")
         for way in ("as given", "through the table"):
-            fusion, maximum = means[way], means[f"{way}: max"]
-            above = sum(fusion[k] > maximum[k] for k in TABLE_METRICS)
-            ratios = "/".join(f"{fusion[k] / maximum[k]:.3f}" for k in FIDELITY)
-            for name in (way, f"{way}: max"):
-                tail = f"  {above}/8   {ratios}" if name == way else ""
-                print(f"{name:<26}" + "".join(f"{means[name][k]:7.2f}" for k in TABLE_METRICS) + tail)
+            maximum = means[f"{way}: max"]
+            for name in (f"{way}: fused", f"{way}: colour", f"{way}: max"):
+                tail = ""
+                if name != f"{way}: max":
+                    above = sum(means[name][k] > maximum[k] for k in TABLE_METRICS)
+                    tail = f"  {above}/8   " + "/".join(f"{means[name][k] / maximum[k]:.3f}" for k in FIDELITY)
+                print(f"{name:<30}" + "".join(f"{means[name][k]:7.2f}" for k in TABLE_METRICS) + tail)
         sys.stdout.flush()
 
 

@@ -19,17 +19,10 @@ three sizes, three uptakes and three kinds of place picked from the MRI
 (deep white matter, grey matter, and cortex within 8 mm of the brain's edge,
 near the skull), each smoothed to the PET's 7 mm resolution.
 
-``--uptake-power P`` scores a candidate composition instead of the
-product's: the fused luma Y is replaced by (1 - u^P) Y + u^P Y_pet, where u
-is the PET's normalised uptake and Y_pet the table's luma, so the PET's own
-contrast takes over where uptake is high (a research probe, not what AMIF
-ships).
-
 Usage::
 
     python benchmarks/lesion_conspicuity.py                 # shipped weights, colour table "pet"
     python benchmarks/lesion_conspicuity.py --table spect
-    python benchmarks/lesion_conspicuity.py --uptake-power 2
 """
 from __future__ import annotations
 
@@ -52,7 +45,7 @@ sys.path.insert(0, str(REPO))  # measure this checkout, installed or not
 from amif_core import load_model  # noqa: E402
 from amif_core.demo import DEMO_MRI, DEMO_PET  # noqa: E402
 from amif_core.io.geometry import resample_to_reference  # noqa: E402
-from amif_core.transforms.colour import COLOUR_TABLES, apply_table, chroma, luma, rgb_from  # noqa: E402
+from amif_core.transforms.colour import COLOUR_TABLES, apply_table, luma  # noqa: E402
 from amif_core.transforms.intensity import fit_normalisation  # noqa: E402
 
 DEMO_LESION_RAS_MM = (32.0, 24.0, 30.0)  # scripts/make_demo_data.py: LESION_CENTRE_RAS_MM
@@ -121,16 +114,12 @@ def delta_e(rgb: np.ndarray, core: np.ndarray, ring: np.ndarray) -> float:
     return float(deltaE_ciede2000(lab[core].mean(axis=0), lab[ring].mean(axis=0)))
 
 
-def measure(model, mri: np.ndarray, pet: np.ndarray, case: Case, spacing_zyx: np.ndarray, table: str,
-            uptake_power: float | None = None) -> dict:
+def measure(model, mri: np.ndarray, pet: np.ndarray, case: Case, spacing_zyx: np.ndarray, table: str) -> dict:
     """The four figures of one case on the axial slice through its centre."""
     fusion = model.fuse_clean(mri, pet, colour_table=table)[case.centre[0]]
     grey = fit_normalisation(mri).apply(mri)[case.centre[0]]
     uptake = fit_normalisation(pet).apply(pet)[case.centre[0]]
     coloured = apply_table(uptake, COLOUR_TABLES[table])
-    if uptake_power is not None:
-        weight = uptake**uptake_power
-        fusion = rgb_from((1 - weight) * luma(fusion) + weight * luma(coloured), chroma(fusion))
     overlay = (1 - OVERLAY_OPACITY) * grey[..., None] + OVERLAY_OPACITY * coloured
     rows, cols = np.ogrid[: grey.shape[0], : grey.shape[1]]
     distance = np.hypot((rows - case.centre[1]) * spacing_zyx[1], (cols - case.centre[2]) * spacing_zyx[2])
@@ -149,7 +138,6 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, help="weights file (default: the shipped weights)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the lesion places (default 0)")
-    parser.add_argument("--uptake-power", type=float, help="score the uptake-weighted luma probe (see above)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model("cpu", args.weights)
@@ -166,13 +154,12 @@ def main() -> None:
             for uptake in UPTAKES:
                 case = Case(f"{place}, r {radius:g} mm, {uptake:g}x GM", centre, radius, uptake)
                 cases.append((case, add_lesion(pet, case, spacing)))
-    probe = "" if args.uptake_power is None else f"; probe: uptake-weighted luma, power {args.uptake_power:g}"
     print(f"Colour table {args.table!r}, model {model.model_id[:12]}; overlay: MRI grey + PET at "
-          f"{OVERLAY_OPACITY:.0%} opacity{probe}")
+          f"{OVERLAY_OPACITY:.0%} opacity")
     print(f"{'case':<34}{'dE fusion':>10}{'dE overlay':>11}{'':>3}{'SSIM fusion':>12}{'SSIM overlay':>13}{'':>3}")
     passed = 0
     for case, volume in cases:
-        row = measure(model, mri, volume, case, spacing, args.table, args.uptake_power)
+        row = measure(model, mri, volume, case, spacing, args.table)
         colour_ok, structure_ok = row["dE fusion"] >= row["dE overlay"], row["SSIM fusion"] >= row["SSIM overlay"]
         passed += colour_ok and structure_ok
         print(f"{case.name:<34}{row['dE fusion']:10.2f}{row['dE overlay']:11.2f}{'ok' if colour_ok else 'NO':>3}"

@@ -16,7 +16,7 @@ from amif_core.inference.model import AMIFModel
 from amif_core.inference.pipeline import protect_volume, unlock_volume
 from amif_core.io.volumes import read_volume
 from amif_core.key.file import read_key, read_key_header, write_key
-from amif_core.transforms.colour import COLOUR_TABLES, apply_table, chroma, luma, rgb_from
+from amif_core.transforms.colour import COLOUR_TABLES, SHADING, apply_table, chroma, compose, fit_gamut, luma, rgb_from
 
 
 def phantom(shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -65,15 +65,38 @@ def test_the_identifier_is_grey_ink_visible_on_any_hue(model: AMIFModel) -> None
     assert hue.any() and np.abs(luma(prot.image) - luma(clean))[mask][hue].mean() >= 0.25
 
 
-def test_the_fusion_keeps_the_partner_chroma(model: AMIFModel) -> None:
+def test_the_fusion_keeps_the_partner_hue_on_the_shaded_fused_luma(model: AMIFModel) -> None:
     mri, pet = phantom((64, 64), seed=1)
     rgb = apply_table(pet / pet.max(), COLOUR_TABLES["pet"])
     clean = model.fuse_clean(mri, rgb)
-    grey = model.fuse_clean(mri, luma(rgb))
-    in_gamut = (clean > 0.002).all(axis=-1) & (clean < 0.998).all(axis=-1)
-    assert in_gamut.mean() > 0.3
-    assert np.allclose(chroma(clean)[in_gamut], chroma(rgb)[in_gamut], atol=1e-4)
-    assert np.allclose(luma(clean)[in_gamut], grey[in_gamut], atol=1e-4)  # the grey fusion of the luma is the luma
+    grey = model.fuse_clean(mri, luma(rgb))  # the grey fusion of the luma is the colour fusion's fused luma
+    assert np.allclose(luma(clean), grey * (1 - SHADING + SHADING * luma(rgb)), atol=1e-5)
+    got, want = chroma(clean).astype(np.float64), chroma(rgb).astype(np.float64)
+    assert np.abs(got[..., 0] * want[..., 1] - got[..., 1] * want[..., 0]).max() < 1e-5  # the same hue
+    assert ((got * want).sum(axis=-1) >= 0).all() and (np.abs(got) <= np.abs(want) + 1e-5).all()  # only shrunk
+    kept = np.isclose(got, want, atol=1e-4).all(axis=-1)
+    assert kept.mean() > 0.3  # the chroma is whole wherever the gamut has room for it
+
+
+def test_fit_gamut_keeps_the_luma_and_hue_and_changes_nothing_inside_the_gamut() -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.random((40, 30, 3)).astype(np.float32)
+    assert np.abs(fit_gamut(luma(rgb), chroma(rgb)) - rgb).max() < 1e-6
+    y, cbcr = rng.random((40, 30)), rng.uniform(-0.5, 0.5, (40, 30, 2))
+    out = fit_gamut(y, cbcr)
+    assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
+    assert np.abs(luma(out) - y).max() < 1e-5
+    got = chroma(out).astype(np.float64)
+    assert np.abs(got[..., 0] * cbcr[..., 1] - got[..., 1] * cbcr[..., 0]).max() < 1e-5
+
+
+def test_the_shading_keeps_a_hot_spot_in_bright_white_matter_visible() -> None:
+    fused = np.full((32, 32), 0.94)  # bright white matter, which wins the fused luma round the spot too
+    uptake = np.full((32, 32), 0.3)
+    uptake[12:20, 12:20] = 1.0
+    rgb = apply_table(uptake, COLOUR_TABLES["pet"])
+    out = luma(compose(fused, luma(rgb), chroma(rgb)))
+    assert out[16, 16] == pytest.approx(0.94, abs=1e-5) and out[2, 2] < 0.6  # the spot keeps the fused brightness
 
 
 def test_colour_tables_rise_in_luma() -> None:

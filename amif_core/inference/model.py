@@ -26,7 +26,7 @@ from amif_core.key.check import check_fits
 from amif_core.key.core import Key, image_fingerprint, image_signature
 from amif_core.key.storage import quantise
 from amif_core.networks.amif import AMIFNet
-from amif_core.transforms.colour import chroma, luma, rgb_from
+from amif_core.transforms.colour import chroma, compose, luma, rgb_from
 from amif_core.transforms.identifier import (
     IdentifierStyle,
     crop_mask,
@@ -116,7 +116,7 @@ class AMIFModel:
         h, w = pair.mri.shape[1:]
         for part, fused, _, _ in self._fused_batches(pair.mri, pair.other, batch_size, progress, cancel):
             grey = fused[:, 0, :h, :w].cpu().numpy()
-            out[part] = grey if pair.cbcr is None else rgb_from(grey, pair.cbcr[part])
+            out[part] = grey if pair.cbcr is None else compose(grey, pair.other[part], pair.cbcr[part])
         return out.reshape(pair.shape)
 
     def _mask_tensor(self, masks: np.ndarray, hp: int, wp: int) -> torch.Tensor:
@@ -135,7 +135,8 @@ class AMIFModel:
         fusion), or RGB with a trailing 3 (uint8, or float in [0, 1]); with
         ``colour_table`` (a key of ``amif_core.COLOUR_TABLES``) a scalar
         ``other`` is mapped into colour first. A colour fusion is RGB: the
-        fused luma with ``other``'s chroma, and grey ink on the strokes, whose
+        fused luma shaded by ``other``'s luma, with ``other``'s chroma
+        (:func:`amif_core.transforms.colour.compose`), and grey ink on the strokes, whose
         chroma goes into the key. ``identifier``: the owner's text.
         ``progress(done, total)`` is called per batch of slices; ``cancel()``
         returning True stops with :class:`CancelledError`. The image equals
@@ -158,7 +159,7 @@ class AMIFModel:
         for part, fused, norm_a, norm_b in self._fused_batches(pair.mri, pair.other, batch_size, progress, cancel):
             masks = np.stack([crop_mask(canvas, tuple(o), h, w) for o in offsets[part]])
             if colour:
-                clean = rgb_from(fused[:, 0, :h, :w].cpu().numpy(), pair.cbcr[part])
+                clean = compose(fused[:, 0, :h, :w].cpu().numpy(), pair.other[part], pair.cbcr[part])
                 fused = torch.from_numpy(luma(clean)[:, None]).to(self.device)
                 chroma_codes.append(codec.encode_chroma(chroma(clean), masks))
             fused = F.pad(fused[..., :h, :w], (0, wp - w, 0, hp - h), mode="replicate")

@@ -3,7 +3,7 @@
 The network fuses two grey slices. For a colour partner (an RGB PET/SPECT,
 or a scalar one mapped through a colour table) it sees the partner's BT.601
 luma, and the partner's chroma is put back on the fused luma afterwards
-(:mod:`amif_core.transforms.colour`). Torch-free.
+(:func:`amif_core.transforms.colour.compose`). Torch-free.
 """
 from __future__ import annotations
 

@@ -4,7 +4,14 @@ AMIF fuses the MRI with the luma of a colour image and puts the colour
 image's chroma back, as the MMIF literature does (RGB to YCbCr, fuse Y,
 keep Cb/Cr). The transform is ITU-R BT.601 as in OpenCV's YCrCb, centred
 (Cb and Cr in [-0.5, 0.5]); its inverse is the exact matrix inverse. A scalar
-PET or SPECT is first mapped through one of :data:`COLOUR_TABLES`. Torch-free.
+PET or SPECT is first mapped through one of :data:`COLOUR_TABLES`.
+
+:func:`compose` makes the colour fusion a radiologist reads. The fused luma
+alone hides a hot spot in bright white matter: the spot and the tissue round
+it are both near white, and a bright luma can carry almost no chroma. So the
+fused luma is shaded by the partner's luma (dim where uptake is low, as
+Slicer's 50 % overlay is), and the chroma is then shrunk only as far as the
+RGB gamut needs, keeping that luma and the hue. Torch-free.
 """
 from __future__ import annotations
 
@@ -33,6 +40,7 @@ COLOUR_TABLES: dict[str, np.ndarray] = {
                      (0.8, (1.0, 0.9, 0.0)), (1.0, (1.0, 1.0, 1.0))]),
 }
 DEFAULT_TABLE = "pet"
+SHADING = 0.5  # the colour fusion's luma is the fused luma x (1 - SHADING + SHADING x partner luma)
 
 
 def colour_table(name: str) -> np.ndarray:
@@ -72,6 +80,35 @@ def rgb_from(y: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
     """
     ycc = np.concatenate([np.asarray(y, dtype=np.float64)[..., None], np.asarray(cbcr, dtype=np.float64)], axis=-1)
     return np.clip(ycc @ _INVERSE.T, 0.0, 1.0).astype(np.float32)
+
+
+def fit_gamut(y: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
+    """RGB of luma ``y`` (...) in [0, 1] with chroma ``cbcr`` (..., 2) shrunk just enough to fit the gamut.
+
+    The luma and the hue are kept; where (``y``, ``cbcr``) is already inside
+    the RGB cube nothing changes, so this equals :func:`rgb_from` there.
+    Returns float32 (..., 3) in [0, 1].
+    """
+    y = np.clip(np.asarray(y, dtype=np.float64), 0.0, 1.0)[..., None]
+    offset = np.asarray(cbcr, dtype=np.float64) @ _INVERSE[:, 1:].T  # each channel's distance from the luma
+    room = np.where(offset > 0, 1.0 - y, y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(np.abs(offset) > 1e-12, room / np.abs(offset), np.inf).min(axis=-1, keepdims=True)
+    return np.clip(y + np.minimum(scale, 1.0) * offset, 0.0, 1.0).astype(np.float32)
+
+
+def compose(fused: np.ndarray, partner: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
+    """The colour fusion: the fused luma shaded by the partner's luma, with the partner's chroma.
+
+    ``fused`` and ``partner`` (...) in [0, 1]: the network's fused luma and
+    the colour partner's own luma; ``cbcr`` (..., 2) the partner's chroma.
+    The luma is ``fused * (1 - SHADING + SHADING * partner)``, so a hot spot
+    (bright partner) keeps the fused brightness and the tissue round it
+    dims, and the chroma is fitted to the gamut by :func:`fit_gamut`.
+    Returns float32 (..., 3) RGB in [0, 1].
+    """
+    shaded = np.asarray(fused, dtype=np.float64) * (1.0 - SHADING + SHADING * np.asarray(partner, dtype=np.float64))
+    return fit_gamut(shaded, cbcr)
 
 
 def rgb_unit(rgb: np.ndarray, name: str) -> np.ndarray:
