@@ -34,6 +34,7 @@ from amif_core.evaluation.attacks.remover import (
 from amif_core.evaluation.attacks.runner import REFERENCES, labels
 from amif_core.evaluation.fusion import wrong_key
 from amif_core.key.codec import support_masks
+from amif_core.transforms.colour import COLOUR_TABLES, apply_table
 from amif_core.transforms.identifier import crop_mask, render_identifier_canvas
 
 SIZE = 256
@@ -148,8 +149,9 @@ def test_other_volume_wrong_key_is_the_other_key(model) -> None:
     assert np.array_equal(forged.codes, second.key.codes) and forged.mask_offsets is second.key.mask_offsets
 
 
-def fake_harvard(root: Path, size: int = 64) -> Path:
-    """A Harvard-layout folder: 2 training and 3 validation grey slices of ``size`` x ``size``."""
+def fake_harvard(root: Path, size: int = 64, colour: bool = False) -> Path:
+    """A Harvard-layout folder: 2 training and 3 validation grey slices of ``size`` x ``size``; with ``colour``
+    the PET is RGB pseudo-colour (the ``pet`` table), as in the Harvard atlas."""
     rows = [("CT-MRI", "2"), ("CT-MRI", "2"), ("CT-MRI", VALIDATION_PATIENTS["CT-MRI"][0]),
             ("CT-MRI", VALIDATION_PATIENTS["CT-MRI"][0]), ("PET-MRI", VALIDATION_PATIENTS["PET-MRI"][0])]
     with (root / "pairs.csv").open("w", newline="") as handle:
@@ -160,7 +162,10 @@ def fake_harvard(root: Path, size: int = 64) -> Path:
             writer.writerow([pair, name, patient, f"{index:03d}"])
             for modality, seed in (("MRI", index), (pair.split("-")[0], 50 + index)):
                 (root / pair / modality).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(np.round(head(size, seed) * 255).astype(np.uint8)).save(root / pair / modality / name)
+                image = head(size, seed)
+                if colour and modality == "PET":
+                    image = apply_table(image, COLOUR_TABLES["pet"])
+                Image.fromarray(np.round(image * 255).astype(np.uint8)).save(root / pair / modality / name)
     return root
 
 
@@ -192,6 +197,46 @@ def test_attack_eval_command_reports_every_attack(tmp_path: Path, weights_file: 
     assert all(row["psnr_mask"] <= 100.0 for row in result["summary"].values())  # capped
     with Image.open(tmp_path / "a.png") as picture:
         assert picture.mode == "L" and picture.size == (3 * 2 * 64 + 2 * 8, 2 * 64 + 24)
+
+
+def test_attack_eval_in_colour_scores_the_image_attacks_and_wrong_keys_in_rgb(
+        tmp_path: Path, weights_file: Path, capsys: pytest.CaptureFixture) -> None:
+    data = fake_harvard(tmp_path, colour=True)
+    code = cli.main(["attack-eval", "--data", str(data), "--colour", "--leaked", "", "--weights", str(weights_file),
+                     "--device", "cpu", "--json", str(tmp_path / "c.json"), "--picture", str(tmp_path / "c.png"), "-q"])
+    report = capsys.readouterr().out
+    assert code == 0 and "protected in colour, scored in RGB" in report
+    result = json.loads((tmp_path / "c.json").read_text())
+    assert result["colour"] is True and result["slices"] == {"PET-MRI": 1, "SPECT-MRI": 0}
+    rows = set(result["summary"])
+    assert rows == {"protected", "unlocked", "telea_true", "ns_true", "biharmonic_true", "telea_estimated",
+                    "key_random", "key_zero", "key_shuffled", "median3", "median5", "jpeg95", "jpeg75", "jpeg50"}
+    assert result["summary"]["unlocked"]["psnr_mask"] >= 50.0  # the RGB unlock (the colour bar: 50 dB)
+    assert all(result["gaps"][row]["meets_bar"] for row in rows - set(REFERENCES))
+    assert "forward solve" not in report.split("no attack does better")[1]  # it did not run in colour
+    with Image.open(tmp_path / "c.png") as picture:
+        assert picture.mode == "RGB"
+
+
+def test_attack_eval_in_colour_trains_no_removers(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = fake_harvard(tmp_path, colour=True)
+    assert cli.main(["attack-eval", "--data", str(data), "--colour", "--device", "cpu", "-q"]) != 0
+    assert "pass --leaked '' with --colour" in capsys.readouterr().err
+
+
+def test_image_attacks_keep_an_rgb_image_rgb() -> None:
+    mask = strokes(96)
+    clean = apply_table(head(96, 4), COLOUR_TABLES["pet"])
+    protected = np.where(mask[..., None] > 0, np.float32(0.95), clean)
+    for method in (inpainting.inpaint_telea, inpainting.inpaint_navier_stokes, inpainting.inpaint_biharmonic):
+        out = method(protected, mask)
+        assert out.shape == clean.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+        inside = mask > 0
+        assert np.abs(out - clean)[inside].mean() < np.abs(protected - clean)[inside].mean() / 2
+    for out in [filters.median(protected, 3), filters.jpeg(protected, 75)]:
+        assert out.shape == clean.shape and out.dtype == np.float32
+    flat = np.broadcast_to(np.array([0.8, 0.2, 0.1], np.float32), (32, 32, 3)).copy()
+    assert np.array_equal(filters.median(flat, 5), flat)  # channels are not mixed
 
 
 def test_leaked_budget_option_rejects_bad_values(capsys: pytest.CaptureFixture) -> None:

@@ -154,6 +154,9 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the white-box forward solve on the first N validation slices per pair (default 10)")
     parser.add_argument("--white-box-evaluations", type=int, default=1200, metavar="N",
                         help="forward-backward evaluations of each white-box solve (default 1200)")
+    parser.add_argument("--colour", action="store_true",
+                        help="attack MRI-PET and MRI-SPECT protected in colour (image attacks and wrong keys, in RGB; "
+                             "needs --leaked '')")
     parser.add_argument("--seed", type=int, default=0, help="seeds every random choice (default 0)")
     parser.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads (0: torch's default)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the full result as JSON")
@@ -181,7 +184,8 @@ def attack_eval_command(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     evaluation = run_attack_eval(load(args), args.data, limit=args.limit, leaked=args.leaked,
                                  config=RemoverConfig(steps=args.remover_steps), seed=args.seed, quiet=args.quiet,
-                                 white_box_limit=args.white_box_slices, evaluations=args.white_box_evaluations)
+                                 white_box_limit=args.white_box_slices, evaluations=args.white_box_evaluations,
+                                 colour=args.colour)
     print(format_attacks(evaluation.result))
     writes = [json_output(args.json, evaluation.result)] if args.json is not None else []
     if args.picture is not None:

@@ -11,6 +11,9 @@ the boundary the fill starts from.
   result is mapped back to [0, 1].
 * Biharmonic: ``skimage.restoration.inpaint_biharmonic`` in float (slow on
   large images, fine on 256 x 256).
+
+Each takes a grey (H, W) or an RGB (H, W, 3) image; RGB is filled with all
+three channels at once, as OpenCV and scikit-image do.
 """
 from __future__ import annotations
 
@@ -40,8 +43,8 @@ def _opencv(image: np.ndarray, mask: np.ndarray, method: int) -> np.ndarray:
 def inpaint_telea(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """OpenCV Telea (fast marching) inpainting of ``mask``.
 
-    ``image``: (H, W) float in [0, 1]; ``mask``: (H, W), non-zero on strokes.
-    Returns float32 (H, W) in [0, 1] on 8-bit levels.
+    ``image``: (H, W) or (H, W, 3) float in [0, 1]; ``mask``: (H, W), non-zero
+    on strokes. Returns float32 of the image's shape in [0, 1] on 8-bit levels.
     """
     return _opencv(image, mask, cv2.INPAINT_TELEA)
 
@@ -54,8 +57,10 @@ def inpaint_navier_stokes(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def inpaint_biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """scikit-image biharmonic inpainting of ``mask``.
 
-    ``image``: (H, W) float in [0, 1]; ``mask``: (H, W), non-zero on strokes.
-    Returns float32 (H, W) in [0, 1].
+    ``image``: (H, W) or (H, W, 3) float in [0, 1]; ``mask``: (H, W), non-zero
+    on strokes. Returns float32 of the image's shape in [0, 1].
     """
-    filled = restoration.inpaint_biharmonic(np.asarray(image, np.float64), dilate(mask).astype(bool))
+    image = np.asarray(image, np.float64)
+    filled = restoration.inpaint_biharmonic(image, dilate(mask).astype(bool),
+                                            channel_axis=-1 if image.ndim == 3 else None)
     return np.clip(filled, 0.0, 1.0).astype(np.float32)

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from amif_core.evaluation.attacks.runner import REFERENCES, AttackEval
+from amif_core.evaluation.attacks.scoring import KEY_ONLY_CONTROLS, SOLVE_ROW
 from amif_core.evaluation.fusion import TABLE_METRICS
 
 SCALE = 2
@@ -34,10 +35,12 @@ def format_report(result: dict) -> str:
     estimate = result["mask_estimate"]
     cap, bar = result["psnr_cap_db"], result["bar_db"]
     lines = [
-        "## Attacks on the visible identifier (validation patients)", "",
+        "## Attacks on the visible identifier (validation patients"
+        + (", protected in colour, scored in RGB)" if result.get("colour") else ")"), "",
         f"{sum(result['slices'].values())} slices ({slices}); model {result['model_id'][:12]}; seed {result['seed']}; "
-        f"U-Net remover: {remover['steps']} steps of {remover['batch']} {remover['crop']}x{remover['crop']} crops "
-        f"per budget ({', '.join(f'{count} pairs' for count in result['leaked'].values()) or 'none'}).",
+        + (f"U-Net remover: {remover['steps']} steps of {remover['batch']} {remover['crop']}x{remover['crop']} crops "
+           f"per budget ({', '.join(f'{count} pairs' for count in result['leaked'].values())})."
+           if result["leaked"] else "no U-Net removers."),
         f"Every image is compared with the clean fusion f; means over slices; PSNR capped at {cap:.0f} dB per slice.",
         f"Estimated mask vs true mask: precision {estimate['precision']:.3f}, recall {estimate['recall']:.3f} "
         "(mean over slices).", "",
@@ -73,11 +76,7 @@ def _inpainting_section(result: dict) -> list[str]:
     lines = ["", "### Bar: no attack does better inside the mask than inpainting", "",
              f"Best true-mask inpainting: {names[best['row']]}, {best['psnr_db']:.2f} dB. White-box mask recovery "
              f"(estimated strokes, then FFT cross-correlation with the public identifier canvas): exact on "
-             f"{recovery['exact']}/{recovery['slices']} slices. The forward solve ({result['white_box_evaluations']} "
-             "evaluations per slice) is judged on its median against "
-             "Telea's median on the same slices (+1 dB); key-only attacks against their control, the same attack on "
-             "random codes of the key's support (+1 dB); "
-             "wrong keys against the best inpainting; every other attack against the best inpainting + 1 dB.", ""]
+             f"{recovery['exact']}/{recovery['slices']} slices. " + _judging(result["white_box_evaluations"], bars), ""]
     lines += _table(["attack", "in-mask PSNR (dB)", "limit (dB)", "verdict"],
                     [[names[r], f"{b['psnr_db']:.2f}", f"{b['limit_db']:.2f}", "meets" if b["meets"] else "FAILS"]
                      for r, b in bars["rows"].items()])
@@ -85,19 +84,34 @@ def _inpainting_section(result: dict) -> list[str]:
     return lines + ["", f"{passed}/{len(bars['rows'])} attacks do no better than inpainting."]
 
 
+def _judging(evaluations: int, bars: dict) -> str:
+    """How each row of the inpainting bar is judged, naming only the kinds of rows present."""
+    clauses = []
+    if SOLVE_ROW in bars["rows"]:
+        clauses.append(f"the forward solve ({evaluations} evaluations per slice) is judged on its median against "
+                       "Telea's median on the same slices (+1 dB)")
+    if any(row in bars["rows"] for row in KEY_ONLY_CONTROLS):
+        clauses.append("key-only attacks against their control, the same attack on random codes of the key's "
+                       "support (+1 dB)")
+    clauses += ["wrong keys against the best inpainting", "every other attack against the best inpainting + 1 dB."]
+    text = "; ".join(clauses)
+    return text[0].upper() + text[1:]
+
+
 def _panel(image: np.ndarray, title: str) -> Image.Image:
-    grey = Image.fromarray(np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8))
-    grey = grey.resize((grey.width * SCALE, grey.height * SCALE), Image.Resampling.NEAREST)
-    panel = Image.new("L", (grey.width, grey.height + TITLE_PX))
-    ImageDraw.Draw(panel).text((4, 3), title, fill=255, font=ImageFont.load_default(size=TITLE_PX - 8))
-    panel.paste(grey, (0, TITLE_PX))
+    picture = Image.fromarray(np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8))
+    picture = picture.resize((picture.width * SCALE, picture.height * SCALE), Image.Resampling.NEAREST)
+    panel = Image.new(picture.mode, (picture.width, picture.height + TITLE_PX))
+    white = 255 if picture.mode == "L" else (255, 255, 255)
+    ImageDraw.Draw(panel).text((4, 3), title, fill=white, font=ImageFont.load_default(size=TITLE_PX - 8))
+    panel.paste(picture, (0, TITLE_PX))
     return panel
 
 
 def save_picture(evaluation: AttackEval, path: Path) -> None:
-    """Write a grey PNG: protected | strongest attack | authorized unlock of ``evaluation.picture_slice``.
+    """Write a PNG: protected | strongest attack | authorized unlock of ``evaluation.picture_slice``.
 
-    Each panel is the (H, W) slice upscaled ``SCALE`` times (nearest neighbour)
+    Each panel is the (H, W) grey or (H, W, 3) RGB slice upscaled ``SCALE`` times (nearest neighbour)
     under a one-line title.
     """
     result, images = evaluation.result, evaluation.picture
@@ -105,7 +119,9 @@ def save_picture(evaluation: AttackEval, path: Path) -> None:
     panels = [_panel(images["protected"], f"protected ({evaluation.picture_slice})"),
               _panel(images[best], f"best attack: {result['labels'][best]}"),
               _panel(images["unlocked"], "authorized unlock")]
-    canvas = Image.new("L", (sum(p.width for p in panels) + GAP * (len(panels) - 1), panels[0].height), 255)
+    mode = panels[0].mode
+    canvas = Image.new(mode, (sum(p.width for p in panels) + GAP * (len(panels) - 1), panels[0].height),
+                       255 if mode == "L" else (255, 255, 255))
     for index, panel in enumerate(panels):
         canvas.paste(panel, (index * (panel.width + GAP), 0))
     canvas.save(path, format="PNG")

@@ -21,6 +21,15 @@
 The "other slice" wrong key is the key of the nearest other evaluated slice of
 the same patient; the "other volume" key is that of a randomly drawn evaluated
 slice of another patient. A slice without such a neighbour skips that row.
+
+In colour (``colour=True``) the MRI-PET and MRI-SPECT slices are protected in
+colour from the Harvard RGB as it is, and scored in RGB against the clean
+colour fusion. The attacks that see the image (inpainting, the estimated
+mask, filters and JPEG, now on RGB) and the wrong keys (luma and chroma codes
+forged alike) run as in grey. The U-Nets, the forward solve and the flow
+attacks do not: they act on the luma, and the luma of a colour-protected
+slice is a grey-protected image made by the same network, so the grey run
+already measures them; the chroma under the strokes is only in the key.
 """
 from __future__ import annotations
 
@@ -36,6 +45,8 @@ from amif_core.data.harvard import (
     PairRecord,
     read_pair,
     read_records,
+    read_rgb,
+    source_paths,
     split_records,
 )
 from amif_core.errors import InputError
@@ -54,9 +65,10 @@ from amif_core.evaluation.attacks.remover import (
     remove,
     train_remover,
 )
-from amif_core.evaluation.fusion import wrong_key
+from amif_core.evaluation.fusion import COLOUR_PAIRS, wrong_key
 from amif_core.inference.model import AMIFModel
 from amif_core.key.core import Key
+from amif_core.transforms.colour import luma
 from amif_core.transforms.identifier import IdentifierStyle
 from amif_core.transforms.intensity import fit_normalisation
 
@@ -79,8 +91,8 @@ TRAIN_CONTROL, ATTACK_CONTROL = 1, 2  # streams of the random-code controls' gen
 
 @dataclass
 class Case:
-    """One protected validation slice: normalised sources ``a``, ``b``, ``clean`` and ``protected``,
-    all (H, W) float32 in [0, 1], and its ``key``."""
+    """One protected validation slice: normalised sources ``a``, ``b`` (the second scan's luma), (H, W),
+    ``clean`` and ``protected``, (H, W) or (H, W, 3) RGB in colour, all float32 in [0, 1], and its ``key``."""
 
     record: PairRecord
     a: np.ndarray
@@ -164,16 +176,18 @@ def train_removers(model: AMIFModel, data: Path, budgets: dict[str, int], config
     return removers
 
 
-def protect_cases(model: AMIFModel, data: Path, limit: int | None, quiet: bool) -> list[Case]:
-    """Protect at most ``limit`` validation slices per pair (all when None)."""
+def protect_cases(model: AMIFModel, data: Path, limit: int | None, quiet: bool, colour: bool = False) -> list[Case]:
+    """Protect at most ``limit`` validation slices per pair (all when None); in colour, the MRI-PET and
+    MRI-SPECT slices from their Harvard RGB."""
     records = split_records(read_records(data), "val")
-    chosen = [r for pair in PAIRS for r in [r for r in records if r.pair == pair][:limit]]
+    chosen = [r for pair in (COLOUR_PAIRS if colour else PAIRS) for r in [r for r in records if r.pair == pair][:limit]]
     cases = []
     for record in tqdm(chosen, desc="attack-eval/protect", disable=quiet, dynamic_ncols=True):
         mri, other = read_pair(data, record)
-        protected = model.protect(mri, other)
+        partner = read_rgb(source_paths(data, record)[1]) if colour else other
+        protected = model.protect(mri, partner)
         cases.append(Case(record, fit_normalisation(mri).apply(mri), fit_normalisation(other).apply(other),
-                          model.fuse_clean(mri, other), protected.image, protected.key))
+                          model.fuse_clean(mri, partner), protected.image, protected.key))
     return cases
 
 
@@ -194,22 +208,24 @@ def attack(model: AMIFModel, case: Case, mask: np.ndarray, estimated: np.ndarray
 
     ``mask``: the true identifier mask, ``estimated``: the estimated one, (H, W) uint8 {0, 1};
     ``evaluations``: of the (slow) white-box forward solve; 0 skips it; ``control`` draws the random codes
-    of the key-only controls.
+    of the key-only controls. A colour case (RGB ``case.protected``) gets the image attacks and the wrong
+    keys only, each (H, W, 3) (see the module notes).
     """
     p, key = case.protected, case.key
-    random_key = wrong_key(key, "random", None, control)
     out = {"protected": p, "unlocked": model.unlock(p, key),
            "telea_true": inpainting.inpaint_telea(p, mask), "ns_true": inpainting.inpaint_navier_stokes(p, mask),
            "biharmonic_true": inpainting.inpaint_biharmonic(p, mask),
-           "telea_estimated": inpainting.inpaint_telea(p, estimated),
-           "white_box_flow_mean": white_box.flow_mean_unlock(model, p, key),
-           "key_only_flow": key_only.blank_flow_inverse(model, key),
-           "random_flow": key_only.blank_flow_inverse(model, random_key)}
-    if evaluations > 0:
-        out["white_box_solve"] = white_box.solve_forward(model.net, p, mask, evaluations)[0]
-    views = {"key_only_unet": key_only.key_view(model, key), "random_unet": key_only.key_view(model, random_key),
-             "blank_unet": key_only.blank_view(model, key)}
-    out.update({row: remove(net, views.get(row, p)) for row, net in removers.items()})
+           "telea_estimated": inpainting.inpaint_telea(p, estimated)}
+    if p.ndim == 2:
+        random_key = wrong_key(key, "random", None, control)
+        out.update({"white_box_flow_mean": white_box.flow_mean_unlock(model, p, key),
+                    "key_only_flow": key_only.blank_flow_inverse(model, key),
+                    "random_flow": key_only.blank_flow_inverse(model, random_key)})
+        if evaluations > 0:
+            out["white_box_solve"] = white_box.solve_forward(model.net, p, mask, evaluations)[0]
+        views = {"key_only_unet": key_only.key_view(model, key), "random_unet": key_only.key_view(model, random_key),
+                 "blank_unet": key_only.blank_view(model, key)}
+        out.update({row: remove(net, views.get(row, p)) for row, net in removers.items()})
     for kind in wrong_keys.KINDS:
         if not kind.startswith("other_") or others[kind] is not None:
             out[f"key_{kind}"] = wrong_keys.forced_unlock(model, p, key, kind, others.get(kind), rng)
@@ -221,14 +237,16 @@ def attack(model: AMIFModel, case: Case, mask: np.ndarray, estimated: np.ndarray
 def run_attack_eval(model: AMIFModel, data: Path, limit: int | None = None,
                     leaked: Sequence[int | str] = (10, 100, "all"), config: RemoverConfig = RemoverConfig(),
                     seed: int = 0, quiet: bool = False, white_box_limit: int = 10,
-                    evaluations: int = white_box.EVALUATIONS) -> AttackEval:
+                    evaluations: int = white_box.EVALUATIONS, colour: bool = False) -> AttackEval:
     """Run the whole benchmark on the validation patients.
 
     ``limit``: at most that many validation slices per pair; ``leaked``: remover
     budgets (pair counts or "all"); ``config``: remover training; ``seed``
     seeds every random choice; ``quiet`` hides the progress bars;
     ``white_box_limit``: the forward solve runs on the first that many slices per pair,
-    ``evaluations`` forward-backward passes each.
+    ``evaluations`` forward-backward passes each; ``colour``: attack the
+    MRI-PET and MRI-SPECT slices protected in colour (no removers, forward
+    solve or flow attacks; see the module notes), so ``leaked`` must be empty.
 
     ``result`` holds: labels ({row: label}), summary ({row: {figure: mean}}),
     gaps (see :func:`scoring.gaps`), mask_estimate (mean precision and recall
@@ -238,8 +256,11 @@ def run_attack_eval(model: AMIFModel, data: Path, limit: int | None = None,
     remover (the config), seed, model_id, psnr_cap_db, bar_db and per_slice
     (one {pair, file, figures: {row: {figure: value}}} per slice).
     """
+    if colour and leaked:
+        raise InputError("In colour, attack-eval trains no U-Net removers (they act on the luma, which the grey "
+                         "run measures); pass --leaked '' with --colour.")
     budgets = resolve_budgets(leaked, len(split_records(read_records(data), "train")))
-    cases = protect_cases(model, data, limit, quiet)
+    cases = protect_cases(model, data, limit, quiet, colour)
     if not cases:
         raise InputError("No validation slices to attack (check --data and --limit).")
     removers = train_removers(model, data, budgets, config, seed, quiet)
@@ -248,10 +269,11 @@ def run_attack_eval(model: AMIFModel, data: Path, limit: int | None = None,
     solved: dict[str, int] = {}
     picture, picture_slice, most_tissue = {}, "", -1.0
     for index, case in enumerate(tqdm(cases, desc="attack-eval/attack", disable=quiet, dynamic_ncols=True)):
-        mask = model.identifier_mask(case.key)
-        estimated = mask_estimation.estimate_mask(case.protected)
+        mask = model.identifier_mask(case.key).reshape(case.protected.shape[:2])
+        seen = luma(case.protected) if colour else case.protected
+        estimated = mask_estimation.estimate_mask(seen)
         style = IdentifierStyle(**case.key.identifier_style)
-        exact.append(bool(np.array_equal(white_box.recover_mask(case.protected, case.key.identifier, style), mask)))
+        exact.append(bool(np.array_equal(white_box.recover_mask(seen, case.key.identifier, style), mask)))
         solve = solved.get(case.record.pair, 0) < white_box_limit
         solved[case.record.pair] = solved.get(case.record.pair, 0) + solve
         images = attack(model, case, mask, estimated, removers, other_keys(cases, index, rng), rng,
@@ -260,7 +282,7 @@ def run_attack_eval(model: AMIFModel, data: Path, limit: int | None = None,
         found, caught = mask_estimation.precision_recall(estimated, mask)
         precision.append(found)
         recall.append(caught)
-        tissue = float((case.clean > TISSUE).mean())
+        tissue = float(((luma(case.clean) if colour else case.clean) > TISSUE).mean())
         if tissue > most_tissue:
             picture, picture_slice, most_tissue = images, f"{case.record.pair}/{case.record.file}", tissue
     result = {
@@ -270,10 +292,11 @@ def run_attack_eval(model: AMIFModel, data: Path, limit: int | None = None,
         "mask_estimate": {"precision": float(np.nanmean(precision)), "recall": float(np.nanmean(recall))},
         "mask_recovery": {"exact": int(sum(exact)), "slices": len(exact)},
         "bars": scoring.inpainting_bars(per_slice),
-        "slices": {pair: sum(c.record.pair == pair for c in cases) for pair in PAIRS},
+        "slices": {pair: sum(c.record.pair == pair for c in cases) for pair in (COLOUR_PAIRS if colour else PAIRS)},
         "leaked": budgets,
         "remover": asdict(config),
         "seed": seed,
+        "colour": colour,
         "model_id": model.model_id,
         "psnr_cap_db": scoring.PSNR_CAP,
         "bar_db": scoring.BAR_DB,

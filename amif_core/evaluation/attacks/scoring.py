@@ -4,7 +4,8 @@ Every image is scored against the clean fusion ``f`` (``model.fuse_clean``):
 
 * PSNR (peak 1) and SSIM (``skimage.metrics.structural_similarity``, 7x7
   window, data range 1; the mean of its SSIM map) inside the identifier mask
-  and over the whole image. PSNR is capped at :data:`PSNR_CAP` dB per slice,
+  and over the whole image. For an RGB image PSNR runs over all three
+  channels, and SSIM and the fusion metrics on the BT.601 luma. PSNR is capped at :data:`PSNR_CAP` dB per slice,
   so an exact recovery (infinite PSNR) averages to a finite number;
 * the 8 fusion metrics of :data:`amif_core.evaluation.fusion.TABLE_METRICS` of the
   whole image against the normalised sources, as ``amif evaluate`` reports them.
@@ -21,6 +22,7 @@ import numpy as np
 from amif_core.evaluation.attacks import require
 from amif_core.evaluation.fusion import TABLE_METRICS, psnr
 from amif_core.evaluation.metrics import fusion_metrics
+from amif_core.transforms.colour import luma
 
 skimage_metrics = require("skimage.metrics")
 
@@ -44,20 +46,22 @@ def ssim_map(image: np.ndarray, clean: np.ndarray) -> np.ndarray:
 
 
 def score(image: np.ndarray, clean: np.ndarray, mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """Every figure of :data:`FIGURES` for one attacked (H, W) image.
+    """Every figure of :data:`FIGURES` for one attacked (H, W) grey or (H, W, 3) RGB image.
 
-    ``image``, ``clean``: float in [0, 1]; ``mask``: the true identifier mask
-    (non-zero = stroke); ``a``, ``b``: the normalised MRI and second scan in [0, 1].
+    ``image``, ``clean``: float in [0, 1], of one shape; ``mask``: (H, W), the
+    true identifier mask (non-zero = stroke); ``a``, ``b``: the normalised MRI
+    and second scan's luma, (H, W) in [0, 1].
     """
     inside = np.asarray(mask) > 0
-    similarity = ssim_map(image, clean)
+    grey = luma(image) if np.ndim(image) == 3 else image
+    similarity = ssim_map(grey, luma(clean) if np.ndim(clean) == 3 else clean)
     figures = {
         "psnr_mask": capped_psnr(image, clean, inside),
         "ssim_mask": float(similarity[inside].mean()),
         "psnr_whole": capped_psnr(image, clean),
         "ssim_whole": float(similarity.mean()),
     }
-    metrics = fusion_metrics(np.asarray(image, np.float32), a, b)
+    metrics = fusion_metrics(np.asarray(grey, np.float32), a, b)
     figures.update({name: metrics[name] for name in TABLE_METRICS})
     return figures
 
