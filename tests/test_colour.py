@@ -16,7 +16,17 @@ from amif_core.inference.model import AMIFModel
 from amif_core.inference.pipeline import protect_volume, unlock_volume
 from amif_core.io.volumes import read_volume
 from amif_core.key.file import read_key, read_key_header, write_key
-from amif_core.transforms.colour import COLOUR_TABLES, SHADING, apply_table, chroma, compose, fit_gamut, luma, rgb_from
+from amif_core.transforms.colour import (
+    COLOUR_TABLES,
+    SHADING,
+    apply_table,
+    chroma,
+    compose,
+    fit_gamut,
+    luma,
+    rgb_from,
+    slice_luma,
+)
 
 
 def phantom(shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -88,6 +98,12 @@ def test_fit_gamut_keeps_the_luma_and_hue_and_changes_nothing_inside_the_gamut()
     assert np.abs(luma(out) - y).max() < 1e-5
     got = chroma(out).astype(np.float64)
     assert np.abs(got[..., 0] * cbcr[..., 1] - got[..., 1] * cbcr[..., 0]).max() < 1e-5
+
+
+def test_slice_luma_keeps_a_grey_slice_and_takes_an_rgb_slices_luma() -> None:
+    rgb = np.random.default_rng(1).random((6, 5, 3)).astype(np.float32)
+    assert np.array_equal(slice_luma(rgb), luma(rgb))
+    assert np.array_equal(slice_luma(rgb[..., 0]), rgb[..., 0])
 
 
 def test_the_shading_keeps_a_hot_spot_in_bright_white_matter_visible() -> None:

@@ -31,7 +31,7 @@ from amif_core.evaluation.psnr import channel_psnr, psnr
 from amif_core.inference.model import AMIFModel
 from amif_core.key.core import Key
 from amif_core.key.storage import from_stored, levels_for, to_stored
-from amif_core.transforms.colour import luma
+from amif_core.transforms.colour import slice_luma
 from amif_core.transforms.intensity import fit_normalisation
 
 TABLE_METRICS = ("EN", "SD", "SF", "MI", "SCD", "VIF", "Qabf", "SSIM")
@@ -116,8 +116,8 @@ def protection_figures(model: AMIFModel, mri: np.ndarray, other: np.ndarray, oth
     levels = levels_for(colour)
     stored = model.protect(mri, other, levels=levels)
     from_integers = from_stored(to_stored(stored.image, levels), levels)
-    clean_luma = luma(clean) if colour else clean
-    gap = np.abs((luma(protected.image) if colour else protected.image) - clean_luma)
+    clean_luma = slice_luma(clean)
+    gap = np.abs(slice_luma(protected.image) - clean_luma)
     dark, bright = (mask > 0) & (clean_luma < DARK), (mask > 0) & (clean_luma >= BRIGHT)
     figures = {
         "unlock_psnr": channel_psnr(unlocked, clean),

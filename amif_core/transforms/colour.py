@@ -67,6 +67,11 @@ def luma(rgb: np.ndarray) -> np.ndarray:
             + data[..., 2] * np.float32(LUMA[2])).astype(np.float32)
 
 
+def slice_luma(image: np.ndarray) -> np.ndarray:
+    """What a grey measure sees of one slice: a grey (H, W) slice as it is, an RGB (H, W, 3) one as its luma."""
+    return luma(image) if np.ndim(image) == 3 else np.asarray(image)
+
+
 def chroma(rgb: np.ndarray) -> np.ndarray:
     """Centred BT.601 chroma (Cb, Cr) of ``rgb`` (..., 3) float in [0, 1]: float32 (..., 2) in [-0.5, 0.5]."""
     return (np.asarray(rgb, dtype=np.float64) @ _FORWARD[1:].T).astype(np.float32)

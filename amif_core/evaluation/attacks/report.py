@@ -98,12 +98,15 @@ def _judging(evaluations: int, bars: dict) -> str:
     return text[0].upper() + text[1:]
 
 
+def _white(mode: str) -> int | tuple[int, int, int]:
+    return 255 if mode == "L" else (255, 255, 255)
+
+
 def _panel(image: np.ndarray, title: str) -> Image.Image:
     picture = Image.fromarray(np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8))
     picture = picture.resize((picture.width * SCALE, picture.height * SCALE), Image.Resampling.NEAREST)
     panel = Image.new(picture.mode, (picture.width, picture.height + TITLE_PX))
-    white = 255 if picture.mode == "L" else (255, 255, 255)
-    ImageDraw.Draw(panel).text((4, 3), title, fill=white, font=ImageFont.load_default(size=TITLE_PX - 8))
+    ImageDraw.Draw(panel).text((4, 3), title, fill=_white(picture.mode), font=ImageFont.load_default(size=TITLE_PX - 8))
     panel.paste(picture, (0, TITLE_PX))
     return panel
 
@@ -121,7 +124,7 @@ def save_picture(evaluation: AttackEval, path: Path) -> None:
               _panel(images["unlocked"], "authorized unlock")]
     mode = panels[0].mode
     canvas = Image.new(mode, (sum(p.width for p in panels) + GAP * (len(panels) - 1), panels[0].height),
-                       255 if mode == "L" else (255, 255, 255))
+                       _white(mode))
     for index, panel in enumerate(panels):
         canvas.paste(panel, (index * (panel.width + GAP), 0))
     canvas.save(path, format="PNG")

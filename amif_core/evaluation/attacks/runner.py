@@ -68,7 +68,7 @@ from amif_core.evaluation.attacks.remover import (
 from amif_core.evaluation.fusion import COLOUR_PAIRS, wrong_key
 from amif_core.inference.model import AMIFModel
 from amif_core.key.core import Key
-from amif_core.transforms.colour import luma
+from amif_core.transforms.colour import slice_luma
 from amif_core.transforms.identifier import IdentifierStyle
 from amif_core.transforms.intensity import fit_normalisation
 
@@ -270,7 +270,7 @@ def run_attack_eval(model: AMIFModel, data: Path, limit: int | None = None,
     picture, picture_slice, most_tissue = {}, "", -1.0
     for index, case in enumerate(tqdm(cases, desc="attack-eval/attack", disable=quiet, dynamic_ncols=True)):
         mask = model.identifier_mask(case.key).reshape(case.protected.shape[:2])
-        seen = luma(case.protected) if colour else case.protected
+        seen = slice_luma(case.protected)
         estimated = mask_estimation.estimate_mask(seen)
         style = IdentifierStyle(**case.key.identifier_style)
         exact.append(bool(np.array_equal(white_box.recover_mask(seen, case.key.identifier, style), mask)))
@@ -282,7 +282,7 @@ def run_attack_eval(model: AMIFModel, data: Path, limit: int | None = None,
         found, caught = mask_estimation.precision_recall(estimated, mask)
         precision.append(found)
         recall.append(caught)
-        tissue = float(((luma(case.clean) if colour else case.clean) > TISSUE).mean())
+        tissue = float((slice_luma(case.clean) > TISSUE).mean())
         if tissue > most_tissue:
             picture, picture_slice, most_tissue = images, f"{case.record.pair}/{case.record.file}", tissue
     result = {

@@ -22,7 +22,7 @@ import numpy as np
 from amif_core.evaluation.attacks import require
 from amif_core.evaluation.fusion import TABLE_METRICS, psnr
 from amif_core.evaluation.metrics import fusion_metrics
-from amif_core.transforms.colour import luma
+from amif_core.transforms.colour import slice_luma
 
 skimage_metrics = require("skimage.metrics")
 
@@ -53,8 +53,8 @@ def score(image: np.ndarray, clean: np.ndarray, mask: np.ndarray, a: np.ndarray,
     and second scan's luma, (H, W) in [0, 1].
     """
     inside = np.asarray(mask) > 0
-    grey = luma(image) if np.ndim(image) == 3 else image
-    similarity = ssim_map(grey, luma(clean) if np.ndim(clean) == 3 else clean)
+    grey = slice_luma(image)
+    similarity = ssim_map(grey, slice_luma(clean))
     figures = {
         "psnr_mask": capped_psnr(image, clean, inside),
         "ssim_mask": float(similarity[inside].mean()),
