@@ -18,6 +18,8 @@ from amif_core.cli.common import (
     identifier_option,
     model_options,
     notice,
+    owner_secret,
+    owner_secret_option,
     passphrase_from,
     passphrase_options,
     progress_bar,
@@ -56,7 +58,8 @@ def _fuse_arguments(parser: argparse.ArgumentParser) -> None:
 @command("fuse", "Fuse an MRI with a CT/PET/SPECT and protect the result with a visible identifier.",
          example="amif fuse mri.nii.gz pet.nrrd -o protected.nrrd --key protected.amifkey --passphrase-prompt\n"
                  "  amif fuse mri_dicom/ pet.nrrd -o protected_dicom/ --dicom --key protected.amifkey",
-         arguments=(_fuse_arguments, identifier_option, passphrase_options, model_options, force_option))
+         arguments=(_fuse_arguments, identifier_option, passphrase_options, owner_secret_option, model_options,
+                    force_option))
 def fuse(args: argparse.Namespace) -> int:
     validate_identifier(args.identifier)
     if args.dicom:
@@ -65,6 +68,7 @@ def fuse(args: argparse.Namespace) -> int:
         check_volume_path(args.output)
         check_outputs([args.output, args.key], args.force, inputs=[args.mri, args.other])
     passphrase = passphrase_from(args, confirm=True)
+    owner = owner_secret(args)
     mri, other = read_volume(args.mri), read_volume(args.other)
     from amif_core.inference.pipeline import protect_volume
     from amif_core.io.geometry import check_axis, slice_axis, slice_size
@@ -74,7 +78,7 @@ def fuse(args: argparse.Namespace) -> int:
     with progress_bar("Protecting", args.quiet) as progress:
         protected, key = run_planned(args, mri.GetNumberOfPixels(), slice_size(mri, axis), lambda model, batch: (
             protect_volume(model, mri, other, args.identifier, axis, colour_table=args.colour, progress=progress,
-                           notice=notice(args), batch_size=batch)))
+                           notice=notice(args), batch_size=batch, owner=owner)))
     if args.dicom:
         from amif_core.io.dicom import dicom_series_output, source_attributes
 
