@@ -79,7 +79,7 @@ from amif_core import AMIFModel, load_model  # noqa: E402
 from amif_core.cli.common import json_output  # noqa: E402
 from amif_core.evaluation.benchmark import synthetic_pair  # noqa: E402
 from amif_core.evaluation.psnr import channel_psnr  # noqa: E402
-from amif_core.inference.runner import resolve  # noqa: E402
+from amif_core.inference.runner import release_cached_memory, resolve  # noqa: E402
 from amif_core.io.atomic import Output, write_atomically  # noqa: E402
 from amif_core.key.core import Key  # noqa: E402
 from amif_core.key.storage import GREY_LEVELS, levels_for  # noqa: E402
@@ -319,6 +319,22 @@ def profile_protect(model: AMIFModel, batch: int, size: int, rows: int = 15) -> 
     return sorted(top, key=lambda row: -row["cumulative_s"])[:rows]
 
 
+def batch_rates(model: AMIFModel, batch: int, slices: int, size: int) -> dict:
+    """``protect`` and ``unlock`` of ``slices`` slices at ``batch``: slices per second, peak GPU memory, and the
+    network's own rates."""
+    device = str(model.device)
+    mri, pet = synthetic_pair(slices, size)
+    model.protect(mri[:batch], pet[:batch], batch_size=batch)  # warm-up at this batch's shapes
+    reset_peak(device)
+    protected, protect_s = timed(device, lambda: model.protect(mri, pet, batch_size=batch))
+    protect_peak = peak_bytes(device)
+    reset_peak(device)
+    _, unlock_s = timed(device, lambda: model.unlock(protected.image, protected.key, batch_size=batch))
+    return {"batch": batch, "slices": slices, "protect_slices_per_s": slices / protect_s,
+            "unlock_slices_per_s": slices / unlock_s, "protect_peak_gpu_bytes": protect_peak,
+            "unlock_peak_gpu_bytes": peak_bytes(device), **network_rate(model, batch, size)}
+
+
 def throughput(device: str, plan: Plan, deadline: float) -> dict:
     model = load_model(device)
     rows = []
@@ -326,19 +342,11 @@ def throughput(device: str, plan: Plan, deadline: float) -> dict:
         if time.perf_counter() > deadline:
             rows.append({"batch": batch, "skipped": "time budget spent"})
             continue
-        slices = max(2 * batch, plan.min_slices)
-        mri, pet = synthetic_pair(slices, plan.slice_size)
-        model.protect(mri[:batch], pet[:batch], batch_size=batch)  # warm-up at this batch's shapes
-        reset_peak(device)
-        protected, protect_s = timed(device, lambda: model.protect(mri, pet, batch_size=batch))
-        protect_peak = peak_bytes(device)
-        reset_peak(device)
-        _, unlock_s = timed(device, lambda: model.unlock(protected.image, protected.key, batch_size=batch))
-        rows.append({"batch": batch, "slices": slices, "protect_slices_per_s": slices / protect_s,
-                     "unlock_slices_per_s": slices / unlock_s, "protect_peak_gpu_bytes": protect_peak,
-                     "unlock_peak_gpu_bytes": peak_bytes(device),
-                     **network_rate(model, batch, plan.slice_size)})
-        del mri, pet, protected
+        try:
+            rows.append(batch_rates(model, batch, max(2 * batch, plan.min_slices), plan.slice_size))
+        except Exception as error:  # an out-of-memory batch is a figure too; the smaller ones stand
+            rows.append({"batch": batch, "error": f"{type(error).__name__}: {error}"[:2000]})
+            release_cached_memory(device)
     measured = [row for row in rows if "protect_slices_per_s" in row]
     result = {"slice_size": plan.slice_size, "rows": rows}
     if measured:
@@ -464,7 +472,9 @@ def summary(result: dict) -> str:
                      f"{validation['keys_identical']}/{validation['slices']}, lowest cross-device unlock "
                      f"{validation['unlock_psnr_min']:.1f} dB")
     for row in result.get("throughput", {}).get("rows", []):
-        if "protect_slices_per_s" in row:
+        if "error" in row:
+            lines.append(f"batch {row['batch']:4d}: {row['error'][:200]}")
+        elif "protect_slices_per_s" in row:
             peak = row["protect_peak_gpu_bytes"]
             lines.append(f"batch {row['batch']:4d}: protect {row['protect_slices_per_s']:8.1f} slices/s "
                          f"(network {row['network_protect_slices_per_s']:8.1f}), unlock {row['unlock_slices_per_s']:8.1f}"
