@@ -1,7 +1,6 @@
 """What the command line says and when (issue 28's D1, D2, D4, D6, D7, D8 and D9): the right reason, early."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -9,29 +8,13 @@ from pathlib import Path
 
 import pytest
 import SimpleITK as sitk
+from test_cli import _subprocess_env, inputs, run  # noqa: F401 (inputs is a fixture)
 from tqdm import tqdm
-from volume_factory import coarse_pet, oblique_mri, snapshot
+from volume_factory import snapshot
 
 import amif_core.cli.common as common
 import amif_core.cli.main as cli
 import amif_core.demo as demo
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
-    """main(argv) in-process -> (exit code, stdout, stderr)."""
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("inputs")
-    sitk.WriteImage(oblique_mri(), str(folder / "mri.nrrd"))
-    sitk.WriteImage(coarse_pet(), str(folder / "pet.nrrd"))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +22,7 @@ def fused(inputs: Path, weights_file: Path, tmp_path_factory: pytest.TempPathFac
     """`amif fuse` in grey and in colour: both protected volumes and keys."""
     out = tmp_path_factory.mktemp("fused")
     for kind, extra in (("grey", []), ("colour", ["--colour", "pet"])):
-        code = cli.main(["fuse", str(inputs / "mri.nrrd"), str(inputs / "pet.nrrd"), "-o", str(out / f"{kind}.nrrd"),
+        code = cli.main(["fuse", str(inputs / "mri.nii.gz"), str(inputs / "pet.nrrd"), "-o", str(out / f"{kind}.nrrd"),
                          "--key", str(out / f"{kind}.amifkey"), "--weights", str(weights_file), "-q", *extra])
         assert code == cli.EXIT_OK
     return {name: out / name for name in ("grey.nrrd", "grey.amifkey", "colour.nrrd", "colour.amifkey")}
@@ -58,12 +41,12 @@ def test_d1_a_key_of_the_other_kind_does_not_fit(capsys, fused: dict, weights_fi
 
 
 def test_d2_fusing_a_scan_with_itself_is_said(capsys, inputs: Path, weights_file: Path, tmp_path: Path) -> None:
-    shutil.copy(inputs / "mri.nrrd", tmp_path / "copy.nrrd")
-    for other, words in ((inputs / "mri.nrrd", "are the same file"), (tmp_path / "copy.nrrd", "have the same voxels")):
-        code, _, err = run(capsys, "fuse", inputs / "mri.nrrd", other, "-o", tmp_path / f"{other.stem}-p.nrrd",
-                           "--key", tmp_path / f"{other.stem}.amifkey", "--weights", weights_file)
+    shutil.copy(inputs / "mri.nii.gz", tmp_path / "copy.nii.gz")
+    for other, words in ((inputs / "mri.nii.gz", "are the same file"), (tmp_path / "copy.nii.gz", "have the same voxels")):
+        code, _, err = run(capsys, "fuse", inputs / "mri.nii.gz", other, "-o", tmp_path / f"{other.name}-p.nrrd",
+                           "--key", tmp_path / f"{other.name}.amifkey", "--weights", weights_file)
         assert code == cli.EXIT_OK and words in err and "with itself" in err
-    code, _, err = run(capsys, "fuse", inputs / "mri.nrrd", inputs / "pet.nrrd", "-o", tmp_path / "p.nrrd",
+    code, _, err = run(capsys, "fuse", inputs / "mri.nii.gz", inputs / "pet.nrrd", "-o", tmp_path / "p.nrrd",
                        "--key", tmp_path / "p.amifkey", "--weights", weights_file)
     assert code == cli.EXIT_OK and "itself" not in err
 
@@ -98,10 +81,6 @@ def test_d6_an_unknown_colour_table_is_refused_before_the_inputs_are_read(capsys
     code, _, err = run(capsys, "fuse", tmp_path / "absent.nrrd", tmp_path / "absent2.nrrd", "-o", tmp_path / "p.nrrd",
                        "--key", tmp_path / "p.amifkey", "--colour", "viridis")
     assert code == cli.EXIT_USAGE and "Unknown colour table 'viridis'" in err and "does not exist" not in err
-
-
-def _subprocess_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
 
 
 def test_d7_a_closed_output_pipe_ends_quietly_as_in_unix_tools(fused: dict, tmp_path: Path) -> None:
