@@ -14,6 +14,7 @@ import torch
 from volume_factory import coarse_pet, oblique_mri, reference_fusion
 
 import amif_core
+from amif_core.evaluation.benchmark import synthetic_pair
 from amif_core.evaluation.psnr import channel_psnr, psnr
 from amif_core.inference import runner
 from amif_core.inference.model import Protected
@@ -33,8 +34,6 @@ def gpu_model(weights_file) -> amif_core.AMIFModel:
 
 def _pair(depth: int, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """A (depth, size, size) synthetic MRI (scanner units) and PET pair; (size, size) when ``depth`` is 0."""
-    from amif_core.evaluation.benchmark import synthetic_pair
-
     mri, pet = synthetic_pair(max(depth, 1), size)
     return (mri[0], pet[0]) if depth == 0 else (mri, pet)
 
