@@ -16,11 +16,12 @@ normalised second scan (the network's own inputs, (H, W) in [0, 1]):
 * **The secret's direction.** ``u``, a unit vector in R^K drawn from a
   Gaussian seeded by the owner secret (:meth:`TraceMark.from_secret`), so it
   is uniformly distributed on the sphere and unknown without the secret.
-* **The mark.** ``m(p) = AMPLITUDE * tanh(GAIN * sum_k u_k phi_k(p))``: a
-  random linear filter of band-passed inputs, softly limited so that no pixel
-  moves by more than :data:`AMPLITUDE` (1.25 of 255 grey levels). Hence the
+* **The mark.** ``m(p) = AMPLITUDE * tanh(GAIN * sum_k u_k phi_k(p)) * gate(p)``:
+  a random linear filter of band-passed inputs, softly limited so that no
+  pixel moves by more than :data:`AMPLITUDE` (1.25 of 255 grey levels), and
+  faded out where both inputs are near black (:func:`gate`). Hence the
   marked fusion is at least 46.2 dB PSNR from the unmarked one on any slice,
-  and the mark is zero on black background.
+  and black background stays black.
 
 Why this family: it is smooth in the inputs and local (offsets up to 16
 pixels),
@@ -49,6 +50,7 @@ OFFSETS: tuple[tuple[tuple[int, int], ...], ...] = tuple(
 # training patients (benchmarks/trace_constants.py prints them); fixed, so the mark is a fixed function.
 BAND_SCALE: tuple[tuple[float, ...], ...] = ((0.058, 0.065), (0.040, 0.058))
 FEATURES = 2 * sum(len(offsets) for offsets in OFFSETS)
+GATE = (0.04, 0.12)  # the mark fades in between these values of max(a, b): none on black or near-black pixels
 AMPLITUDE = 1.25 / 255
 GAIN = 2.5
 PURPOSE = "amif trace mark v1: direction"
@@ -78,9 +80,19 @@ def shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
+def gate(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Where the mark may be: 0 where both inputs are below ``GATE[0]``, 1 where either is above ``GATE[1]``,
+    linear between: (H, W) float64 in [0, 1]. Black background stays exactly black, so the histogram-based
+    fusion metrics (EN, MI) do not count the mark as new content."""
+    low, high = GATE
+    return np.clip((np.maximum(a, b).astype(np.float64) - low) / (high - low), 0.0, 1.0)
+
+
 def features(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Every feature map of one slice: (K, H, W) float32, K = :data:`FEATURES`, band-major then offset."""
-    return np.stack([shifted(band, dy, dx) for index, band in enumerate(bands(a, b))
+    """Every feature map of one slice times the :func:`gate`: (K, H, W) float32, K = :data:`FEATURES`, band-major
+    then offset."""
+    where = gate(a, b)
+    return np.stack([shifted(band, dy, dx) * where for index, band in enumerate(bands(a, b))
                      for dy, dx in OFFSETS[index % len(SCALES)]]).astype(np.float32)
 
 
@@ -117,7 +129,7 @@ class TraceMark:
         ``a``, ``b``: the normalised MRI and second scan (its luma for a colour
         partner), (H, W) in [0, 1].
         """
-        return (AMPLITUDE * np.tanh(GAIN * self.response(a, b))).astype(np.float32)
+        return (AMPLITUDE * np.tanh(GAIN * self.response(a, b)) * gate(a, b)).astype(np.float32)
 
     def apply(self, fused: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """The released fusion: ``fused`` plus the mark, clipped to [0, 1], float32.
