@@ -257,7 +257,7 @@ def _trace_arguments(parser: argparse.ArgumentParser) -> None:
 def trace_command(args: argparse.Namespace) -> int:
     import json
 
-    from amif_core.tracing.probes import read_probes, trace_probes
+    from amif_core.inference.trace import read_probes, trace_probes
     from amif_core.transforms.colour import colour_table
 
     json_path = None if args.json in (None, "-") else Path(args.json)
