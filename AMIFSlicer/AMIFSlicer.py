@@ -1,10 +1,11 @@
 import unittest
 from pathlib import Path
+from typing import Optional, Union
 
 import qt
 import slicer
 import vtk
-from slicer import vtkMRMLScalarVolumeNode
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import parameterNodeWrapper
@@ -90,6 +91,11 @@ def registerLayouts():
 # AMIFSlicerParameterNode
 #
 
+# The node types the selectors list: the parameter node's connector replaces the .ui's nodeTypes with the
+# annotation's classes (exact classes: showChildNodeTypes is off, which keeps label maps out). A second scan may be
+# RGB, and a colour protected fusion loaded from a file is a vector volume; None is listed for "nothing selected".
+ScalarOrColourVolumeNode = Optional[Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode]]
+
 
 @parameterNodeWrapper
 class AMIFSlicerParameterNode:
@@ -104,12 +110,12 @@ class AMIFSlicerParameterNode:
     """
 
     mriVolume: vtkMRMLScalarVolumeNode
-    otherVolume: vtkMRMLScalarVolumeNode
+    otherVolume: ScalarOrColourVolumeNode
     colourMode: str = COLOUR_AUTO
     identifierText: str = DEFAULT_IDENTIFIER
     device: str = runner.AUTO
     keyPath: str = ""
-    protectedVolume: vtkMRMLScalarVolumeNode
+    protectedVolume: ScalarOrColourVolumeNode
     unlockKeyPath: str = ""
 
 
@@ -342,6 +348,7 @@ class AMIFSlicerTest(ScriptedLoadableModuleTest):
             self.test_AMIFSlicerProtectAndUnlock()
             self.setUp()
             self.test_AMIFSlicerRejectsWrongInputs()
+            self.test_AMIFSlicerSelectorsListColourVolumes()
         except unittest.SkipTest as skipped:
             self.delayDisplay(f"AMIF self-test skipped: {skipped}")
 
@@ -364,3 +371,16 @@ class AMIFSlicerTest(ScriptedLoadableModuleTest):
 
         self._requireDependencies()
         checkRejectsWrongInputs(self, AMIFSlicerLogic().amif, Path(slicer.util.tempDirectory()), self.delayDisplay)
+
+    def test_AMIFSlicerSelectorsListColourVolumes(self) -> None:
+        """Slicer's own node combo box connector gives the selectors the node types of the parameter node's
+        annotations: scalar volumes for the MRI, scalar and vector (RGB) volumes for the second scan and the
+        protected volume."""
+        from slicer.parameterNodeWrapper.guiConnectors import createGuiConnector
+
+        for annotation, expected in ((vtkMRMLScalarVolumeNode, ["vtkMRMLScalarVolumeNode"]),
+                                     (ScalarOrColourVolumeNode, ["vtkMRMLScalarVolumeNode",
+                                                                 "vtkMRMLVectorVolumeNode"])):
+            comboBox = slicer.qMRMLNodeComboBox()
+            createGuiConnector(comboBox, annotation)
+            self.assertEqual(list(comboBox.nodeTypes), expected)

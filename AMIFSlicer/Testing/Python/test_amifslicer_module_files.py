@@ -24,7 +24,8 @@ MODULE_SCRIPT = MODULE_DIR / "AMIFSlicer.py"
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "AMIFSlicer.ui"
 SCALAR_VOLUME_TYPES = ["vtkMRMLScalarVolumeNode"]
 RGB_VOLUME_TYPES = ["vtkMRMLScalarVolumeNode", "vtkMRMLVectorVolumeNode"]  # colour PET/SPECT and colour fusions
-WIDGET_FOR_TYPE = {"vtkMRMLScalarVolumeNode": {"qMRMLNodeComboBox"}, "Path": {"ctkPathLineEdit"},
+WIDGET_FOR_TYPE = {"vtkMRMLScalarVolumeNode": {"qMRMLNodeComboBox"}, "ScalarOrColourVolumeNode": {"qMRMLNodeComboBox"},
+                   "Path": {"ctkPathLineEdit"},
                    "str": {"QLineEdit"}}
 UNBOUND_FIELDS = {"device", "colourMode",  # combos filled and synchronised by the widget code
                   "keyPath", "unlockKeyPath"}  # text ("" when unset), synchronised with their ctkPathLineEdit
