@@ -17,7 +17,7 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from AMIFSlicerLib.bootstrap import ensureAmifCoreImportable
+from AMIFSlicerLib.bootstrap import ensureAmifCoreImportable, forgetLibrary
 
 ensureAmifCoreImportable(Path(__file__).resolve().parent)
 
@@ -43,7 +43,7 @@ class AMIFSlicer(ScriptedLoadableModule):
         self.parent.title = _("AMIF Protect and Unlock")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Filtering")]
         self.parent.dependencies = []
-        self.parent.contributors = ["AMIF contributors (AMIF project)"]
+        self.parent.contributors = ["MAINTAINER NAME (AFFILIATION)"]  # placeholder: see the README's release checklist
         self.parent.helpText = _("""
 Fuses a registered MRI with a CT, PET or SPECT volume into one image that carries a visible copyright
 identifier, and writes a key file. Only that key recovers the watermark-free fusion.
@@ -78,6 +78,13 @@ def registerSampleData():
         category=sampledata.SAMPLE_CATEGORY, sampleName=sampledata.SAMPLE_NAME, uris=[], fileNames=[], nodeNames=[],
         thumbnailFileName=str(Path(__file__).parent / "Resources" / "Icons" / "AMIFSlicer.png"),
         customDownloader=lambda *source: sampledata.loadDemo(slicer.util.loadVolume))
+
+
+def dicomDatabaseFolders() -> list[str]:
+    """The folder of Slicer's DICOM database, when there is one: no default key goes there."""
+    database = getattr(slicer, "dicomDatabase", None)
+    folder = database.databaseDirectory if database is not None and database.isOpen else ""
+    return [folder] if folder else []
 
 
 def registerLayouts():
@@ -155,17 +162,20 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependenciesButton)
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
         self.ui.colourComboBox.connect("currentIndexChanged(int)", self.onColourChanged)
-        for field, lineEdit in (("keyPath", self.ui.keyPathLineEdit), ("unlockKeyPath", self.ui.unlockKeyPathLineEdit)):
-            lineEdit.connect("currentPathChanged(QString)", lambda path, field=field: self.onPathChanged(field, path))
         self.ui.keyPassphraseLineEdit.connect("textChanged(QString)", self.updateState)
         self.ui.keyPassphraseConfirmLineEdit.connect("textChanged(QString)", self.updateState)
         self.ui.protectProgressBar.hide()
         self.ui.unlockProgressBar.hide()
+        reloadSection = getattr(self, "reloadCollapsibleButton", None)  # developer mode only
         self._actions = panelactions.PanelActions(
             self.ui, self.logic.amif, self._ensureDependencies,
             confirm=lambda question, title: slicer.util.confirmOkCancelDisplay(question, windowTitle=title),
             errorDisplay=slicer.util.tryWithErrorDisplay, processEvents=slicer.app.processEvents,
-            message=panel.panelMessage, afterRun=self.updateState)
+            message=panel.panelMessage, afterRun=self.updateState,
+            otherSections=[reloadSection] if reloadSection is not None else [], avoidFolders=dicomDatabaseFolders)
+        self._actions.connectPathFields(lambda pathLineEdit: slicer.util.findChildren(pathLineEdit,
+                                                                                      className="QLineEdit")[0],
+                                        lambda: self._parameterNode)
 
         tooOld = panel.slicerVersionProblem(slicer.app.majorVersion, slicer.app.minorVersion)
         if tooOld:
@@ -180,7 +190,16 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        """The module is unloaded (Reload, or Slicer quits): stop a run, let go of the parameter node's GUI."""
+        if self._actions is not None:
+            self._actions.cancelRunning()
+        self.setParameterNode(None)
         self.removeObservers()
+
+    def onReload(self) -> None:
+        """Reload reads AMIFSlicerLib's files again too, not only this script."""
+        forgetLibrary()
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -245,10 +264,6 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode and index >= 0:
             self._parameterNode.colourMode = self.ui.colourComboBox.itemData(index)
 
-    def onPathChanged(self, field: str, path: str) -> None:
-        if self._parameterNode and getattr(self._parameterNode, field) != path:
-            setattr(self._parameterNode, field, path)  # the node's observer refreshes the panel
-
     def onDeviceChanged(self, index: int) -> None:
         if self._parameterNode and index >= 0:
             self._parameterNode.device = self.ui.deviceComboBox.itemData(index)
@@ -282,8 +297,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._actions.unlock(self._parameterNode)
 
     def onInstallDependenciesButton(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Installing the dependencies failed."), waitCursor=True):
-            self._ensureDependencies()
+        self._actions.installDependencies()
 
 
 #

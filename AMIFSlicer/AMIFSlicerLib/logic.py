@@ -22,6 +22,7 @@ import slicer
 from amif_core.constants import (
     DEFAULT_IDENTIFIER,  # torch-free: importable before PyTorch is installed
 )
+from amif_core.errors import CancelledError
 from amif_core.inference import runner  # torch-free until a run: lists devices before PyTorch is installed
 from AMIFSlicerLib import display
 from AMIFSlicerLib.choices import (
@@ -59,6 +60,13 @@ CORE_MODULES = ("amif_core.inference.pipeline", "amif_core.inference.runner", "a
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
 Notice = Callable[[str], None]
+
+
+def stopIfCancelled(cancel: Cancel | None) -> None:
+    """Raise the core's :class:`~amif_core.errors.CancelledError` when ``cancel()`` says so: a cancel, or a scene
+    close, that arrives with the last slice still stops the run before it writes a key or adds a node."""
+    if cancel is not None and cancel():
+        raise CancelledError("Cancelled by the user; nothing was written.")
 
 
 class AMIFSceneLogic:
@@ -186,6 +194,7 @@ class AMIFSceneLogic:
                                                           notice=notice, batch_size=batchSize)
 
         (protectedImage, key), ranOn = runner.run_with_memory_fallback(run, plan, notice)
+        stopIfCancelled(cancel)
         core.key.file.write_key(keyPath, key, passphrase=passphrase, force=overwriteKey)
         voxels = sitk.GetArrayViewFromImage(protectedImage)
         node = addScalarVolumeNode(self.scene, voxels, mriIjkToWorld, mriNode.GetName() + PROTECTED_SUFFIX)
@@ -230,6 +239,7 @@ class AMIFSceneLogic:
                                                          progress=progress, cancel=cancel, batch_size=batchSize)
 
         unlockedImage, ranOn = runner.run_with_memory_fallback(run, plan, notice)
+        stopIfCancelled(cancel)
         voxels = sitk.GetArrayViewFromImage(unlockedImage)
         baseName = re.sub(re.escape(PROTECTED_SUFFIX) + r"(_\d+)?$", "", protectedNode.GetName())
         node = addScalarVolumeNode(self.scene, voxels, ijkToRas, baseName + UNLOCKED_SUFFIX,

@@ -32,9 +32,10 @@ def _standIns() -> dict[str, types.ModuleType]:
     i18n.tr = lambda text: text
     i18n.translate = lambda context, text: text
     scripted = types.ModuleType("slicer.ScriptedLoadableModule")
-    for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget", "ScriptedLoadableModuleLogic",
-                 "ScriptedLoadableModuleTest"):
+    for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleLogic", "ScriptedLoadableModuleTest"):
         setattr(scripted, name, type(name, (), {}))
+    scripted.ScriptedLoadableModuleWidget = type("ScriptedLoadableModuleWidget", (), {
+        "onReload": lambda self: self.calls.append("ScriptedLoadableModuleWidget.onReload")})  # records, on a test's self
     wrapper = types.ModuleType("slicer.parameterNodeWrapper")
     wrapper.parameterNodeWrapper = lambda classtype: classtype
     return {"qt": qt, "slicer.i18n": i18n, "slicer.ScriptedLoadableModule": scripted,

@@ -23,3 +23,43 @@ def test_the_selectors_offer_colour_volumes_where_a_colour_volume_can_be_chosen(
     labels = workspace.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
     assert rgb.GetClassName() in nodeTypes["otherVolume"] and rgb.GetClassName() not in nodeTypes["mriVolume"]
     assert labels.GetClassName() not in nodeTypes["otherVolume"] + nodeTypes["protectedVolume"]
+
+
+class Recorder(SimpleNamespace):
+    """A widget's ``self`` for one method: records the calls the method makes."""
+
+    def __init__(self, **attributes) -> None:
+        super().__init__(calls=[], **attributes)
+
+    def record(self, name: str):
+        return lambda *args: self.calls.append(name)
+
+
+def test_cleanup_cancels_a_running_job_and_disconnects_the_gui():
+    module = loadModuleScript()
+    widget = Recorder()
+    widget._actions = SimpleNamespace(cancelRunning=widget.record("cancelRunning"))
+    widget.setParameterNode = lambda node: widget.calls.append(f"setParameterNode({node})")  # None: disconnectGui
+    widget.removeObservers = widget.record("removeObservers")
+    module.AMIFSlicerWidget.cleanup(widget)
+    assert widget.calls == ["cancelRunning", "setParameterNode(None)", "removeObservers"]
+
+
+def test_reload_reads_the_library_again():
+    import sys
+
+    import AMIFSlicerLib.panel
+
+    module = loadModuleScript()
+    before = {name: m for name, m in sys.modules.items() if name.split(".")[0] == "AMIFSlicerLib"}
+    widget = Recorder()
+    try:
+        module.AMIFSlicerWidget.onReload(widget)
+        assert widget.calls == ["ScriptedLoadableModuleWidget.onReload"]
+        assert not any(name.split(".")[0] == "AMIFSlicerLib" for name in sys.modules)
+        import AMIFSlicerLib.panel as reloaded
+
+        assert reloaded is not before["AMIFSlicerLib.panel"]  # the file was read again
+    finally:
+        sys.modules.update(before)  # the other tests keep the classes they imported
+    assert sys.modules["AMIFSlicerLib.panel"] is AMIFSlicerLib.panel
