@@ -23,10 +23,16 @@ ensureAmifCoreImportable(Path(__file__).resolve().parent)
 
 from amif_core.inference import runner  # noqa: E402
 from AMIFSlicerLib import display, panel, panelactions, sampledata  # noqa: E402
-from AMIFSlicerLib.dependencies import TORCH_BACKENDS, DependencyInstaller, pyTorchUtilsInstaller  # noqa: E402
+from AMIFSlicerLib.dependencies import (  # noqa: E402
+    TORCH_BACKENDS,
+    DependencyInstaller,
+    WorkerTorchCheck,
+    pyTorchUtilsInstaller,
+)
 from AMIFSlicerLib.choices import COLOUR_AUTO  # noqa: E402
 from AMIFSlicerLib.logic import DEFAULT_IDENTIFIER, AMIFSceneLogic  # noqa: E402
-from AMIFSlicerLib.pipinstall import runPip  # noqa: E402
+from AMIFSlicerLib.pipinstall import runPip, slicerPython  # noqa: E402
+from AMIFSlicerLib.worker import WorkerEngine  # noqa: E402
 
 #
 # AMIFSlicer
@@ -85,6 +91,12 @@ def dicomDatabaseFolders() -> list[str]:
     database = getattr(slicer, "dicomDatabase", None)
     folder = database.databaseDirectory if database is not None and database.isOpen else ""
     return [folder] if folder else []
+
+
+def launchWorker(command: list[str], cwd: str):
+    """Start the AMIF worker the way Slicer starts console processes (no console window on Windows); stdout and
+    stderr come back as one text stream."""
+    return slicer.util.launchConsoleProcess(command, useStartupEnvironment=False, cwd=cwd)
 
 
 def registerLayouts():
@@ -239,11 +251,11 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # ------------------------------------------------------------------ panel state
 
     def populateDevices(self) -> None:
-        """Fill the device list (CUDA GPUs with their memory, Apple MPS, CPU; only auto and CPU before PyTorch)."""
+        """Fill the device list: automatic and CPU, and the GPUs the worker's dependency check found."""
         wasBlocked = self.ui.deviceComboBox.blockSignals(True)
         self.ui.deviceComboBox.clear()
-        for option in runner.available_devices():
-            self.ui.deviceComboBox.addItem(option.label, option.device_id)
+        for label, deviceId in panel.deviceItems(self.logic.torchCheck.devices):
+            self.ui.deviceComboBox.addItem(label, deviceId)
         self.ui.deviceComboBox.blockSignals(wasBlocked)
         self.ui.dependencyStatusLabel.text = panel.dependencyStatus(self.ui.dependencyStatusLabel.text)
         if self._parameterNode:
@@ -307,7 +319,9 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 class AMIFSlicerLogic(ScriptedLoadableModuleLogic):
     """Thin Slicer wrapper: the parameter node, the dependency dialogs and :class:`AMIFSlicerLib.logic.AMIFSceneLogic`
-    on the application's scene (``self.amif``), where all the work is done.
+    on the application's scene (``self.amif``), where all the work is done. The network runs in a worker process
+    started with Slicer's Python (:class:`AMIFSlicerLib.worker.WorkerEngine`), so torch never enters Slicer's own
+    process; ``torchCheck`` checks PyTorch there once per device.
 
     Uses ScriptedLoadableModuleLogic base class, available at:
     https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
@@ -316,8 +330,10 @@ class AMIFSlicerLogic(ScriptedLoadableModuleLogic):
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         # Fit the views once Qt has laid out the new layout (its views still have their old size before that).
+        engine = WorkerEngine(python=slicerPython(), launch=launchWorker, tempRoot=slicer.app.temporaryPath)
         self.amif = AMIFSceneLogic(slicer.mrmlScene, slicer.app.applicationLogic(),
-                                   afterLayout=lambda fit: qt.QTimer.singleShot(0, fit))
+                                   afterLayout=lambda fit: qt.QTimer.singleShot(0, fit), engine=engine)
+        self.torchCheck = WorkerTorchCheck(engine.check)
 
     def getParameterNode(self):
         return AMIFSlicerParameterNode(super().getParameterNode())
@@ -337,6 +353,7 @@ class AMIFSlicerLogic(ScriptedLoadableModuleLogic):
             testing=slicer.app.testingEnabled(),
             backend=backend or "auto",
             status=status,
+            verify=self.torchCheck,
         )
         return installer.ensure(device)
 

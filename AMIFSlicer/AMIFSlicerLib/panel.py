@@ -31,20 +31,22 @@ def deviceSelection(saved: str, available: list[str], torchInstalled: bool) -> t
 
 
 def dependencyStatus(summary: str | None = None) -> str:
-    """The dependency line of the panel: ``summary`` of the last check, or what is known without importing torch.
-
-    A broken PyTorch install (one whose import fails) is named here, so the
-    panel opens and the user can reach "Check and install dependencies".
-    """
-    problem = runner.torch_import_problem()
-    if problem is not None:
-        return problem + " " + _("Click 'Check and install dependencies' to repair it.")
+    """The dependency line of the panel: ``summary`` of the last check, or what is known without importing torch
+    (torch is imported only in the worker process; a broken install shows when the worker's check fails)."""
     if summary:
         return summary
     if not runner.torch_installed():
         return _("PyTorch is not installed yet: it is installed (after asking) on the first Protect or Unlock, and "
                  "GPUs appear in the Device list then.")
     return ""
+
+
+def deviceItems(reported: list[list[str]] | None) -> list[tuple[str, str]]:
+    """The Device list as (label, device id): what the worker's check ``reported`` (its "devices"), else automatic
+    and the CPU, which need no look at the hardware (the panel never imports torch to list GPUs)."""
+    if reported:
+        return [(label, deviceId) for label, deviceId in reported]
+    return [(option.label, option.device_id) for option in runner.available_devices(probe=False)]
 
 
 def passphraseProblem(passphrase: str, confirmation: str) -> str | None:

@@ -4,6 +4,7 @@ nothing behind, the core's errors passed on, and torch never imported by the pro
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from AMIFSlicerLib.dependencies import WorkerTorchCheck
+from AMIFSlicerLib.errors import DependencyError
 from AMIFSlicerLib.sampledata import demoVolumePaths
 from AMIFSlicerLib.testdata import addPhantomPair, loadWithStorageNode
 from AMIFSlicerLib.volumenodes import addScalarVolumeNode, localIjkToRas, voxelArray
@@ -142,3 +145,13 @@ def test_the_process_that_drives_the_worker_never_imports_torch(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_dependency_check_runs_in_the_worker_once_per_device():
+    launcher = Launcher()
+    check = WorkerTorchCheck(WorkerEngine(launch=launcher).check)
+    summary = check("cpu")
+    assert re.fullmatch(r"PyTorch \S+ runs on cpu\.", summary) and ["CPU", "cpu"] in check.devices
+    assert check("cpu") == summary and len(launcher.processes) == 1  # checked once
+    with pytest.raises(DependencyError, match="could not run on the cuda:7 device: Device 'cuda:7' is not available"):
+        check("cuda:7")
