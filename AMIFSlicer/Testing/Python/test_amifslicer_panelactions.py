@@ -91,11 +91,15 @@ def test_refresh_proposes_the_key_path_once_and_enables_protect(workspace):
     assert panel.ui.keyPathHintLabel.text == "The key goes where you chose."
 
 
-def test_protect_marks_the_panel_busy_before_the_install_and_gives_it_back(workspace):
+def panelOnPhantom(workspace) -> tuple[Panel, SimpleNamespace]:
+    """A phantom pair in the workspace, a panel on it, and parameters that choose the pair and the key k.amifkey."""
     mri, pet = addPhantomPair(workspace.scene, mriShape=(4, 24, 20))
-    panel = Panel(workspace)
-    keyPath = workspace.directory / "k.amifkey"
-    parameters = parametersFor(mri, pet, keyPath)
+    return Panel(workspace), parametersFor(mri, pet, workspace.directory / "k.amifkey")
+
+
+def test_protect_marks_the_panel_busy_before_the_install_and_gives_it_back(workspace):
+    panel, parameters = panelOnPhantom(workspace)
+    keyPath = Path(parameters.keyPath)
     panel.actions.protect(parameters)
     assert panel.busyAtInstall == [("Cancel", False, False)]  # a second click could only cancel
     assert parameters.protectedVolume is not None and voxelArray(parameters.protectedVolume).shape[-1] == 3
@@ -243,17 +247,14 @@ def test_the_reload_section_and_the_running_sections_inputs_wait_during_a_run(wo
 
 
 def test_unlock_shows_the_pair_it_ran_on_when_the_selector_changes_meanwhile(workspace):
-    mri, pet = addPhantomPair(workspace.scene, mriShape=(4, 24, 20))
-    panel = Panel(workspace)
-    keyPath = workspace.directory / "k.amifkey"
-    parameters = parametersFor(mri, pet, keyPath)
+    panel, parameters = panelOnPhantom(workspace)
     panel.actions.protect(parameters)
     protected = parameters.protectedVolume
     selectorStates = []
 
     def changeTheSelector(panel) -> None:
         selectorStates.append(panel.ui.protectedSelector.enabled)
-        parameters.protectedVolume = pet  # what a click on a still-enabled selector did
+        parameters.protectedVolume = parameters.otherVolume  # what a click on a still-enabled selector did
 
     shown = []
     workspace.logic.showUnlocked = lambda protectedNode, unlockedNode: shown.append((protectedNode, unlockedNode))
