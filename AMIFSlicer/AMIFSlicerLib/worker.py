@@ -10,10 +10,16 @@ and reads the outputs back. While it waits it asks ``cancel()`` every
 responsive through the torch import, CUDA start-up and the run; a cancel
 terminates the process. The temporary folder is removed in every case, and
 nothing reaches the scene or the key's place from a cancelled or failed run.
+
+With ``keepWarm``, each run ends by starting the next worker ahead of time
+(``serve``: it imports torch and waits for a job file), so the next run does
+not wait for the torch import; :meth:`WorkerEngine.shutdown` stops it.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import queue
 import signal
 import subprocess
@@ -21,12 +27,13 @@ import sys
 import tempfile
 import threading
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Protocol
 
 import SimpleITK as sitk
 
-from amif_core.cli.worker import error_from_message, parse_message
+from amif_core.cli.worker import JOB_FILE, error_from_message, parse_message
 from amif_core.errors import CancelledError
 from AMIFSlicerLib.engines import Cancel, EngineResult, Notice, Progress
 from AMIFSlicerLib.errors import AMIFSlicerError
@@ -53,6 +60,25 @@ class WorkerProcess(Protocol):
 
 
 Launch = Callable[[list[str], str], WorkerProcess]
+
+
+@dataclass
+class StartedWorker:
+    """A started worker: the process, the queue its output lines arrive in (None at the end) from a reader thread,
+    and for a worker started ahead of time the folder it waits in for its job."""
+
+    process: WorkerProcess
+    lines: queue.Queue
+    reader: threading.Thread
+    jobs: tempfile.TemporaryDirectory | None = None
+
+    def end(self) -> None:
+        """Stop the process if it still runs, and remove its job folder."""
+        if self.process.poll() is None:
+            _stop(self.process)
+        self.reader.join(timeout=STOP_SECONDS)
+        if self.jobs is not None:
+            self.jobs.cleanup()
 
 
 class WorkerError(AMIFSlicerError):
@@ -91,17 +117,55 @@ class WorkerEngine:
     one); ``launch(command, cwd)``: starts it (default
     :func:`launchSubprocess`); ``weightsPath``: weights other than the
     shipped default; ``tempRoot``: where the private temporary folders go
-    (default the system's); ``log(line)``: where the worker's other lines go.
+    (default the system's); ``log(line)``: where the worker's other lines go;
+    ``keepWarm``: after each run, start the next worker ahead of time.
     """
 
     def __init__(self, python: str | None = None, launch: Launch = launchSubprocess,
                  weightsPath: str | Path | None = None, tempRoot: str | Path | None = None,
-                 log: Callable[[str], None] = logging.info) -> None:
+                 log: Callable[[str], None] = logging.info, keepWarm: bool = False) -> None:
         self.python = python or sys.executable
         self.launch = launch
         self.weightsPath = Path(weightsPath) if weightsPath is not None else None
         self.tempRoot = str(tempRoot) if tempRoot is not None else None
         self.log = log
+        self.keepWarm = keepWarm
+        self.standby: StartedWorker | None = None
+
+    def startStandby(self) -> None:
+        """Start a worker ahead of time (``serve``), unless one is waiting already."""
+        if self.standby is not None and self.standby.process.poll() is None:
+            return
+        self.shutdown()
+        jobs = tempfile.TemporaryDirectory(prefix="amif-standby-", dir=self.tempRoot)
+        self.standby = self._start(["serve", "--jobs", jobs.name])
+        self.standby.jobs = jobs
+
+    def shutdown(self) -> None:
+        """Stop the worker started ahead of time, if any, and remove its folder."""
+        standby, self.standby = self.standby, None
+        if standby is not None:
+            standby.end()
+
+    def _start(self, arguments: list[str]) -> StartedWorker:
+        process = self.launch([self.python, "-m", WORKER_MODULE, *arguments], str(coreRoot()))
+        lines: queue.Queue[str | None] = queue.Queue()
+        reader = threading.Thread(target=_readLines, args=(process.stdout, lines), daemon=True)
+        reader.start()
+        return StartedWorker(process, lines, reader)
+
+    def _startJob(self, arguments: list[str]) -> StartedWorker:
+        """The worker for one job: the one started ahead of time, given the job, when it still waits; else a new
+        one."""
+        standby, self.standby = self.standby, None
+        if standby is not None and standby.process.poll() is None:
+            job = Path(standby.jobs.name) / JOB_FILE
+            job.with_suffix(".tmp").write_text(json.dumps(arguments), encoding="utf-8")
+            os.replace(job.with_suffix(".tmp"), job)  # whole, or not there: the worker polls for it
+            return standby
+        if standby is not None:
+            standby.end()
+        return self._start(arguments)
 
     def protect(self, mri: sitk.Image, other: sitk.Image, identifier: str, colourTable: str | None, device: str,
                 progress: Progress | None, cancel: Cancel | None, notice: Notice) -> EngineResult:
@@ -150,23 +214,24 @@ class WorkerEngine:
         :class:`WorkerError` when it failed otherwise (a crash, a signal),
         quoting its last lines.
         """
-        command = [self.python, "-m", WORKER_MODULE, *arguments, "--device", device]
+        arguments = [*arguments, "--device", device]
         if self.weightsPath is not None and arguments[0] != "check":
-            command += ["--weights", str(self.weightsPath)]
-        process = self.launch(command, str(coreRoot()))
-        lines: queue.Queue[str | None] = queue.Queue()
-        reader = threading.Thread(target=_readLines, args=(process.stdout, lines), daemon=True)
-        reader.start()
+            arguments += ["--weights", str(self.weightsPath)]
+        worker = self._startJob(arguments)
         result, error, tail = None, None, deque(maxlen=TAIL_LINES)
         try:
             while True:
                 if cancel is not None and cancel():
                     raise CancelledError("Cancelled by the user; nothing was written.")
                 try:
-                    line = lines.get(timeout=POLL_SECONDS)
+                    line = worker.lines.get(timeout=POLL_SECONDS)
                 except queue.Empty:
                     continue
-                if line is None:
+                if line is None:  # its output ended: it is exiting, let it finish rather than stop it
+                    try:
+                        worker.process.wait(timeout=STOP_SECONDS)
+                    except subprocess.TimeoutExpired:
+                        pass
                     break
                 message = parse_message(line)
                 if message is None:
@@ -181,10 +246,10 @@ class WorkerEngine:
                 elif "error" in message:
                     error = error_from_message(message["error"])
         finally:
-            if process.poll() is None:
-                _stop(process)
-            reader.join(timeout=STOP_SECONDS)
-        code = process.wait()
+            worker.end()
+            if self.keepWarm:
+                self._keepWarm()
+        code = worker.process.wait()
         if error is not None:
             raise error
         if code != 0 or result is None:
@@ -193,6 +258,12 @@ class WorkerEngine:
                                 "smaller volume. Its last lines:\n{tail}").format(
                 how=exitDescription(code), tail="\n".join(tail)))
         return result
+
+    def _keepWarm(self) -> None:
+        try:
+            self.startStandby()
+        except OSError as error:  # the next run starts its own worker, and reports a failure to start there
+            self.log(f"Could not start the next AMIF worker ahead of time: {error}")
 
 
 def _readLines(stream: IO[str], lines: queue.Queue) -> None:

@@ -11,7 +11,15 @@ outputs back. The worker speaks on stdout, one message per line, each
 * ``{"result": {...}}`` once the outputs are written (see each command);
 * ``{"error": {"type", "template", "params", "setting", "value"}}`` for an
   :class:`~amif_core.errors.AMIFError`, which the front end raises again with
-  :func:`error_from_message` (exit code 2).
+  :func:`error_from_message` (exit code 2);
+* ``{"ready": true}`` from ``serve``, once it has imported what a run needs.
+
+``serve --jobs FOLDER`` is a worker started ahead of time: it imports torch
+and the pipeline (the seconds a run would otherwise start with), says it is
+ready, then waits for ``FOLDER/job.json`` (the command line of one
+``protect``, ``unlock`` or ``check``, as a JSON list), runs it and exits. It
+exits without a result when the folder goes, its parent process ends, or
+``--idle-seconds`` pass.
 
 Any other line (a library's warning, a traceback) is for the log. The key the
 worker writes is not encrypted: the front end encrypts it when it moves it to
@@ -21,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,6 +39,8 @@ from amif_core import errors
 
 PREFIX = "AMIF:"
 EXIT_OK, EXIT_BUG, EXIT_AMIF_ERROR = 0, 1, 2
+JOB_FILE = "job.json"
+JOB_POLL_SECONDS = 0.02
 
 
 def say(**message: Any) -> None:
@@ -153,10 +165,38 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
             "devices": [[option.label, option.device_id] for option in runner.available_devices()]}
 
 
+def serve(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Import what a run needs, say ``ready``, wait for ``--jobs``/job.json and run the command it holds; None when
+    no job came (the folder went, the parent process ended, or ``--idle-seconds`` passed)."""
+    import SimpleITK  # noqa: F401  (imported now: the job starts without these seconds)
+    import torch  # noqa: F401
+
+    import amif_core.inference.pipeline  # noqa: F401
+    import amif_core.key.file  # noqa: F401
+
+    say(ready=True)
+    parent, idleUntil = os.getppid(), time.monotonic() + args.idle_seconds
+    job = args.jobs / JOB_FILE
+    while not job.is_file():
+        if not args.jobs.is_dir() or os.getppid() != parent or time.monotonic() > idleUntil:
+            return None
+        time.sleep(JOB_POLL_SECONDS)
+    jobArgs = parser().parse_args(json.loads(job.read_text(encoding="utf-8")))
+    if jobArgs.command == "serve":
+        raise ValueError("a served job cannot be another serve")
+    return COMMANDS[jobArgs.command](jobArgs)
+
+
+COMMANDS = {"protect": protect, "unlock": unlock, "check": check, "serve": serve}
+
+
 def parser() -> argparse.ArgumentParser:
-    """The worker's command line: ``protect``, ``unlock`` and ``check``."""
+    """The worker's command line: ``protect``, ``unlock``, ``check`` and ``serve``."""
     root = argparse.ArgumentParser(prog="python -m amif_core.cli.worker", description=__doc__.split("\n\n")[0])
     commands = root.add_subparsers(dest="command", required=True)
+    serving = commands.add_parser("serve")
+    serving.add_argument("--jobs", type=Path, required=True)
+    serving.add_argument("--idle-seconds", type=float, default=1800.0)
     for name in ("protect", "unlock", "check"):
         sub = commands.add_parser(name)
         sub.add_argument("--device", default="auto")
@@ -179,11 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its result or its AMIF error goes to stdout as a protocol message."""
     args = parser().parse_args(argv)
     try:
-        result = {"protect": protect, "unlock": unlock, "check": check}[args.command](args)
+        result = COMMANDS[args.command](args)
     except errors.AMIFError as error:
         say(error=error_message(error))
         return EXIT_AMIF_ERROR
-    say(result=result)
+    if result is not None:
+        say(result=result)
     return EXIT_OK
 
 

@@ -39,10 +39,11 @@ def test_cleanup_cancels_a_running_job_and_disconnects_the_gui():
     module = loadModuleScript()
     widget = Recorder()
     widget._actions = SimpleNamespace(cancelRunning=widget.record("cancelRunning"))
+    widget.logic = SimpleNamespace(amif=SimpleNamespace(engine=SimpleNamespace(shutdown=widget.record("shutdown"))))
     widget.setParameterNode = lambda node: widget.calls.append(f"setParameterNode({node})")  # None: disconnectGui
     widget.removeObservers = widget.record("removeObservers")
     module.AMIFSlicerWidget.cleanup(widget)
-    assert widget.calls == ["cancelRunning", "setParameterNode(None)", "removeObservers"]
+    assert widget.calls == ["cancelRunning", "shutdown", "setParameterNode(None)", "removeObservers"]
 
 
 def test_reload_reads_the_library_again():

@@ -155,3 +155,29 @@ def test_the_dependency_check_runs_in_the_worker_once_per_device():
     assert check("cpu") == summary and len(launcher.processes) == 1  # checked once
     with pytest.raises(DependencyError, match="could not run on the cuda:7 device: Device 'cuda:7' is not available"):
         check("cuda:7")
+
+
+def test_a_worker_started_ahead_of_time_runs_the_next_job_and_shutdown_stops_it(workspace, worker, tmp_path):
+    launcher, temp = worker
+    workspace.logic.engine.keepWarm = True
+    mri, pet = addPhantomPair(workspace.scene, (4, 40, 36))
+    keyPath = tmp_path / "k.amifkey"
+    protected = workspace.logic.protect(mri, pet, keyPath, device="cpu")
+    assert len(launcher.processes) == 2 and launcher.processes[1].poll() is None  # the next one waits
+    standbyFolders = [p.name for p in temp.iterdir()]
+    assert len(standbyFolders) == 1 and standbyFolders[0].startswith("amif-standby-")
+    unlocked = workspace.logic.unlock(protected, keyPath, device="cpu")
+    assert launcher.processes[1].returncode == 0, "the unlock ran in the worker started ahead of time"
+    assert unlocked.GetAttribute("AMIF.role") == "unlocked" and len(launcher.processes) == 3
+    workspace.logic.engine.shutdown()
+    assert launcher.processes[2].poll() is not None and list(temp.iterdir()) == []
+
+
+def test_a_waiting_worker_exits_when_its_folder_goes(tmp_path):
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    process = launchSubprocess([sys.executable, "-m", "amif_core.cli.worker", "serve", "--jobs", str(jobs)],
+                               str(MODULE_DIR.parent))
+    assert process.stdout.readline().startswith('AMIF:{"ready": true}')
+    jobs.rmdir()
+    assert process.wait(timeout=10) == 0 and process.stdout.read() == ""
