@@ -177,7 +177,8 @@ class WorkerEngine:
             sitk.WriteImage(mri, str(work / "mri.mha"))
             sitk.WriteImage(other, str(work / "other.mha"))
             arguments = ["protect", "--mri", str(work / "mri.mha"), "--other", str(work / "other.mha"),
-                         "--identifier", identifier, "--out", str(work / "protected.mha"),
+                         f"--identifier={identifier}",  # one argument, even for a text that starts with "-"
+                         "--out", str(work / "protected.mha"),
                          "--key", str(work / "key.amifkey")]
             if colourTable:
                 arguments += ["--colour-table", colourTable]

@@ -117,7 +117,8 @@ def test_a_killed_worker_is_a_panel_message_and_leaves_nothing(workspace, worker
 def test_the_workers_amif_errors_arrive_as_the_cores_errors(workspace, worker, tmp_path):
     mri, pet = addPhantomPair(workspace.scene, (4, 40, 36))
     keyPath = tmp_path / "k.amifkey"
-    protected = workspace.logic.protect(mri, pet, keyPath, device="cpu", colour="grey")
+    protected = workspace.logic.protect(mri, pet, keyPath, "-Clinic \u00a9", device="cpu", colour="grey")
+    assert protected.GetAttribute("AMIF.identifier") == "-Clinic \u00a9"  # one argument, though it starts with "-"
     edited = voxelArray(protected).copy()
     edited[2, 20, 18] += 1
     copy = addScalarVolumeNode(workspace.scene, edited, localIjkToRas(protected), "edited")
