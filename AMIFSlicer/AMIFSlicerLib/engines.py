@@ -91,12 +91,15 @@ class InProcessEngine:
         from amif_core.inference.pipeline import protect_volume
         from amif_core.io.geometry import slice_axis
 
+        from amif_core.tracing.secret import owner_secret
+
         plan = self._plan(mri, slice_axis(mri), device, notice)
         weights = self.weights()
+        owner = owner_secret(notice)
 
         def run(runDevice: str, batchSize: int) -> tuple[sitk.Image, Any]:
             return protect_volume(self.model(runDevice, weights), mri, other, identifier, colour_table=colourTable,
-                                  progress=progress, cancel=cancel, notice=notice, batch_size=batchSize)
+                                  progress=progress, cancel=cancel, notice=notice, batch_size=batchSize, owner=owner)
 
         (image, key), ranOn = runner.run_with_memory_fallback(run, plan, notice)
         return EngineResult(image, key, self._provenance(ranOn, weights))

@@ -113,13 +113,9 @@ def owner_secret_option(parser: argparse.ArgumentParser) -> None:
 
 def owner_secret(args: argparse.Namespace) -> "OwnerSecret":
     """The secret of --owner-secret or $AMIF_OWNER_SECRET, else the demo secret, which is announced on stderr."""
-    from amif_core.tracing.secret import resolve_secret
+    from amif_core.tracing.secret import owner_secret as resolve
 
-    secret = resolve_secret(args.owner_secret)
-    if secret.demo:
-        notice(args)("No owner secret (--owner-secret or $AMIF_OWNER_SECRET): the fusion carries the public demo "
-                     "trace mark, which traces to anyone running AMIF, not to you.")
-    return secret
+    return resolve(notice(args), args.owner_secret)
 
 
 class Models:

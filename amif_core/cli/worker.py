@@ -109,15 +109,18 @@ def protect(args: argparse.Namespace) -> dict[str, Any]:
     from amif_core.inference.weights import DEFAULT_WEIGHTS
     from amif_core.io.geometry import slice_axis, slice_size
     from amif_core.key.file import write_key
+    from amif_core.tracing.secret import owner_secret
 
     mri, other = sitk.ReadImage(str(args.mri)), sitk.ReadImage(str(args.other))
     weights = Path(args.weights or DEFAULT_WEIGHTS)
     models: dict[str, Any] = {}
 
+    owner = owner_secret(_notice)
+
     def run(device: str, batch: int):
         model = models.get(device) or models.setdefault(device, amif_core.load_model(device, weights=weights))
         return protect_volume(model, mri, other, args.identifier, colour_table=args.colour_table,
-                              progress=_progress, notice=_notice, batch_size=batch)
+                              progress=_progress, notice=_notice, batch_size=batch, owner=owner)
 
     (protected, key), ran_on = _plan_and_run(mri.GetNumberOfPixels(), slice_size(mri, slice_axis(mri)),
                                              args.device, run)
