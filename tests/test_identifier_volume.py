@@ -25,6 +25,7 @@ from amif_core.transforms.identifier_volume import (
 from test_keyfile import parts, rebuild
 
 TEXT = "AMIF \u00a9"
+SHORT = "AI"  # a short identifier fits a lattice of 2 x 2 x 2 cells in a small, quick volume
 
 
 def _plane_coverage(mask: np.ndarray, axis: int) -> np.ndarray:
@@ -67,7 +68,7 @@ def test_2d_inputs_keep_the_2d_identifier(model: amif_core.AMIFModel) -> None:
 
 
 def _volume_pair() -> tuple[sitk.Image, sitk.Image]:
-    size, spacing = (72, 130, 112), (1.5, 1.5, 1.5)  # (x, y, z): room for two words along y
+    size, spacing = (48, 56, 40), (1.5, 1.5, 1.5)  # (x, y, z)
     return scan(size, spacing, kind="mri"), scan(size, spacing, kind="pet", seed=1)
 
 
@@ -75,13 +76,14 @@ def _volume_pair() -> tuple[sitk.Image, sitk.Image]:
 def sliced_along_y(model: amif_core.AMIFModel) -> tuple[sitk.Image, sitk.Image, Key]:
     """The MRI, and the volume protected along numpy axis 1 with its key."""
     mri, pet = _volume_pair()
-    return (mri, *protect_volume(model, mri, pet, axis=1, notice=lambda _: None))
+    return (mri, *protect_volume(model, mri, pet, SHORT, axis=1, notice=lambda _: None))
 
 
 def test_a_volume_key_records_the_lattice_and_unlocks_from_its_file(model: amif_core.AMIFModel, tmp_path: Path,
                                                                      sliced_along_y) -> None:
     mri, protected, key = sliced_along_y
-    assert key.identifier_lattice is not None and key.mask_offsets.shape == (0, 2)
+    assert key.identifier_lattice is not None and key.identifier_lattice["cells"] == [2, 2, 2]
+    assert key.mask_offsets.shape == (0, 2)
     planes = [list(display_orientation(mri, a).values()) for a in range(3)]
     assert key.identifier_lattice["planes"] == planes and key.identifier_lattice["axis"] == 1
     write_key(tmp_path / "k.amifkey", key)
@@ -105,7 +107,7 @@ def test_keys_made_before_the_3d_identifier_still_unlock(model: amif_core.AMIFMo
     with monkeypatch.context() as patch:  # the volume protected as AMIF did before: per-slice 2D stamps
         patch.setattr(model_module, "identifier_masks",
                       lambda text, shape, style, planes, seed: identifier_masks(text, shape, style, None, seed))
-        protected, key = protect_volume(model, mri, pet, notice=lambda _: None)
+        protected, key = protect_volume(model, mri, pet, SHORT, notice=lambda _: None)
     assert key.identifier_lattice is None and key.mask_offsets.shape == (key.shape[0], 2)
     write_key(tmp_path / "new.amifkey", key)
     _, header, payload = parts((tmp_path / "new.amifkey").read_bytes())
