@@ -11,6 +11,9 @@ and read by Tesseract (Debian's ``tesseract-ocr`` through ``pytesseract``,
 ``--psm 11``: sparse text, no layout). A slice counts as legible when the
 text read holds "AMIF". Bar: >= 50 % per plane.
 
+With ``--mask-only`` it reads the mask itself, white on black, which
+separates the glyphs' and the layout's legibility from the ink's.
+
 Per plane it also prints the identifier's coverage of the slices (bar: 8 to
 25 % of every slice) and how often the OCR read a copyright sign.
 
@@ -66,6 +69,9 @@ def main() -> None:
     parser.add_argument("--display-px", type=int, default=512, help="longest side of a shown slice (default 512)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     parser.add_argument("--save", type=Path, help="write the slices read into this folder, as PNG")
+    parser.add_argument("--mask-only", action="store_true",
+                        help="read the mask itself (white strokes on black) instead of the protected slices: "
+                             "the legibility of the glyphs and their layout, without the ink and the anatomy")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model("cpu")
@@ -81,7 +87,8 @@ def main() -> None:
         args.save.mkdir(parents=True, exist_ok=True)
     print(f"Demo volume {'x'.join(map(str, mri.GetSize()))} voxels, protected along numpy axis {key.axis}; "
           f"identifier {key.identifier!r}; Tesseract {pytesseract.get_tesseract_version()} {OCR_CONFIG}; "
-          f"slices shown {args.display_px} px on their longest side; every {args.every} slice(s)")
+          f"slices shown {args.display_px} px on their longest side; every {args.every} slice(s)"
+          f"{'; the mask alone' if args.mask_only else ''}")
     print(f"{'plane':9s} {'slices':>6s} {'AMIF read':>10s} {'rate':>6s} {'(c) read':>9s} "
           f"{'coverage min':>12s} {'max':>6s}")
     for axis, plane in enumerate(PLANES):
@@ -90,7 +97,9 @@ def main() -> None:
                    if plane_slice(head, plane, i).mean() >= HEAD_FRACTION]
         cover = [float(plane_slice(views["mask"][0], plane, i).mean()) for i in range(head.shape[axis])]
         for i in indices:
-            picture = displayed(plane_slice(views["protected"][0], plane, i), spacings[plane], args.display_px)
+            shown = views["mask" if args.mask_only else "protected"][0]
+            values = plane_slice(shown, plane, i)
+            picture = displayed(values * np.uint8(255) if args.mask_only else values, spacings[plane], args.display_px)
             text = pytesseract.image_to_string(picture, config=OCR_CONFIG)
             read += "AMIF" in text.upper()
             copyright += "\u00a9" in text
