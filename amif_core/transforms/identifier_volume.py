@@ -239,7 +239,7 @@ def _orientations(cells: tuple[int, int, int]) -> np.ndarray:
     return grid
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=1)  # one volume's mask (uint8, the volume's size): protect, then its key's unlock, reuse it
 def _volume_mask(text: str, shape: tuple[int, int, int], lattice: Lattice) -> np.ndarray:
     index = [np.arange(n) * count // n for n, count in zip(shape, lattice.cells)]
     starts = [-(-np.arange(count) * n // count) for n, count in zip(shape, lattice.cells)]
