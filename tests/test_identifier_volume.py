@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage
 from volume_factory import scan
 
 import amif_core
@@ -18,6 +19,7 @@ from amif_core.key.file import read_key, read_key_header, write_key
 from amif_core.transforms.identifier import IdentifierStyle
 from amif_core.transforms.identifier_volume import (
     VolumePlanes,
+    _screen_tile,
     identifier_masks,
     lattice_mask,
     volume_lattice,
@@ -128,3 +130,14 @@ def test_a_lattice_key_lists_no_offsets(tmp_path: Path, sliced_along_y) -> None:
     (tmp_path / "crafted.amifkey").write_bytes(rebuild(json.dumps(crafted).encode(), payload))
     with pytest.raises(amif_core.KeyFormatError, match="none with identifier_lattice"):
         read_key(tmp_path / "crafted.amifkey")
+
+
+def test_the_copyright_sign_stays_open_at_the_smallest_font() -> None:
+    """At 16 px the font's own (c), thickened by the stroke, fills in; the drawn ring and arc keep holes in it."""
+    sign = _screen_tile("\u00a9", 16, 24, 24)
+    rows, cols = np.flatnonzero(sign.any(axis=1)), np.flatnonzero(sign.any(axis=0))
+    inside = sign[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] == 0
+    labels, _ = ndimage.label(inside)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    enclosed = np.isin(labels, border, invert=True).mean()
+    assert enclosed > 0.2  # blank enclosed by the ring and the c (the font's own glyph: 0.014, a disc with a dot)

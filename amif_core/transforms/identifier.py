@@ -51,6 +51,11 @@ def font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
+def stroke_width(font_px: int) -> int:
+    """The outline added around the glyphs at ``font_px``, in pixels: thick enough for the ink not to blur away."""
+    return max(1, round(font_px / 18))
+
+
 def _glyph_bitmap(char: str, size: int) -> bytes:
     image = Image.new("L", (2 * size, 2 * size))
     ImageDraw.Draw(image).text((0, 0), char, font=font(size), fill=255)
@@ -80,7 +85,7 @@ def validate_identifier(text: str) -> str:
 
 def _tiled_canvas(text: str, height: int, width: int, font_px: int, angle_deg: float, gap: float) -> np.ndarray:
     face = font(font_px)
-    stroke = max(1, round(font_px / 18))
+    stroke = stroke_width(font_px)
     left, top, right, bottom = face.getbbox(text, stroke_width=stroke)
     step_x = (right - left) * (1.0 + gap)
     step_y = (bottom - top) * (1.0 + 1.6 * gap)

@@ -1,16 +1,15 @@
-"""The 3D identifier of a volume: text blocks on a lattice of cells, one plane orientation per cell.
+"""The 3D identifier of a volume: text plates on a lattice of cells, one plane orientation per cell.
 
-A volume is cut into a regular lattice of cells. Cell (i, j, k) carries the
-identifier as a text plate parallel to the plane of numpy axis
-``(i + j + k) % 3`` (axial, coronal or sagittal of the (z, y, x) array, for
-a volume in the usual orientation): the text, upright as a viewer shows that
-plane, repeated to fill the cell's face, and extruded through the cell's
-whole thickness. Along any numpy axis, neighbouring cells take different
-orientations, so every slice of every plane cuts one third of its cells
-face-on (legible text) and the other two thirds edge-on: short bars, one
-cell thick. Each cell side is the longest the text needs along that axis
-(the text's width, or its height, plus a margin), so the cells are small
-and every slice holds several legible blocks.
+A volume's voxel array (z, y, x) is cut into a lattice of cells: along each
+axis as many as fit the longest extent a cell's text needs there (its width
+or its height, plus a margin), sharing that side evenly. Each cell carries
+the identifier as a text plate parallel to the plane across one numpy axis:
+the text, upright as a viewer shows that plane, repeated to fill the cell's
+face, and extruded through the cell's thickness. Cell (i, j, k) starts with
+axis ``(i + j + k) % 3``, then layers of cells that lack a plate of their own
+plane take one from a neighbour that can spare it, so every slice of every
+plane cuts at least one plate face-on (legible text) and the others edge-on,
+as bars one cell long. A volume too small for that keeps the 2D identifier.
 
 The planes are those of the voxel grid: each plane's text is upright in the
 standard view nearest to it (:func:`amif_core.io.geometry.display_orientation`),
@@ -19,12 +18,13 @@ reformats along the patient's axes, and upright in a view along the grid.
 
 The © is drawn as a ring around a "c" arc with the letters' stroke width,
 as the font's own glyph fills in at small sizes. 2D slices keep the tiled
-2D identifier of :mod:`amif_core.transforms.identifier`.
+2D identifier of :mod:`amif_core.transforms.identifier`. Design and figures:
+docs/identifier.md.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -38,6 +38,7 @@ from amif_core.transforms.identifier import (
     font,
     render_identifier_canvas,
     slice_offsets,
+    stroke_width,
 )
 
 COPYRIGHT = "\u00a9"
@@ -66,17 +67,14 @@ class Lattice:
 
     ``font_px``: the text's font size in voxels; ``cells``: how many cells
     the volume holds along numpy axes (z, y, x) of its voxel array (they
-    share each side evenly); ``planes``: per
-    numpy axis, the (transpose, flip_rows, flip_cols) that make text on the
-    slices across that axis read upright on screen (as in
-    :class:`~amif_core.transforms.identifier.IdentifierStyle`); ``axis``: the
-    numpy axis the volume was sliced along (it comes first in the mask of
+    share each side evenly); ``planes`` and ``axis`` as in
+    :class:`VolumePlanes` (the slicing axis comes first in the mask of
     :func:`lattice_mask`).
     """
 
     font_px: int
     cells: tuple[int, int, int]
-    planes: tuple[Orientation, Orientation, Orientation] = field(default=UPRIGHT)
+    planes: tuple[Orientation, Orientation, Orientation] = UPRIGHT
     axis: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,13 +101,9 @@ def _text_parts(text: str) -> list[str]:
     return parts + ([current] if current else [])
 
 
-def _stroke(font_px: int) -> int:
-    return max(1, round(font_px / 18))  # as the 2D identifier: thick enough for the ink not to blur away
-
-
 def _line_size(text: str, font_px: int) -> tuple[int, int]:
     """(width, height) in pixels of one line of ``text`` as :func:`_draw_line` draws it."""
-    face, stroke = font(font_px), _stroke(font_px)
+    face, stroke = font(font_px), stroke_width(font_px)
     width = 0.0
     for part in _text_parts(text):
         width += _copyright_side(font_px) + 1 if part == COPYRIGHT else face.getlength(part) + 2 * stroke
@@ -117,7 +111,7 @@ def _line_size(text: str, font_px: int) -> tuple[int, int]:
 
 
 def _line_height(font_px: int) -> int:
-    return max(_copyright_side(font_px), math.ceil(font_px * 0.75) + 2 * _stroke(font_px))
+    return max(_copyright_side(font_px), math.ceil(font_px * 0.75) + 2 * stroke_width(font_px))
 
 
 def _copyright_side(font_px: int) -> int:
@@ -126,7 +120,7 @@ def _copyright_side(font_px: int) -> int:
 
 def _draw_line(draw: ImageDraw.ImageDraw, x: float, y: float, text: str, font_px: int) -> None:
     """Draw one line of ``text`` with its top left at (x, y); capitals fill :func:`_line_height`."""
-    face, stroke = font(font_px), _stroke(font_px)
+    face, stroke = font(font_px), stroke_width(font_px)
     cap_top = face.getbbox("M")[1]
     height = _line_height(font_px)
     for part in _text_parts(text):
