@@ -14,7 +14,9 @@ the clean fusion, the 3D mask and the sources, and attacked:
   slice by slice along its slicing axis, so the solve runs on those slices
   (the first ``white_box_slices`` crossing the head) and is scored there.
 
-Each row is scored against the clean fusion as in the validation run
+The ink's contrast over dark and over bright fusion is measured on each cut
+as ``amif evaluate`` measures it on a slice. Each row is scored against the
+clean fusion as in the validation run
 (:mod:`~amif_core.evaluation.attacks.scoring`), and judged by the same bars
 (:func:`~amif_core.evaluation.attacks.scoring.inpainting_bars`).
 """
@@ -24,6 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from amif_core.evaluation.attacks import inpainting, mask_estimation, scoring, white_box
+from amif_core.evaluation.fusion import BRIGHT, DARK
 from amif_core.inference.model import AMIFModel
 from amif_core.inference.pipeline import protect_volume, protected_voxels
 from amif_core.io.geometry import axis_first, resample_to_reference
@@ -32,6 +35,18 @@ from amif_core.transforms.intensity import fit_normalisation
 PLANE_NAMES = ("slicing axis", "second axis", "third axis")  # numpy axes of the protected (D, H, W) array
 HEAD = 0.1  # normalised MRI above this is head
 HEAD_FRACTION = 0.10  # a cut crosses the head when this much of it is head
+CONTRAST_BAR = 0.25  # amif evaluate's: mean |protected - clean| on the strokes over dark and over bright fusion
+MIN_PIXELS = 50  # fewer strokes than this over dark (or bright) fusion: that contrast is not measured on the slice
+
+
+def _contrast(protected: np.ndarray, clean: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """Ink contrast of one cut, as ``amif evaluate`` measures it: (over dark, over bright) mean |p - f|, NaN when
+    fewer than :data:`MIN_PIXELS` strokes lie there."""
+    gap = np.abs(protected - clean)
+    out = []
+    for where in ((mask > 0) & (clean < DARK), (mask > 0) & (clean >= BRIGHT)):
+        out.append(float(gap[where].mean()) if where.sum() >= MIN_PIXELS else float("nan"))
+    return out[0], out[1]
 
 
 def run_plane_attacks(model: AMIFModel, mri: sitk.Image, other: sitk.Image, every: int = 4,
@@ -40,7 +55,7 @@ def run_plane_attacks(model: AMIFModel, mri: sitk.Image, other: sitk.Image, ever
 
     Returns a JSON-ready dict: {"axis": the slicing numpy axis, "planes": [one
     per numpy axis of the protected (D, H, W) array: {"plane", "slices",
-    "coverage_min", "coverage_max", "summary", "gaps", "bars"}]}; the white-box
+    "coverage_min", "coverage_max", "contrast", "summary", "gaps", "bars"}]}; the white-box
     solve is in the slicing plane's rows only.
     """
     on_grid = resample_to_reference(other, mri)[0]
@@ -57,7 +72,7 @@ def run_plane_attacks(model: AMIFModel, mri: sitk.Image, other: sitk.Image, ever
         head = (a > HEAD).mean(axis=tuple(x for x in range(3) if x != axis)) >= HEAD_FRACTION
         indices = [i for i in range(0, image.shape[axis], every) if head[i]]
         solve = set(indices[:white_box_slices]) if axis == 0 else set()
-        per_slice = []
+        per_slice, contrasts = [], []
         for i in indices:
             p, c, m, sa, sb, u = (np.ascontiguousarray(np.take(v, i, axis=axis))
                                   for v in (image, clean, mask, a, b, unlocked))
@@ -68,10 +83,19 @@ def run_plane_attacks(model: AMIFModel, mri: sitk.Image, other: sitk.Image, ever
             if i in solve:
                 rows["white_box_solve"] = white_box.solve_forward(model.net, p, m, evaluations)[0]
             per_slice.append({row: scoring.score(out, c, m, sa, sb) for row, out in rows.items()})
+            contrasts.append(_contrast(p, c, m))
         planes.append({"plane": name, "slices": len(per_slice), "coverage_min": float(coverage.min()),
                        "coverage_max": float(coverage.max()), "summary": scoring.summarise(per_slice),
-                       "gaps": scoring.gaps(per_slice), "bars": scoring.inpainting_bars(per_slice)})
+                       "contrast": _contrast_summary(np.array(contrasts)), "gaps": scoring.gaps(per_slice),
+                       "bars": scoring.inpainting_bars(per_slice)})
     return {"axis": key.axis, "identifier_lattice": key.identifier_lattice, "planes": planes}
+
+
+def _contrast_summary(contrasts: np.ndarray) -> dict:
+    """(slices, 2) dark and bright contrasts -> per side: the lowest, the slices measured and those below the bar."""
+    return {side: {"min": float(np.nanmin(values)) if np.isfinite(values).any() else float("nan"),
+                   "measured": int(np.isfinite(values).sum()), "below_bar": int((values < CONTRAST_BAR).sum())}
+            for side, values in zip(("dark", "bright"), contrasts.T)}
 
 
 def format_planes(result: dict) -> str:
@@ -81,6 +105,9 @@ def format_planes(result: dict) -> str:
     for plane in result["planes"]:
         lines.append(f"\n{plane['plane']}: {plane['slices']} slices, identifier coverage "
                      f"{plane['coverage_min']:.1%} to {plane['coverage_max']:.1%}")
+        for side, figures in plane["contrast"].items():
+            lines.append(f"  ink contrast over {side} fusion: lowest {figures['min']:.3f} on {figures['measured']} "
+                         f"slices, {figures['below_bar']} below {CONTRAST_BAR}")
         for row, figures in plane["summary"].items():
             bar, gap = plane["bars"]["rows"].get(row), plane["gaps"].get(row)
             verdict = "" if bar is None else f"  limit {bar['limit_db']:.2f} {'meets' if bar['meets'] else 'FAILS'}"
