@@ -141,3 +141,10 @@ def test_the_copyright_sign_stays_open_at_the_smallest_font() -> None:
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     enclosed = np.isin(labels, border, invert=True).mean()
     assert enclosed > 0.2  # blank enclosed by the ring and the c (the font's own glyph: 0.014, a disc with a dot)
+
+
+def test_attack_eval_planes_refuses_a_step_below_one(capsys: pytest.CaptureFixture) -> None:
+    from amif_core.cli import main as cli
+
+    code = cli.main(["attack-eval", "--data", "unused", "--planes", "0"])
+    assert code != 0 and "--planes takes a step of at least 1" in capsys.readouterr().err
