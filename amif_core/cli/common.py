@@ -32,6 +32,7 @@ from amif_core.io.atomic import Output
 
 if TYPE_CHECKING:
     from amif_core.inference.model import AMIFModel
+    from amif_core.tracing.secret import OwnerSecret
 
 Progress = Callable[[int, int], None]
 
@@ -41,6 +42,7 @@ EXIT_USAGE = 2
 EXIT_KEY_MISMATCH = 3
 EXIT_PASSPHRASE = 4
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool whose reader closed the pipe
 EXIT_TERMINATED = 143
 
 Arguments = Callable[[argparse.ArgumentParser], None]
@@ -100,6 +102,24 @@ def passphrase_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--passphrase-env", metavar="NAME", help="read the passphrase from environment variable NAME")
     group.add_argument("--passphrase-file", type=Path, metavar="PATH",
                        help="read the passphrase from the first line of PATH")
+
+
+def owner_secret_option(parser: argparse.ArgumentParser) -> None:
+    """--owner-secret: the file that chooses the fusion's trace mark."""
+    parser.add_argument("--owner-secret", type=Path, metavar="PATH",
+                        help="owner secret file (made by `amif owner init`) that chooses the invisible trace mark "
+                             "of the fusion (default: $AMIF_OWNER_SECRET, else the public demo secret)")
+
+
+def owner_secret(args: argparse.Namespace) -> "OwnerSecret":
+    """The secret of --owner-secret or $AMIF_OWNER_SECRET, else the demo secret, which is announced on stderr."""
+    from amif_core.tracing.secret import resolve_secret
+
+    secret = resolve_secret(args.owner_secret)
+    if secret.demo:
+        notice(args)("No owner secret (--owner-secret or $AMIF_OWNER_SECRET): the fusion carries the public demo "
+                     "trace mark, which traces to anyone running AMIF, not to you.")
+    return secret
 
 
 class Models:
@@ -175,14 +195,21 @@ def prompt_passphrase(confirm: bool) -> str:
 
 @contextmanager
 def progress_bar(description: str, quiet: bool) -> Iterator[Progress]:
-    """A tqdm bar on stderr, driven by a ``progress(done, total)`` callback (slices)."""
-    bars: list[tqdm] = []  # made at the first call, when the total is known
+    """A tqdm bar on stderr, driven by a ``progress(done, total)`` callback (slices).
+
+    The bar closes as its last slice is done, so the time it shows is its own
+    work's, not that of whatever the caller does next inside the block.
+    """
+    bars: list[tqdm] = []  # one per pass, made at its first call, when the total is known (a retry is a pass)
 
     def update(done: int, total: int) -> None:
-        if not bars:
+        if not bars or (bars[-1].n >= bars[-1].total and done < total):
             bars.append(tqdm(desc=description, total=total, unit="slice", disable=quiet, file=sys.stderr,
                              dynamic_ncols=True))
-        bars[0].update(done - bars[0].n)
+        bar = bars[-1]
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
 
     try:
         yield update

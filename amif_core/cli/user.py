@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
 
 from amif_core.cli.common import (
     EXIT_OK,
@@ -18,6 +22,8 @@ from amif_core.cli.common import (
     identifier_option,
     model_options,
     notice,
+    owner_secret,
+    owner_secret_option,
     passphrase_from,
     passphrase_options,
     progress_bar,
@@ -27,10 +33,11 @@ from amif_core.cli.common import (
     say,
     _file_size,
 )
-from amif_core.errors import WrongPassphraseError
+from amif_core.errors import InputError, WrongPassphraseError
 from amif_core.io.atomic import check_outputs, write_atomically
 from amif_core.io.volumes import check_volume_path, read_volume, volume_output
-from amif_core.key.file import key_output, read_key, read_key_header
+from amif_core.key.file import is_key_file, key_output, read_key, read_key_header
+from amif_core.transforms.colour import colour_table
 from amif_core.transforms.identifier import validate_identifier
 
 
@@ -56,16 +63,21 @@ def _fuse_arguments(parser: argparse.ArgumentParser) -> None:
 @command("fuse", "Fuse an MRI with a CT/PET/SPECT and protect the result with a visible identifier.",
          example="amif fuse mri.nii.gz pet.nrrd -o protected.nrrd --key protected.amifkey --passphrase-prompt\n"
                  "  amif fuse mri_dicom/ pet.nrrd -o protected_dicom/ --dicom --key protected.amifkey",
-         arguments=(_fuse_arguments, identifier_option, passphrase_options, model_options, force_option))
+         arguments=(_fuse_arguments, identifier_option, passphrase_options, owner_secret_option, model_options,
+                    force_option))
 def fuse(args: argparse.Namespace) -> int:
     validate_identifier(args.identifier)
+    if args.colour is not None:
+        colour_table(args.colour)  # an unknown name is refused before anything is read
     if args.dicom:
         check_outputs([args.key], args.force, inputs=[args.mri, args.other], folders=[args.output])
     else:
         check_volume_path(args.output)
         check_outputs([args.output, args.key], args.force, inputs=[args.mri, args.other])
     passphrase = passphrase_from(args, confirm=True)
+    owner = owner_secret(args)
     mri, other = read_volume(args.mri), read_volume(args.other)
+    _say_if_same_scan(args, mri, other)
     from amif_core.inference.pipeline import protect_volume
     from amif_core.io.geometry import check_axis, slice_axis, slice_size
 
@@ -74,7 +86,7 @@ def fuse(args: argparse.Namespace) -> int:
     with progress_bar("Protecting", args.quiet) as progress:
         protected, key = run_planned(args, mri.GetNumberOfPixels(), slice_size(mri, axis), lambda model, batch: (
             protect_volume(model, mri, other, args.identifier, axis, colour_table=args.colour, progress=progress,
-                           notice=notice(args), batch_size=batch)))
+                           notice=notice(args), batch_size=batch, owner=owner)))
     if args.dicom:
         from amif_core.io.dicom import dicom_series_output, source_attributes
 
@@ -88,6 +100,23 @@ def fuse(args: argparse.Namespace) -> int:
               f"{'encrypted' if passphrase else 'NOT encrypted'}; volume fingerprint {key.volume_fingerprint[:12]})")
     say(args, "Keep the key apart from the image: whoever holds both can recover the fusion without the identifier.")
     return EXIT_OK
+
+
+def _same_voxels(a: sitk.Image, b: sitk.Image) -> bool:
+    """True when two volumes hold the same voxel values (any pixel types), compared slice by slice."""
+    if a.GetSize() != b.GetSize() or a.GetNumberOfComponentsPerPixel() != b.GetNumberOfComponentsPerPixel():
+        return False
+    return all(np.array_equal(x, y) for x, y in zip(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b)))
+
+
+def _say_if_same_scan(args: argparse.Namespace, mri: sitk.Image, other: sitk.Image) -> None:
+    """A notice when the two inputs are one file, or two files with the same voxels: the MRI would be fused with
+    itself (allowed, as a test of the pipeline, but rarely meant)."""
+    advice = "AMIF fuses the MRI with itself. Give the registered CT, PET or SPECT as the second input."
+    if os.path.samefile(args.mri, args.other):
+        notice(args)(f"The MRI and the second scan are the same file ({args.mri}): {advice}")
+    elif _same_voxels(mri, other):
+        notice(args)(f"The MRI ({args.mri}) and the second scan ({args.other}) have the same voxels: {advice}")
 
 
 def _unlock_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,6 +134,10 @@ def _unlock_arguments(parser: argparse.ArgumentParser) -> None:
 def unlock(args: argparse.Namespace) -> int:
     check_volume_path(args.output)
     check_outputs([args.output], args.force, inputs=[args.protected, args.key])
+    if not is_key_file(args.key) and is_key_file(args.protected):
+        raise InputError("The arguments look swapped: {protected} is an AMIF key file and {key} is not. Give the "
+                         "protected volume first and the key after --key: amif unlock {key} --key {protected} -o "
+                         "{output}", protected=args.protected, key=args.key, output=args.output)
     encrypted = read_key_header(args.key)["encryption"] is not None
     passphrase = passphrase_from(args, confirm=False)
     if encrypted and passphrase is None:

@@ -15,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from amif_core.constants import DEFAULT_BATCH_SIZE, DEFAULT_IDENTIFIER
-from amif_core.errors import InputError
+from amif_core.errors import InputError, KeyMismatchError
 from amif_core.inference.model import AMIFModel, Cancel, Progress
 from amif_core.inference.runner import trimming
 from amif_core.io.geometry import (
@@ -36,6 +36,7 @@ from amif_core.io.volumes import FLOAT_TYPES, check_volume, is_rgb_volume
 from amif_core.key.check import check_fits
 from amif_core.key.core import Key
 from amif_core.key.storage import from_stored, levels_for, to_stored
+from amif_core.tracing.secret import DEMO_SECRET, OwnerSecret
 from amif_core.transforms.identifier import IdentifierStyle, validate_identifier
 from amif_core.transforms.identifier_volume import VolumePlanes
 
@@ -63,7 +64,7 @@ def _partner_voxels(other: sitk.Image, on_grid: sitk.Image, axis: int) -> np.nda
 def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identifier: str = DEFAULT_IDENTIFIER,
                    axis: int | None = None, colour_table: str | None = None, progress: Progress | None = None,
                    cancel: Cancel | None = None, notice: Callable[[str], None] = print,
-                   batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[sitk.Image, Key]:
+                   batch_size: int = DEFAULT_BATCH_SIZE, owner: OwnerSecret = DEMO_SECRET) -> tuple[sitk.Image, Key]:
     """Fuse an MRI with a registered CT/PET/SPECT volume and burn in the identifier.
 
     ``mri``: a 3D scalar volume of any real pixel type and range. ``other``:
@@ -73,7 +74,8 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
     (linear) when needed, with a one-line ``notice``. ``axis``: numpy slice axis, default
     :func:`slice_axis` of the MRI. ``progress(done, total)`` counts slices;
     ``cancel()`` returning True stops with :class:`~amif_core.errors.CancelledError`;
-    ``batch_size`` slices run at once (see :mod:`amif_core.inference.runner`).
+    ``batch_size`` slices run at once (see :mod:`amif_core.inference.runner`);
+    ``owner``: the secret of the fusion's trace mark (:mod:`amif_core.tracing`).
 
     The identifier is three-dimensional, on the MRI's voxel grid, and
     reads upright in the standard view nearest each plane of that grid
@@ -101,7 +103,7 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
     levels = levels_for(colour_table is not None or is_rgb_volume(other))
     result = model.protect(axis_first(mri, axis), _partner_voxels(other, on_grid, axis), identifier, style,
                            colour_table=colour_table, progress=trimming(progress), cancel=cancel,
-                           batch_size=batch_size, levels=levels, planes=planes)
+                           batch_size=batch_size, levels=levels, owner=owner, planes=planes)
     del on_grid
     protected = from_axis_first(to_stored(result.image, levels), axis, mri)
     key = result.key
@@ -122,6 +124,20 @@ def protected_voxels(protected: sitk.Image, key: Key) -> np.ndarray:
     return from_stored(voxels, key.levels) if key.levels is not None else voxels
 
 
+def _check_colour_fits(protected: sitk.Image, key: Key) -> None:
+    """Raise :class:`KeyMismatchError` when a grey fusion's key meets an RGB volume, or a colour fusion's key a
+    single-channel one: the key was written with another volume."""
+    rgb = is_rgb_volume(protected)
+    if key.colour is None and rgb:
+        raise KeyMismatchError("This key is for a grey fusion, but the volume is RGB (a colour fusion): the key was "
+                               "written with another volume. Use the key written together with this protected "
+                               "volume.")
+    if key.colour is not None and not rgb:
+        raise KeyMismatchError("This key is for a colour fusion, but the volume is grey (one value per voxel): the key "
+                               "was written with another volume. Use the key written together with this protected "
+                               "volume.")
+
+
 def unlock_volume(model: AMIFModel, protected: sitk.Image, key: Key, verify: bool = True,
                   progress: Progress | None = None, cancel: Cancel | None = None,
                   batch_size: int = DEFAULT_BATCH_SIZE) -> sitk.Image:
@@ -133,7 +149,8 @@ def unlock_volume(model: AMIFModel, protected: sitk.Image, key: Key, verify: boo
     Returns float32 in [0, 1] (RGB for a colour key) on the protected
     volume's geometry. ``progress``/``cancel`` as in :func:`protect_volume`.
     """
-    check_volume(protected, "protected volume", rgb=key.colour is not None)
+    check_volume(protected, "protected volume", rgb=True)
+    _check_colour_fits(protected, key)
     if key.is_volume_key:
         protected = restore_slice_order(protected, key.geometry())
     if not verify and tuple(protected.GetSize()) != tuple(key.size):
