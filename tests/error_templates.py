@@ -86,7 +86,7 @@ def error_sites(root: Path = CORE_DIR) -> list[ErrorSite]:
     return sites
 
 
-PANEL_UNREACHABLE = ("amif_core/cli/", "amif_core/evaluation/", "amif_core/training/")  # Slicer never runs these
+PANEL_UNREACHABLE = ("amif_core/batch/", "amif_core/cli/", "amif_core/evaluation/", "amif_core/training/")  # Slicer never runs these
 
 
 def core_templates(panel_only: bool = False) -> set[str]:

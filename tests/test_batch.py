@@ -1,0 +1,223 @@
+"""`amif batch` and `amif_core.batch.protect_manifest` on real Dask clusters: an in-process `LocalCluster`, and
+worker processes from distributed's own test utilities for the killed worker."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from volume_factory import scan
+
+distributed = pytest.importorskip("distributed", reason="amif batch needs the 'batch' extra (dask[distributed])")
+from distributed import Client, LocalCluster  # noqa: E402
+from distributed.utils_test import cluster  # noqa: E402
+
+import amif_core.cli.main as cli  # noqa: E402
+from amif_core.batch import FuseOptions, protect_manifest, read_manifest  # noqa: E402
+from amif_core.batch.report import sha256_of  # noqa: E402
+from amif_core.inference.pipeline import check_key_fits_volume, unlock_volume  # noqa: E402
+from amif_core.inference.weights import DEFAULT_WEIGHTS, model_id_of  # noqa: E402
+from amif_core.io.volumes import read_volume  # noqa: E402
+from amif_core.key.file import read_key  # noqa: E402
+
+SIZE = (32, 32, 8)  # x, y, z: 8 axial slices of 32x32
+SPACING = (1.5, 1.5, 3.0)
+GOOD = ["grey", "grey-resampled", "colour", "colour-spect"]
+
+
+def _write(image: sitk.Image, path: Path) -> Path:
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def _manifest(folder: Path, rows: list[dict[str, str]]) -> Path:
+    path = folder / "manifest.csv"
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, ["study_id", "mri", "other", "colour", "identifier"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six small studies, grey and colour: four good, one whose PET is missing, one whose PET lies elsewhere."""
+    folder = tmp_path_factory.mktemp("archive")
+    (folder / "inputs").mkdir()
+    mri = _write(scan(SIZE, SPACING, kind="mri", pixel_type=sitk.sitkInt16), folder / "inputs" / "mri.nrrd")
+    ct = _write(scan(SIZE, SPACING, kind="pet", seed=1), folder / "inputs" / "ct.nii.gz")
+    coarse = _write(scan((20, 20, 6), (2.5, 2.5, 4.5), kind="pet", seed=2), folder / "inputs" / "pet.mha")
+    far = _write(scan(SIZE, SPACING, centre=(500.0, 0.0, 0.0), kind="pet"), folder / "inputs" / "far.nrrd")
+    rows = [
+        {"study_id": "grey", "mri": "inputs/mri.nrrd", "other": "inputs/ct.nii.gz"},
+        {"study_id": "grey-resampled", "mri": "inputs/mri.nrrd", "other": str(coarse), "identifier": "Trial 7 ©"},
+        {"study_id": "colour", "mri": str(mri), "other": "inputs/pet.mha", "colour": "pet"},
+        {"study_id": "missing", "mri": "inputs/mri.nrrd", "other": "inputs/gone.nrrd"},
+        {"study_id": "elsewhere", "mri": "inputs/mri.nrrd", "other": str(far)},
+        {"study_id": "colour-spect", "mri": "inputs/mri.nrrd", "other": str(ct), "colour": "spect"},
+    ]
+    _manifest(folder, rows)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client() -> Client:
+    """A real in-process LocalCluster of two single-threaded workers."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as local, \
+            Client(local) as connected:
+        yield connected
+
+
+def _report(out: Path) -> dict[str, dict[str, str]]:
+    with (out / "batch-report.csv").open(newline="") as file:
+        return {row["study_id"]: row for row in csv.DictReader(file)}
+
+
+@pytest.fixture(scope="module")
+def first_run(archive: Path, client: Client, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
+    """`amif batch` once, on the in-process cluster by its scheduler address: (out folder, exit code, stderr)."""
+    out = tmp_path_factory.mktemp("batch") / "out"
+    import contextlib
+    import io
+
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code = cli.main(["batch", str(archive / "manifest.csv"), "--out", str(out), "--device", "cpu",
+                         "--scheduler", client.scheduler.address])
+    return out, code, stderr.getvalue()
+
+
+def test_first_run_protects_the_four_good_studies_and_reports_the_two_bad(first_run: tuple[Path, int, str]):
+    out, code, stderr = first_run
+    assert code == 1
+    report = _report(out)
+    assert {sid: row["status"] for sid, row in report.items()} == {
+        "grey": "protected", "grey-resampled": "protected", "colour": "protected", "colour-spect": "protected",
+        "missing": "invalid", "elsewhere": "failed"}
+    assert "row 5 (missing): other" in stderr and "gone.nrrd does not exist" in stderr  # listed before the work
+    assert "not protected: missing, elsewhere" in stderr
+    assert "do not overlap in physical space" in report["elsewhere"]["error"]
+    for sid in GOOD:
+        row = report[sid]
+        assert row["error"] == "" and row["device"] == "cpu" and float(row["seconds"]) > 0
+        assert Path(row["protected"]) == out / sid / "protected.nrrd"
+        assert Path(row["key"]) == out / sid / "protected.amifkey"
+        assert row["sha256"] == sha256_of(out / sid / "protected.nrrd")
+    assert "Resampled the second scan" in report["grey-resampled"]["notes"]
+    assert not (out / "missing").exists() and not any((out / "elsewhere").iterdir())
+    summary = json.loads((out / "batch-report.json").read_text())
+    assert summary["counts"] == {"protected": 4, "skipped": 0, "failed": 1, "invalid": 1}
+    assert summary["failed"] == ["missing", "elsewhere"] and summary["workers"] == 2
+
+
+def test_every_protected_volume_unlocks_with_its_key(first_run: tuple[Path, int, str], model):
+    out, _, _ = first_run
+    for sid in GOOD:
+        protected = read_volume(out / sid / "protected.nrrd")
+        key = read_key(out / sid / "protected.amifkey")
+        fused = sitk.GetArrayFromImage(unlock_volume(model, protected, key))
+        assert key.colour is None if sid.startswith("grey") else key.colour is not None
+        assert fused.shape == sitk.GetArrayViewFromImage(protected).shape and np.isfinite(fused).all()
+    assert read_key(out / "grey-resampled" / "protected.amifkey").identifier == "Trial 7 ©"
+
+
+def test_a_batch_study_is_what_amif_fuse_writes(first_run: tuple[Path, int, str], archive: Path, tmp_path: Path):
+    out, _, _ = first_run
+    code = cli.main(["fuse", str(archive / "inputs" / "mri.nrrd"), str(archive / "inputs" / "pet.mha"), "--colour",
+                     "pet", "-o", str(tmp_path / "p.nrrd"), "--key", str(tmp_path / "p.amifkey"), "--device", "cpu",
+                     "-q"])
+    assert code == 0
+    batch, single = read_volume(out / "colour" / "protected.nrrd"), read_volume(tmp_path / "p.nrrd")
+    assert np.array_equal(sitk.GetArrayViewFromImage(batch), sitk.GetArrayViewFromImage(single))
+    assert read_key(tmp_path / "p.amifkey").volume_fingerprint == \
+        read_key(out / "colour" / "protected.amifkey").volume_fingerprint
+
+
+def test_a_second_run_does_nothing_and_a_deleted_output_is_redone(first_run: tuple[Path, int, str], archive: Path,
+                                                                   client: Client):
+    out, _, _ = first_run
+    written = {sid: (out / sid / "protected.nrrd").stat().st_mtime_ns for sid in GOOD}
+    report = protect_manifest(archive / "manifest.csv", out, client, device="cpu", progress=False,
+                              notice=lambda message: None)
+    assert report.counts == {"protected": 0, "skipped": 4, "failed": 1, "invalid": 1} and not report.ok
+    assert {sid: (out / sid / "protected.nrrd").stat().st_mtime_ns for sid in GOOD} == written
+
+    (out / "colour" / "protected.amifkey").unlink()
+    report = protect_manifest(archive / "manifest.csv", out, client, device="cpu", progress=False,
+                              notice=lambda message: None)
+    statuses = {result.study_id: result.status for result in report.studies}
+    assert statuses == {"grey": "skipped", "grey-resampled": "skipped", "colour": "protected",
+                        "colour-spect": "skipped", "missing": "invalid", "elsewhere": "failed"}
+    assert {sid: (out / sid / "protected.nrrd").stat().st_mtime_ns for sid in GOOD if sid != "colour"} == \
+        {sid: t for sid, t in written.items() if sid != "colour"}
+    assert read_key(out / "colour" / "protected.amifkey")  # written again, and it fits (the next test unlocks)
+
+
+def test_bad_rows_are_all_reported_with_their_row_and_reason(tmp_path: Path):
+    (tmp_path / "a.nrrd").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("x")
+    path = _manifest(tmp_path, [
+        {"study_id": "s1", "mri": "a.nrrd", "other": "a.nrrd"},
+        {"study_id": "S1", "mri": "a.nrrd", "other": "a.nrrd"},
+        {"study_id": "s2", "mri": "nope.nrrd", "other": "notes.txt"},
+        {"study_id": "s3", "mri": "a.nrrd", "other": "a.nrrd", "colour": "rainbow"},
+        {"study_id": "../up", "mri": "a.nrrd", "other": "a.nrrd", "identifier": "名前"},
+        {"study_id": "s5", "mri": "a.nrrd", "other": "a.nrrd"},
+    ])
+    studies, rejected = read_manifest(path, FuseOptions())
+    assert [s.study_id for s in studies] == ["s5"]
+    text = {problem.row: str(problem) for problem in rejected}
+    assert "also on row(s) 3" in text[2] and "also on row(s) 2" in text[3]
+    assert "mri" in text[4] and "nope.nrrd does not exist" in text[4] and "notes.txt is not a volume" in text[4]
+    assert "Unknown colour table 'rainbow'" in text[5]
+    assert "cannot name a folder" in text[6] and "characters the built-in font cannot draw" in text[6]
+
+
+def test_a_manifest_without_the_columns_is_refused_before_any_work(tmp_path: Path, capsys):
+    (tmp_path / "m.csv").write_text("id,mri,pet\nx,a,b\n")
+    assert cli.main(["batch", str(tmp_path / "m.csv"), "--out", str(tmp_path / "out")]) == 2
+    assert "lacks the column(s) study_id, other" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_killing_a_worker_mid_run_still_protects_every_study(archive: Path, tmp_path: Path):
+    """Two worker processes (distributed.utils_test.cluster, no nanny to restart them); the first worker seen
+    holding a study is killed with SIGKILL. Dask reruns its studies on the other; every study ends protected."""
+    mri = _write(scan((64, 64, 16), SPACING, kind="mri"), tmp_path / "mri.nrrd")  # about a second per study
+    ct = _write(scan((64, 64, 16), SPACING, kind="pet"), tmp_path / "ct.nrrd")
+    manifest = _manifest(tmp_path, [{"study_id": f"s{i}", "mri": str(mri), "other": str(ct)} for i in range(4)])
+    with cluster(nworkers=2) as (scheduler, workers), Client(scheduler["address"]) as client:
+        outcome: dict[str, object] = {}
+
+        def run() -> None:
+            try:
+                outcome["report"] = protect_manifest(manifest, tmp_path / "out", client, device="cpu", progress=False)
+            except BaseException as error:  # shown by the assertion below
+                outcome["error"] = error
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline, busy = time.monotonic() + 60, {}
+        while not busy and time.monotonic() < deadline:
+            busy = {address: [str(k) for k in keys] for address, keys in client.processing().items()
+                    if any(str(k).startswith("amif-study") for k in keys)}
+            time.sleep(0.005)
+        assert busy, "no worker took a study"
+        victim, keys = next(iter(busy.items()))
+        os.kill(next(w for w in workers if w["address"] == victim)["proc"]().pid, signal.SIGKILL)
+        thread.join(timeout=120)
+        assert "error" not in outcome, outcome.get("error")
+        report = outcome["report"]
+        assert victim not in client.scheduler_info()["workers"]
+    assert report.counts == {"protected": 4, "skipped": 0, "failed": 0, "invalid": 0}
+    assert any(r.worker != victim for r in report.studies)
+    model_id = model_id_of(DEFAULT_WEIGHTS)
+    for result in report.studies:
+        check_key_fits_volume(read_volume(result.protected), read_key(result.key), model_id)
