@@ -71,7 +71,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def client() -> Client:
     """A real in-process LocalCluster of two single-threaded workers."""
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as local, \
-            Client(local) as connected:
+            Client(local, set_as_default=False) as connected:
         yield connected
 
 
@@ -221,3 +221,75 @@ def test_killing_a_worker_mid_run_still_protects_every_study(archive: Path, tmp_
     model_id = model_id_of(DEFAULT_WEIGHTS)
     for result in report.studies:
         check_key_fits_volume(read_volume(result.protected), read_key(result.key), model_id)
+
+
+def test_each_worker_loads_the_model_once_for_all_its_studies(archive: Path, client: Client, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch):
+    import amif_core
+
+    loads = []
+    real = amif_core.load_model
+    monkeypatch.setattr(amif_core, "load_model", lambda *a, **k: loads.append(a) or real(*a, **k))
+    report = protect_manifest(archive / "manifest.csv", tmp_path / "out", client, device="cpu", progress=False,
+                              notice=lambda message: None)
+    assert report.counts["protected"] == 4 and len(loads) == len(client.nthreads()) == 2
+
+
+def test_encrypted_dicom_studies_resume_and_an_earlier_key_is_never_replaced_unasked(archive: Path, client: Client,
+                                                                                    tmp_path: Path):
+    inputs = archive / "inputs"
+    manifest = _manifest(tmp_path, [{"study_id": "d", "mri": str(inputs / "mri.nrrd"), "other": str(inputs / "pet.mha"),
+                                     "colour": "pet"}])
+    secret, other_secret = tmp_path / "secret.txt", tmp_path / "other.txt"
+    secret.write_text("correct horse battery\n")
+    other_secret.write_text("another phrase\n")
+    out = tmp_path / "out"
+
+    def run(passphrase_file: Path):
+        return protect_manifest(manifest, out, client, options=FuseOptions(dicom=True), passphrase_file=passphrase_file,
+                                device="cpu", progress=False, notice=lambda message: None).studies[0]
+
+    first = run(secret)
+    assert first.status == "protected" and (out / "d" / "protected").is_dir()
+    assert first.sha256 == sha256_of(out / "d" / "protected")
+    key = out / "d" / "protected.amifkey"
+    assert read_key(key, "correct horse battery").colour is not None
+    assert run(secret).status == "skipped"
+    written = key.read_bytes()
+    refused = run(other_secret)
+    assert refused.status == "failed" and "does not open the key file" in refused.error and "--force" in refused.error
+    assert key.read_bytes() == written
+
+
+def test_amif_batch_on_its_own_local_cluster(archive: Path, tmp_path: Path, capsys):
+    """The default engine: a LocalCluster of worker processes that `amif batch` starts and stops itself."""
+    inputs = archive / "inputs"
+    manifest = _manifest(tmp_path, [{"study_id": "one", "mri": str(inputs / "mri.nrrd"),
+                                     "other": str(inputs / "ct.nii.gz")}])
+    code = cli.main(["batch", str(manifest), "--out", str(tmp_path / "out"), "--workers", "1", "--device", "cpu",
+                     "--format", "nii.gz"])
+    out = capsys.readouterr().out
+    assert code == 0 and "1 studies: 1 protected, 0 skipped, 0 failed, 0 invalid" in out and "on 1 workers" in out
+    assert (tmp_path / "out" / "one" / "protected.nii.gz").is_file()
+
+
+def test_a_local_cluster_has_one_worker_per_core_as_far_as_memory_holds():
+    from amif_core.batch.cluster import CPU_WORKER_MEMORY, local_workers
+
+    assert local_workers("cpu", cores=16, memory=64 * 2**30) == 16
+    assert local_workers("cpu", cores=16, memory=5 * CPU_WORKER_MEMORY + 1) == 5
+    assert local_workers("cpu", cores=2, memory=2**30) == 1
+
+
+def test_without_dask_amif_batch_says_how_to_install_it(archive: Path, tmp_path: Path, capsys,
+                                                        monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(__import__("sys").modules, "distributed", None)  # as if not installed
+    assert cli.main(["batch", str(archive / "manifest.csv"), "--out", str(tmp_path / "out")]) == 2
+    assert 'pip install "amif-core[batch]"' in capsys.readouterr().err
+
+
+def test_check_lists_the_rows_that_cannot_run_and_does_nothing(archive: Path, tmp_path: Path, capsys):
+    assert cli.main(["batch", str(archive / "manifest.csv"), "--out", str(tmp_path / "out"), "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "row 5 (missing): other" in out and "5 of 6 studies can run." in out
+    assert not (tmp_path / "out").exists()

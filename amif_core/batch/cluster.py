@@ -51,16 +51,15 @@ def local_workers(device: str, cores: int | None = None, memory: int | None = No
 
 
 @contextmanager
-def batch_client(scheduler: str | None, device: str, workers: int | None, retries: int,
-                 dashboard: bool = False) -> Iterator[Client]:
+def batch_client(scheduler: str | None, device: str, workers: int | None, retries: int) -> Iterator[Client]:
     """A client of the scheduler at ``scheduler`` (else Dask's ``scheduler-address`` setting, which
     ``DASK_SCHEDULER_ADDRESS`` sets), or of a new ``LocalCluster`` of ``workers`` single-threaded worker
     processes (None: :func:`local_workers`), closed on exit.
 
     ``retries``: for a local cluster, how many workers may die running one
     task before it is given up (Dask's ``distributed.scheduler.allowed-failures``;
-    an existing scheduler keeps its own setting). ``dashboard``: serve Dask's
-    dashboard (its address is the client's ``dashboard_link``).
+    an existing scheduler keeps its own setting). A local cluster serves
+    Dask's dashboard on a free port (the client's ``dashboard_link``).
     """
     require_distributed()
     import dask
@@ -74,5 +73,5 @@ def batch_client(scheduler: str | None, device: str, workers: int | None, retrie
     count = workers if workers is not None else local_workers(device)
     with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
         with LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                          dashboard_address=":0" if dashboard else None) as cluster, Client(cluster) as client:
+                          dashboard_address=":0") as cluster, Client(cluster) as client:
             yield client

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import time
 import uuid
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -70,11 +71,8 @@ def protect_manifest(manifest: str | Path, out: str | Path, client: Client | Non
     report = BatchReport(str(manifest), str(out))
     report.studies = [StudyResult(p.row, p.study_id, INVALID, "; ".join(p.problems)) for p in rejected]
     if studies:
-        if client is None:
-            with batch_client(scheduler, device, workers, retries) as own:
-                report.studies += _run(own, studies, settings, weights, device, retries, progress, report)
-        else:
-            report.studies += _run(client, studies, settings, weights, device, retries, progress, report)
+        with nullcontext(client) if client is not None else batch_client(scheduler, device, workers, retries) as on:
+            report.studies += _run(on, studies, settings, weights, device, retries, progress, notice, report)
     report.studies.sort(key=lambda result: result.row)
     report.seconds = time.perf_counter() - start
     write_report(report, out)
@@ -82,7 +80,7 @@ def protect_manifest(manifest: str | Path, out: str | Path, client: Client | Non
 
 
 def _run(client: Client, studies: list[Study], settings: BatchSettings, weights: Path | None, device: str, retries: int,
-         progress: bool, report: BatchReport) -> list[StudyResult]:
+         progress: bool, notice: Callable[[str], None], report: BatchReport) -> list[StudyResult]:
     """Submit one task per study on ``client`` and collect their results as they complete."""
     from distributed import as_completed
 
@@ -91,13 +89,15 @@ def _run(client: Client, studies: list[Study], settings: BatchSettings, weights:
     client.register_plugin(ModelPlugin(weights, device), name=PLUGIN_NAME)
     report.scheduler = client.scheduler.address
     report.workers = len(client.nthreads())
+    notice(f"Running {len(studies)} studies on {report.workers} Dask workers ({report.scheduler}); "
+           f"dashboard: {client.dashboard_link}")
     run = uuid.uuid4().hex[:8]
     futures = {client.submit(protect_study, study, settings, key=f"amif-study-{run}-{study.row}", retries=retries):
                study for study in studies}
     results = []
     with tqdm(total=len(futures), desc="Studies", unit="study", disable=not progress, file=sys.stderr,
               dynamic_ncols=True) as bar:
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             study = futures[future]
             try:
                 results.append(future.result())
