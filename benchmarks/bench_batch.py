@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Benchmark `amif batch` against a shell loop of `amif fuse` over the same synthetic studies.
+
+Writes one synthetic pair (an int16 MRI and a PET on a coarser grid, as
+``bench_volume.py`` makes them) and a manifest that lists it as --studies
+studies, then times, from the command line, start-up included:
+
+* a shell loop (bash ``for``) of `amif fuse`, one process per study, which
+  imports torch and loads the weights every time;
+* `amif batch` on a local Dask cluster of 1 worker, then of 2 workers
+  (--workers), each worker loading the model once.
+
+Prints studies per minute for each, the ratio to the loop, and from the
+batch report the mean seconds per study task and per slice (the figure
+docs/batch.md scales to N workers). Every run inherits this process's
+environment, so OMP_NUM_THREADS applies to all alike (each Dask worker
+process runs torch on one thread unless OMP_NUM_THREADS says otherwise;
+the loop's `amif fuse` uses what OMP_NUM_THREADS gives it).
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_batch.py                       # 12 studies of 128x128x32
+    python benchmarks/bench_batch.py --studies 4 --size 64 64 16 --workers 1  # a quick check
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_volume import REPO, make_pair, weights_for  # noqa: E402  (the same phantom pair and weights)
+
+
+def timed(command: list[str], cwd: Path) -> float:
+    """Wall seconds of ``command`` run to completion in ``cwd``; exits with its output when it fails."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"`{shlex.join(command)}` failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--studies", type=int, default=12, help="studies in the manifest (default 12)")
+    parser.add_argument("--size", type=int, nargs=3, default=(128, 128, 32), metavar=("X", "Y", "Z"),
+                        help="MRI voxels of each study (default 128 128 32: 32 axial slices)")
+    parser.add_argument("--workers", type=int, nargs="+", default=(1, 2), help="local cluster sizes (default 1 2)")
+    parser.add_argument("--weights", type=Path, help="weights file (default: the shipped weights)")
+    parser.add_argument("--device", default="cpu", help="device for amif (default cpu)")
+    args = parser.parse_args()
+
+    amif = [sys.executable, "-m", "amif_core.cli"]
+    with tempfile.TemporaryDirectory(prefix="amif-bench-batch-") as temp:
+        folder = Path(temp)
+        weights, described = weights_for(args)
+        common = ["--weights", str(weights), "--device", args.device, "--quiet"]
+        make_pair(folder, tuple(args.size))
+        with (folder / "manifest.csv").open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["study_id", "mri", "other"])
+            writer.writerows([f"study{i:04d}", "mri.nrrd", "pet.nrrd"] for i in range(args.studies))
+        slices = args.size[2]
+        print(f"AMIF batch benchmark: {args.studies} studies of {'x'.join(map(str, args.size))} voxels "
+              f"({slices} slices each), device {args.device}, {os.cpu_count()} CPU cores, "
+              f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, weights {described}")
+
+        (folder / "loop").mkdir()
+        fuse = " ".join(shlex.quote(word) for word in [*amif, "fuse", "mri.nrrd", "pet.nrrd"])
+        loop = (f"for i in $(seq {args.studies}); do {fuse} -o loop/$i.nrrd --key loop/$i.amifkey "
+                f"{shlex.join(common)} || exit 1; done")
+        seconds = timed(["bash", "-c", loop], folder)
+        baseline = args.studies / seconds * 60
+        print(f"shell loop of amif fuse: {seconds:6.1f} s, {baseline:6.2f} studies/min")
+
+        for workers in args.workers:
+            out = folder / f"batch{workers}"
+            seconds = timed([*amif, "batch", "manifest.csv", "--out", out.name, "--workers", str(workers), *common],
+                            folder)
+            report = json.loads((out / "batch-report.json").read_text())
+            if report["counts"]["protected"] != args.studies:
+                raise SystemExit(f"amif batch protected {report['counts']} of {args.studies} studies")
+            task = sum(study["seconds"] for study in report["studies"]) / args.studies
+            rate = args.studies / seconds * 60
+            print(f"amif batch, {workers} worker{'s' if workers > 1 else ' '}: {seconds:6.1f} s, {rate:6.2f} "
+                  f"studies/min ({rate / baseline:.2f}x the loop); mean task {task:.2f} s per study, "
+                  f"{task / slices * 1000:.1f} ms per slice")
+
+
+if __name__ == "__main__":
+    main()
