@@ -10,8 +10,10 @@ studies, then times, from the command line, start-up included:
 * `amif batch` on a local Dask cluster of 1 worker, then of 2 workers
   (--workers), each worker loading the model once.
 
-Prints studies per minute for each, the ratio to the loop, and from the
-batch report the mean seconds per study task and per slice (the figure
+Prints studies per minute for each and the ratio to the loop; CPU seconds
+per study (every process's user + system time, start-up included: the
+figure a busy shared machine distorts least); and from the batch report
+the mean wall seconds per study task and per slice (the figure
 docs/batch.md scales to N workers). Every run inherits this process's
 environment, so OMP_NUM_THREADS applies to all alike (each Dask worker
 process runs torch on one thread unless OMP_NUM_THREADS says otherwise;
@@ -28,6 +30,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -39,15 +42,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_volume import REPO, make_pair, weights_for  # noqa: E402  (the same phantom pair and weights)
 
 
-def timed(command: list[str], cwd: Path) -> float:
-    """Wall seconds of ``command`` run to completion in ``cwd``; exits with its output when it fails."""
+def timed(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, of every process it started and waited for) of ``command`` run
+    to completion in ``cwd``; exits with its output when it fails."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"`{shlex.join(command)}` failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    return seconds
+    return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def main() -> None:
@@ -79,22 +85,23 @@ def main() -> None:
         fuse = " ".join(shlex.quote(word) for word in [*amif, "fuse", "mri.nrrd", "pet.nrrd"])
         loop = (f"for i in $(seq {args.studies}); do {fuse} -o loop/$i.nrrd --key loop/$i.amifkey "
                 f"{shlex.join(common)} || exit 1; done")
-        seconds = timed(["bash", "-c", loop], folder)
+        seconds, cpu = timed(["bash", "-c", loop], folder)
         baseline = args.studies / seconds * 60
-        print(f"shell loop of amif fuse: {seconds:6.1f} s, {baseline:6.2f} studies/min")
+        print(f"shell loop of amif fuse: {seconds:6.1f} s, {baseline:6.2f} studies/min; "
+              f"{cpu / args.studies:.2f} CPU s per study")
 
         for workers in args.workers:
             out = folder / f"batch{workers}"
-            seconds = timed([*amif, "batch", "manifest.csv", "--out", out.name, "--workers", str(workers), *common],
-                            folder)
+            seconds, cpu = timed([*amif, "batch", "manifest.csv", "--out", out.name, "--workers", str(workers),
+                                  *common], folder)
             report = json.loads((out / "batch-report.json").read_text())
             if report["counts"]["protected"] != args.studies:
                 raise SystemExit(f"amif batch protected {report['counts']} of {args.studies} studies")
             task = sum(study["seconds"] for study in report["studies"]) / args.studies
             rate = args.studies / seconds * 60
             print(f"amif batch, {workers} worker{'s' if workers > 1 else ' '}: {seconds:6.1f} s, {rate:6.2f} "
-                  f"studies/min ({rate / baseline:.2f}x the loop); mean task {task:.2f} s per study, "
-                  f"{task / slices * 1000:.1f} ms per slice")
+                  f"studies/min ({rate / baseline:.2f}x the loop); {cpu / args.studies:.2f} CPU s per study "
+                  f"(start-up included); mean task {task:.2f} s per study, {task / slices * 1000:.1f} ms per slice")
 
 
 if __name__ == "__main__":

@@ -59,7 +59,11 @@ def batch_client(scheduler: str | None, device: str, workers: int | None, retrie
     ``retries``: for a local cluster, how many workers may die running one
     task before it is given up (Dask's ``distributed.scheduler.allowed-failures``;
     an existing scheduler keeps its own setting). A local cluster serves
-    Dask's dashboard on a free port (the client's ``dashboard_link``).
+    Dask's dashboard on a free port (the client's ``dashboard_link``). Its
+    workers run without Dask's default ``MALLOC_TRIM_THRESHOLD_=65536``,
+    which costs torch about 60 % more CPU time per study (1.8 against 1.15 s
+    for 128x128x32); the pipeline hands freed memory back after each batch
+    of slices itself (:func:`amif_core.inference.runner.trimming`).
     """
     require_distributed()
     import dask
@@ -71,7 +75,8 @@ def batch_client(scheduler: str | None, device: str, workers: int | None, retrie
             yield client
         return
     count = workers if workers is not None else local_workers(device)
-    with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": retries,
+                          "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         with LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
                           dashboard_address=":0") as cluster, Client(cluster) as client:
             yield client
