@@ -14,7 +14,9 @@ Prints studies per minute for each and the ratio to the loop; CPU seconds
 per study (every process's user + system time, start-up included: the
 figure a busy shared machine distorts least); and from the batch report
 the mean wall seconds per study task and per slice (the figure
-docs/batch.md scales to N workers). Every run inherits this process's
+docs/batch.md scales to N workers). Last, the file work of one study at
+--io-size, in this process: reading NRRD and a DICOM series, writing NRRD
+and a DICOM series, and the fingerprint the resume check hashes. Every run inherits this process's
 environment, so OMP_NUM_THREADS applies to all alike (each Dask worker
 process runs torch on one thread unless OMP_NUM_THREADS says otherwise;
 the loop's `amif fuse` uses what OMP_NUM_THREADS gives it).
@@ -56,6 +58,37 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float]:
     return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
+def io_seconds(folder: Path, size: tuple[int, int, int]) -> dict[str, float]:
+    """Wall seconds of one study's file work at ``size``, in this process: reading the MRI (NRRD) and a DICOM series
+    of it, writing a protected volume (uint16) as NRRD and as a DICOM series (atomically, each file flushed), and
+    the volume fingerprint the resume check hashes."""
+    import SimpleITK as sitk
+
+    from amif_core.io.atomic import write_atomically
+    from amif_core.io.dicom import dicom_series_output
+    from amif_core.io.geometry import volume_fingerprint
+    from amif_core.io.volumes import read_volume, volume_output
+
+    make_pair(folder, size)
+    seconds = {}
+    start = time.perf_counter()
+    mri = read_volume(folder / "mri.nrrd")
+    seconds["read NRRD"] = time.perf_counter() - start
+    stored = sitk.Cast(sitk.RescaleIntensity(mri, 0, 32767), sitk.sitkUInt16)
+    for name, output in (("write NRRD", volume_output(stored, folder / "protected.nrrd")),
+                         ("write DICOM series", dicom_series_output(stored, folder / "series", "AMIF"))):
+        start = time.perf_counter()
+        write_atomically([output])
+        seconds[name] = time.perf_counter() - start
+    start = time.perf_counter()
+    read_volume(folder / "series")
+    seconds["read DICOM series"] = time.perf_counter() - start
+    start = time.perf_counter()
+    volume_fingerprint(stored)
+    seconds["fingerprint"] = time.perf_counter() - start
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--studies", type=int, default=12, help="studies in the manifest (default 12)")
@@ -64,6 +97,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=(1, 2), help="local cluster sizes (default 1 2)")
     parser.add_argument("--weights", type=Path, help="weights file (default: the shipped weights)")
     parser.add_argument("--device", default="cpu", help="device for amif (default cpu)")
+    parser.add_argument("--io-size", type=int, nargs=3, default=(256, 256, 180), metavar=("X", "Y", "Z"),
+                        help="study size for the file timings (default 256 256 180; 0 0 0 skips them)")
     args = parser.parse_args()
 
     amif = [sys.executable, "-m", "amif_core.cli"]
@@ -102,6 +137,12 @@ def main() -> None:
             print(f"amif batch, {workers} worker{'s' if workers > 1 else ' '}: {seconds:6.1f} s, {rate:6.2f} "
                   f"studies/min ({rate / baseline:.2f}x the loop); {cpu / args.studies:.2f} CPU s per study "
                   f"(start-up included); mean task {task:.2f} s per study, {task / slices * 1000:.1f} ms per slice")
+
+        if all(args.io_size):
+            (folder / "io").mkdir()
+            timings = io_seconds(folder / "io", tuple(args.io_size))
+            print(f"file work of one {'x'.join(map(str, args.io_size))} study: "
+                  + ", ".join(f"{name} {value:.2f} s" for name, value in timings.items()))
 
 
 if __name__ == "__main__":
