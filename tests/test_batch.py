@@ -19,6 +19,7 @@ distributed = pytest.importorskip("distributed", reason="amif batch needs the 'b
 from distributed import Client, LocalCluster  # noqa: E402
 from distributed.utils_test import cluster  # noqa: E402
 
+import amif_core
 import amif_core.cli.main as cli  # noqa: E402
 from amif_core.batch import FuseOptions, protect_manifest, read_manifest  # noqa: E402
 from amif_core.batch.report import sha256_of  # noqa: E402
@@ -170,6 +171,7 @@ def test_bad_rows_are_all_reported_with_their_row_and_reason(tmp_path: Path):
         {"study_id": "s3", "mri": "a.nrrd", "other": "a.nrrd", "colour": "rainbow"},
         {"study_id": "../up", "mri": "a.nrrd", "other": "a.nrrd", "identifier": "名前"},
         {"study_id": "s5", "mri": "a.nrrd", "other": "a.nrrd"},
+        {"study_id": "Batch-Report.csv", "mri": "a.nrrd", "other": "a.nrrd"},
     ])
     studies, rejected = read_manifest(path, FuseOptions())
     assert [s.study_id for s in studies] == ["s5"]
@@ -178,6 +180,7 @@ def test_bad_rows_are_all_reported_with_their_row_and_reason(tmp_path: Path):
     assert "mri" in text[4] and "nope.nrrd does not exist" in text[4] and "notes.txt is not a volume" in text[4]
     assert "Unknown colour table 'rainbow'" in text[5]
     assert "cannot name a folder" in text[6] and "characters the built-in font cannot draw" in text[6]
+    assert "the name of the batch report" in text[8]
 
 
 def test_a_manifest_without_the_columns_is_refused_before_any_work(tmp_path: Path, capsys):
@@ -293,3 +296,27 @@ def test_check_lists_the_rows_that_cannot_run_and_does_nothing(archive: Path, tm
     out = capsys.readouterr().out
     assert "row 5 (missing): other" in out and "5 of 6 studies can run." in out
     assert not (tmp_path / "out").exists()
+
+
+def test_dask_scheduler_address_picks_the_cluster(archive: Path, client: Client, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch, capsys):
+    import dask
+
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", client.scheduler.address)
+    dask.config.refresh()
+    try:
+        code = cli.main(["batch", str(archive / "manifest.csv"), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    finally:
+        monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
+        dask.config.refresh()
+    assert code == 1 and json.loads((tmp_path / "out" / "batch-report.json").read_text())["scheduler"] == \
+        client.scheduler.address
+    assert "4 protected" in capsys.readouterr().out
+
+
+def test_workers_that_cannot_load_the_model_are_named_before_any_study_runs(archive: Path, client: Client,
+                                                                            tmp_path: Path):
+    with pytest.raises(amif_core.InputError, match="could not load the AMIF model"):
+        protect_manifest(archive / "manifest.csv", tmp_path / "out", client, device="nonsense", progress=False,
+                         notice=lambda message: None)
+    assert not any((tmp_path / "out").glob("*/protected*"))

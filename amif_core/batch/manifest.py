@@ -13,6 +13,7 @@ import csv
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from amif_core.batch.report import REPORT_CSV, REPORT_JSON
 from amif_core.cli.study import FuseOptions
 from amif_core.errors import InputError
 from amif_core.io.volumes import READ_SUFFIXES
@@ -61,6 +62,8 @@ def _study_id_problem(study_id: str) -> str | None:
     if study_id in (".", "..") or any(c in study_id for c in '/\\\0') or study_id != study_id.strip():
         return (f"study_id {study_id!r} cannot name a folder (no '/', '\\', leading or trailing spaces, '.' or '..'); "
                 "use letters, digits, '-' or '_'")
+    if study_id.casefold() in (REPORT_CSV, REPORT_JSON):
+        return f"study_id {study_id!r} is the name of the batch report; choose another"
     return None
 
 

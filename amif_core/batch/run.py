@@ -21,6 +21,7 @@ from amif_core.batch.manifest import Study, read_manifest
 from amif_core.batch.report import FAILED, INVALID, BatchReport, StudyResult, write_report
 from amif_core.cli.common import Models, read_passphrase_file
 from amif_core.cli.study import FuseOptions
+from amif_core.errors import InputError
 from amif_core.io.volumes import check_volume_path
 
 if TYPE_CHECKING:
@@ -86,7 +87,12 @@ def _run(client: Client, studies: list[Study], settings: BatchSettings, weights:
 
     from amif_core.batch.worker import PLUGIN_NAME, ModelPlugin, protect_study
 
-    client.register_plugin(ModelPlugin(weights, device), name=PLUGIN_NAME)
+    try:
+        client.register_plugin(ModelPlugin(weights, device), name=PLUGIN_NAME)
+    except Exception as error:  # raised on a worker: amif_core missing there, the device refused, ...
+        raise InputError("The Dask workers could not load the AMIF model: {reason}. Check that amif-core is "
+                         "installed where the workers run and that they can use the device {device}.",
+                         reason=f"{type(error).__name__}: {error}", device=device) from error
     report.scheduler = client.scheduler.address
     report.workers = len(client.nthreads())
     notice(f"Running {len(studies)} studies on {report.workers} Dask workers ({report.scheduler}); "
