@@ -107,7 +107,7 @@ def main() -> None:
         weights, described = weights_for(args)
         common = ["--weights", str(weights), "--device", args.device, "--quiet"]
         make_pair(folder, tuple(args.size))
-        with (folder / "manifest.csv").open("w", newline="") as file:
+        with (folder / "manifest.csv").open("w", newline="", encoding="utf-8") as file:
             writer = csv.writer(file)
             writer.writerow(["study_id", "mri", "other"])
             writer.writerows([f"study{i:04d}", "mri.nrrd", "pet.nrrd"] for i in range(args.studies))

@@ -40,7 +40,7 @@ def _write(image: sitk.Image, path: Path) -> Path:
 
 def _manifest(folder: Path, rows: list[dict[str, str]]) -> Path:
     path = folder / "manifest.csv"
-    with path.open("w", newline="") as file:
+    with path.open("w", newline="", encoding="utf-8") as file:
         writer = csv.DictWriter(file, ["study_id", "mri", "other", "colour", "identifier"])
         writer.writeheader()
         writer.writerows(rows)
@@ -77,7 +77,7 @@ def client() -> Client:
 
 
 def _report(out: Path) -> dict[str, dict[str, str]]:
-    with (out / "batch-report.csv").open(newline="") as file:
+    with (out / "batch-report.csv").open(newline="", encoding="utf-8") as file:
         return {row["study_id"]: row for row in csv.DictReader(file)}
 
 
