@@ -65,7 +65,6 @@ def batch_client(scheduler: str | None, device: str, workers: int | None, retrie
     for 128x128x32); the pipeline hands freed memory back after each batch
     of slices itself (:func:`amif_core.inference.runner.trimming`).
     """
-    require_distributed()
     import dask
     from distributed import Client, LocalCluster
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 from tqdm import tqdm
 
-from amif_core.batch.cluster import batch_client
+from amif_core.batch.cluster import batch_client, require_distributed
 from amif_core.batch.manifest import Study, read_manifest
 from amif_core.batch.report import FAILED, INVALID, BatchReport, StudyResult, write_report
 from amif_core.cli.common import Models, read_passphrase_file
@@ -55,6 +55,7 @@ def protect_manifest(manifest: str | Path, out: str | Path, client: Client | Non
     suffix, weights or passphrase file, and when Dask is not installed.
     """
     start = time.perf_counter()
+    require_distributed()
     manifest, out = Path(manifest), Path(out)
     check_volume_path(f"protected{suffix}")
     Models(weights)  # a missing weights file is refused here, not once per worker
@@ -65,10 +66,9 @@ def protect_manifest(manifest: str | Path, out: str | Path, client: Client | Non
         notice(f"{len(rejected)} of {len(studies) + len(rejected)} manifest rows cannot run and are reported as "
                "invalid:\n" + "\n".join(f"  {problem}" for problem in rejected))
     out.mkdir(parents=True, exist_ok=True)
-    settings_out = out.resolve()
     from amif_core.batch.worker import BatchSettings
 
-    settings = BatchSettings(settings_out, suffix, passphrase_file and passphrase_file.resolve(), force)
+    settings = BatchSettings(out.resolve(), suffix, passphrase_file and passphrase_file.resolve(), force)
     report = BatchReport(str(manifest), str(out))
     report.studies = [StudyResult(p.row, p.study_id, INVALID, "; ".join(p.problems)) for p in rejected]
     if studies:

@@ -65,10 +65,8 @@ def batch(args: argparse.Namespace) -> int:
             print(problem)
         say(args, f"{len(studies)} of {len(studies) + len(rejected)} studies can run.")
         return EXIT_FAILURE if rejected else EXIT_OK
-    from amif_core.batch.cluster import require_distributed
     from amif_core.batch.run import protect_manifest
 
-    require_distributed()
     report = protect_manifest(args.manifest, args.out, options=options, passphrase_file=args.passphrase_file,
                               suffix=SUFFIXES[args.format], device=args.device, weights=args.weights, force=args.force,
                               retries=args.retries, scheduler=args.scheduler, workers=args.workers,
