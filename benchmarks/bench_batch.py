@@ -14,7 +14,9 @@ Prints studies per minute for each and the ratio to the loop; CPU seconds
 per study (every process's user + system time, start-up included: the
 figure a busy shared machine distorts least); and from the batch report
 the mean wall seconds per study task and per slice (the figure
-docs/batch.md scales to N workers). Last, the file work of one study at
+docs/batch.md scales to N workers). Then the CPU seconds of one study in
+one process with and without the malloc trim threshold that Dask's nanny
+sets for its workers by default. Last, the file work of one study at
 --io-size, in this process: reading NRRD and a DICOM series, writing NRRD
 and a DICOM series, and the fingerprint the resume check hashes. Every run inherits this process's
 environment, so OMP_NUM_THREADS applies to all alike (each Dask worker
@@ -56,6 +58,35 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float]:
     if done.returncode != 0:
         raise SystemExit(f"`{shlex.join(command)}` failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+_STUDY_CPU = """
+import json, sys, time
+from pathlib import Path
+from amif_core.cli.common import Models
+from amif_core.cli.study import FuseOptions, StudyFiles, fuse_study
+folder, repeats = Path(sys.argv[1]), int(sys.argv[2])
+models = Models(None)
+seconds = []
+for i in range(repeats + 1):  # the first study warms up and is not counted
+    start = time.process_time()
+    files = StudyFiles(folder / "mri.nrrd", folder / "pet.nrrd", folder / f"cpu{i}.nrrd", folder / f"cpu{i}.amifkey")
+    fuse_study(files, FuseOptions(), None, models, "cpu", True, None, lambda message: None)
+    seconds.append(time.process_time() - start)
+print(json.dumps(sorted(seconds[1:])[repeats // 2]))
+"""
+
+
+def study_cpu_seconds(folder: Path, trim_threshold: str | None, repeats: int = 3) -> float:
+    """Median CPU seconds of one study's `fuse_study` in a process started with MALLOC_TRIM_THRESHOLD_ set to
+    ``trim_threshold`` (None: unset), as a Dask nanny sets it for its worker by default."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    if trim_threshold is not None:
+        env["MALLOC_TRIM_THRESHOLD_"] = trim_threshold
+    done = subprocess.run([sys.executable, "-c", _STUDY_CPU, str(folder), str(repeats)], env=env,
+                          capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def io_seconds(folder: Path, size: tuple[int, int, int]) -> dict[str, float]:
@@ -137,6 +168,10 @@ def main() -> None:
             print(f"amif batch, {workers} worker{'s' if workers > 1 else ' '}: {seconds:6.1f} s, {rate:6.2f} "
                   f"studies/min ({rate / baseline:.2f}x the loop); {cpu / args.studies:.2f} CPU s per study "
                   f"(start-up included); mean task {task:.2f} s per study, {task / slices * 1000:.1f} ms per slice")
+
+        dask_default, unset = study_cpu_seconds(folder, "65536"), study_cpu_seconds(folder, None)
+        print(f"one study in one process: {dask_default:.2f} CPU s with Dask's default MALLOC_TRIM_THRESHOLD_=65536, "
+              f"{unset:.2f} CPU s without it (median of 3)")
 
         if all(args.io_size):
             (folder / "io").mkdir()
