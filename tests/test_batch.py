@@ -320,3 +320,33 @@ def test_workers_that_cannot_load_the_model_are_named_before_any_study_runs(arch
         protect_manifest(archive / "manifest.csv", tmp_path / "out", client, device="nonsense", progress=False,
                          notice=lambda message: None)
     assert not any((tmp_path / "out").glob("*/protected*"))
+
+
+def test_the_owner_secret_reaches_every_study_as_amif_fuse_uses_it(archive: Path, client: Client, tmp_path: Path):
+    inputs = archive / "inputs"
+    manifest = _manifest(tmp_path, [{"study_id": "s", "mri": str(inputs / "mri.nrrd"), "other": str(inputs / "ct.nii.gz")}])
+    secret = tmp_path / "owner.secret"
+    assert cli.main(["owner", "init", "-o", str(secret), "-q"]) == 0
+    report = protect_manifest(manifest, tmp_path / "out", client, options=FuseOptions(owner_secret=secret),
+                              device="cpu", progress=False, notice=lambda message: None)
+    assert report.ok and "demo trace mark" not in report.studies[0].notes
+    assert cli.main(["fuse", str(inputs / "mri.nrrd"), str(inputs / "ct.nii.gz"), "-o", str(tmp_path / "f.nrrd"),
+                     "--key", str(tmp_path / "f.amifkey"), "--owner-secret", str(secret), "--device", "cpu", "-q"]) == 0
+    batch = sitk.GetArrayFromImage(read_volume(tmp_path / "out" / "s" / "protected.nrrd"))
+    assert np.array_equal(batch, sitk.GetArrayFromImage(read_volume(tmp_path / "f.nrrd")))
+    demo = protect_manifest(manifest, tmp_path / "demo", client, device="cpu", progress=False,
+                            notice=lambda message: None).studies[0]
+    assert "demo trace mark" in demo.notes
+    assert not np.array_equal(batch, sitk.GetArrayFromImage(read_volume(tmp_path / "demo" / "s" / "protected.nrrd")))
+
+
+def test_a_rerun_with_another_identifier_protects_again(archive: Path, client: Client, tmp_path: Path):
+    inputs = archive / "inputs"
+    manifest = _manifest(tmp_path, [{"study_id": "s", "mri": str(inputs / "mri.nrrd"), "other": str(inputs / "ct.nii.gz")}])
+
+    def run(identifier: str) -> str:
+        return protect_manifest(manifest, tmp_path / "out", client, options=FuseOptions(identifier=identifier),
+                                device="cpu", progress=False, notice=lambda message: None).studies[0].status
+
+    assert [run("Site A"), run("Site A"), run("Site B")] == ["protected", "skipped", "protected"]
+    assert read_key(tmp_path / "out" / "s" / "protected.amifkey").identifier == "Site B"

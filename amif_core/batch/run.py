@@ -7,10 +7,12 @@ to ``retries`` times. Progress is a tqdm bar fed by ``as_completed``.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 import uuid
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -19,10 +21,11 @@ from tqdm import tqdm
 from amif_core.batch.cluster import batch_client, require_distributed
 from amif_core.batch.manifest import Study, read_manifest
 from amif_core.batch.report import FAILED, INVALID, BatchReport, StudyResult, write_report
-from amif_core.cli.common import Models, read_passphrase_file
+from amif_core.cli.common import Models, load_owner_secret, read_passphrase_file
 from amif_core.cli.study import FuseOptions
 from amif_core.errors import InputError
 from amif_core.io.volumes import check_volume_path
+from amif_core.tracing.secret import ENVIRONMENT
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -46,7 +49,8 @@ def protect_manifest(manifest: str | Path, out: str | Path, client: Client | Non
     fuse options of every study (a row's ``colour``/``identifier`` cells
     override them). ``passphrase_file``: encrypt each key with the passphrase
     on its first line (read by each worker; the passphrase never travels with
-    the tasks). ``suffix``: of the protected volume files. ``device``/
+    the tasks); ``options.owner_secret`` (else $AMIF_OWNER_SECRET here) is
+    likewise a file each worker reads. ``suffix``: of the protected volume files. ``device``/
     ``weights``: as for ``amif fuse``, per worker. ``force``: protect every
     study again, even one already done. ``retries``: reruns of a task that
     raised unexpectedly (and, on a local cluster, of one whose worker died).
@@ -61,6 +65,9 @@ def protect_manifest(manifest: str | Path, out: str | Path, client: Client | Non
     Models(weights)  # a missing weights file is refused here, not once per worker
     if passphrase_file is not None:
         read_passphrase_file(passphrase_file)
+    secret_file = options.owner_secret or os.environ.get(ENVIRONMENT) or None  # the workers' environment may lack it
+    options = replace(options, owner_secret=None if secret_file is None else Path(secret_file).resolve())
+    load_owner_secret(options.owner_secret, notice)  # a bad file is refused, the demo secret announced, here once
     studies, rejected = read_manifest(manifest, options)
     if rejected:
         notice(f"{len(rejected)} of {len(studies) + len(rejected)} manifest rows cannot run and are reported as "

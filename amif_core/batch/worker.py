@@ -3,9 +3,10 @@
 A study's outputs go to ``OUT/<study_id>/``: ``protected.<ext>`` (or the
 folder ``protected/`` for a DICOM series) and ``protected.amifkey``,
 written as ``amif fuse`` writes them (:func:`amif_core.cli.study.fuse_study`).
-A study whose outputs exist and whose key fits its protected volume
-(:func:`amif_core.inference.pipeline.check_key_fits_volume`) is skipped
-unless forced; any other study is protected again, replacing what it left.
+A study whose outputs exist, whose key records its options and fits its
+protected volume (:func:`amif_core.inference.pipeline.check_key_fits_volume`)
+is skipped unless forced; any other study is protected again, replacing
+what it left.
 """
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from distributed import WorkerPlugin, get_worker
 from amif_core.batch.manifest import Study
 from amif_core.batch.report import FAILED, PROTECTED, SKIPPED, StudyResult, sha256_of
 from amif_core.cli.common import Models, read_passphrase_file
-from amif_core.cli.study import StudyFiles, check_study_outputs, fuse_study
+from amif_core.cli.study import FuseOptions, StudyFiles, check_study_outputs, fuse_study
 from amif_core.errors import AMIFError, InputError, KeyFormatError, KeyMismatchError, WrongPassphraseError
+from amif_core.key.core import Key
+from amif_core.transforms.identifier import validate_identifier
 
 PLUGIN_NAME = "amif-model"
 KEY_NAME = "protected.amifkey"
@@ -69,10 +72,18 @@ def study_files(study: Study, settings: BatchSettings) -> StudyFiles:
     return StudyFiles(study.mri, study.other, output, folder / KEY_NAME)
 
 
-def _done(files: StudyFiles, passphrase: str | None, model_id: str) -> bool:
-    """True when the study's outputs exist, its key opens with ``passphrase`` (encrypted when one is given) and fits
-    its protected volume for the weights ``model_id``. Raises :class:`WrongPassphraseError` for a key that
-    ``passphrase`` does not open, so an earlier run's key is never replaced unasked."""
+def _made_as_asked(key: Key, options: FuseOptions) -> bool:
+    """True when ``key`` records the identifier, colour table and (when one is asked) slice axis of ``options``."""
+    table = None if key.colour is None else key.colour.get("table")
+    return (key.identifier == validate_identifier(options.identifier) and table == options.colour
+            and options.axis in (None, key.axis))
+
+
+def _done(files: StudyFiles, options: FuseOptions, passphrase: str | None, model_id: str) -> bool:
+    """True when the study's outputs exist, its key opens with ``passphrase`` (encrypted when one is given), records
+    the study's options (:func:`_made_as_asked`) and fits its protected volume for the weights ``model_id``. Raises
+    :class:`WrongPassphraseError` for a key that ``passphrase`` does not open, so an earlier run's key is never
+    replaced unasked. The owner secret is not recorded anywhere, so a change of secret alone is not seen."""
     from amif_core.inference.pipeline import check_key_fits_volume
     from amif_core.io.volumes import read_volume
     from amif_core.key.file import read_key, read_key_header
@@ -82,7 +93,10 @@ def _done(files: StudyFiles, passphrase: str | None, model_id: str) -> bool:
     try:
         if passphrase is not None and read_key_header(files.key)["encryption"] is None:
             return False  # asked for an encrypted key now
-        check_key_fits_volume(read_volume(files.output), read_key(files.key, passphrase), model_id)
+        key = read_key(files.key, passphrase)
+        if not _made_as_asked(key, options):
+            return False
+        check_key_fits_volume(read_volume(files.output), key, model_id)
     except WrongPassphraseError:
         raise
     except (KeyMismatchError, KeyFormatError, InputError):
@@ -122,7 +136,7 @@ def protect_study(study: Study, settings: BatchSettings) -> StudyResult:
 
     try:
         passphrase = None if settings.passphrase_file is None else read_passphrase_file(settings.passphrase_file)
-        if not settings.force and _done(files, passphrase, plugin.model_id):
+        if not settings.force and _done(files, study.options, passphrase, plugin.model_id):
             return result(SKIPPED)
         files.output.parent.mkdir(exist_ok=True)
         check_study_outputs(files, study.options, force=True)

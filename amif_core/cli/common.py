@@ -32,6 +32,7 @@ from amif_core.io.atomic import Output
 
 if TYPE_CHECKING:
     from amif_core.inference.model import AMIFModel
+    from amif_core.tracing.secret import OwnerSecret
 
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
@@ -101,6 +102,30 @@ def passphrase_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--passphrase-env", metavar="NAME", help="read the passphrase from environment variable NAME")
     group.add_argument("--passphrase-file", type=Path, metavar="PATH",
                        help="read the passphrase from the first line of PATH")
+
+
+def owner_secret_option(parser: argparse.ArgumentParser) -> None:
+    """--owner-secret: the file that chooses the fusion's trace mark."""
+    parser.add_argument("--owner-secret", type=Path, metavar="PATH",
+                        help="owner secret file (made by `amif owner init`) that chooses the invisible trace mark "
+                             "of the fusion (default: $AMIF_OWNER_SECRET, else the public demo secret)")
+
+
+def owner_secret(args: argparse.Namespace) -> "OwnerSecret":
+    """The secret of --owner-secret or $AMIF_OWNER_SECRET, else the demo secret, which is announced on stderr."""
+    return load_owner_secret(args.owner_secret, notice(args))
+
+
+def load_owner_secret(path: Path | None, notice: Callable[[str], None]) -> "OwnerSecret":
+    """The secret in the file ``path``, else in the file $AMIF_OWNER_SECRET names, else the demo secret, which is
+    announced through ``notice``."""
+    from amif_core.tracing.secret import resolve_secret
+
+    secret = resolve_secret(path)
+    if secret.demo:
+        notice("No owner secret (--owner-secret or $AMIF_OWNER_SECRET): the fusion carries the public demo "
+               "trace mark, which traces to anyone running AMIF, not to you.")
+    return secret
 
 
 class Models:

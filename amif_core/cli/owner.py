@@ -15,6 +15,8 @@ from amif_core.cli.common import (
     json_output,
     load,
     model_options,
+    owner_secret,
+    owner_secret_option,
     say,
 )
 from amif_core.errors import AMIFError
@@ -144,7 +146,9 @@ def _leaked_budgets(text: str) -> list[int | str]:
 def _attack_arguments(parser: argparse.ArgumentParser) -> None:
     from amif_core.evaluation.attacks.remover import RemoverConfig
 
-    parser.add_argument("--limit", type=int, metavar="N", help="at most N validation slices per pair (quick check)")
+    parser.add_argument("--limit", type=int, metavar="N",
+                        help="at most N validation slices per pair (quick check); with --distill, at most N training "
+                             "slices per pair")
     parser.add_argument("--leaked", type=_leaked_budgets, default="10,100,all", metavar="LIST",
                         help="leaked (protected, clean) training pairs, one U-Net remover per budget: comma-separated "
                              "counts or 'all' (default: 10,100,all; '' trains none)")
@@ -162,11 +166,22 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the full result as JSON")
     parser.add_argument("--picture", type=Path, metavar="PATH",
                         help="write a PNG: protected | strongest attack | authorized unlock, one validation slice")
+    distill = parser.add_argument_group("distillation (--distill)")
+    distill.add_argument("--distill", action="store_true",
+                         help="instead of the identifier attacks: train students on the released images and trace "
+                              "them (amif_core/evaluation/attacks/distill_eval.py)")
+    distill.add_argument("--student-steps", type=int, metavar="N",
+                         help="training steps of every student (default: each setting's own, 1500)")
+    distill.add_argument("--student-seeds", type=int, default=2, metavar="N", help="seeds per setting (default 2)")
+    distill.add_argument("--probes", type=int, default=40, metavar="N",
+                         help="validation probe slices for the trace (default 40)")
+    distill.add_argument("--settings", metavar="LIST",
+                         help="comma-separated student settings to train (default: all; see distill.SETTINGS)")
 
 
 @command("attack-eval", "Try to remove the identifier without the key and measure how close each attack gets.",
          example="amif attack-eval --data ../shared/data/harvard --json attacks.json --picture attacks.png",
-         arguments=(_data_option, _attack_arguments, model_options, force_option))
+         arguments=(_data_option, _attack_arguments, owner_secret_option, model_options, force_option))
 def attack_eval_command(args: argparse.Namespace) -> int:
     try:  # OpenCV and scikit-image come with the optional [attack] extra
         from amif_core.evaluation.attacks.report import format_report as format_attacks
@@ -182,6 +197,8 @@ def attack_eval_command(args: argparse.Namespace) -> int:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.distill:
+        return _distill(args)
     evaluation = run_attack_eval(load(args), args.data, limit=args.limit, leaked=args.leaked,
                                  config=RemoverConfig(steps=args.remover_steps), seed=args.seed, quiet=args.quiet,
                                  white_box_limit=args.white_box_slices, evaluations=args.white_box_evaluations,
@@ -193,4 +210,91 @@ def attack_eval_command(args: argparse.Namespace) -> int:
     write_atomically(writes, args.force)
     for path in outputs:
         say(args, f"Wrote {path}")
+    return EXIT_OK
+
+
+def _owner_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("init",), help="init: write a new owner secret (256 random bits)")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="PATH",
+                        help="the secret file to write, readable by you only (mode 0600); keep it private and "
+                             "backed up: it is what proves that a suspect model learnt from your outputs")
+
+
+@command("owner", "Make the owner secret that chooses your fusions' invisible trace mark.",
+         example="amif owner init -o ~/.amif/owner.secret",
+         arguments=(_owner_arguments, force_option))
+def owner_command(args: argparse.Namespace) -> int:
+    from amif_core.tracing.secret import new_secret, write_secret
+
+    check_outputs([args.output], args.force, inputs=[])
+    write_secret(args.output, new_secret(), force=args.force)
+    say(args, f"Owner secret: {args.output} (mode 0600). Use it with `amif fuse --owner-secret {args.output}` or "
+              f"AMIF_OWNER_SECRET={args.output}, and with `amif trace`.")
+    return EXIT_OK
+
+
+def _trace_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("probes", type=Path,
+                        help="probe folder: one sub-folder per probe holding mri.<ext> and other.<ext> (volumes "
+                             "that `amif fuse` reads, or PNG/JPEG/TIFF slices)")
+    parser.add_argument("outputs", type=Path,
+                        help="the suspect's outputs: <probe id>.<ext> for each probe, in any of those formats")
+    parser.add_argument("--colour", metavar="TABLE",
+                        help="the colour table the suspect's colour outputs were made with, for scalar PET/SPECT "
+                             "probes (RGB probes need none)")
+    parser.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH ('-': standard output)")
+
+
+@command("trace", "Test whether a suspect's outputs carry your trace mark: a statistic, its exact p-value, a verdict.",
+         example="amif trace probes/ suspect-outputs/ --owner-secret ~/.amif/owner.secret --json trace.json",
+         arguments=(_trace_arguments, owner_secret_option, model_options, force_option))
+def trace_command(args: argparse.Namespace) -> int:
+    import json
+
+    from amif_core.tracing.probes import read_probes, trace_probes
+    from amif_core.transforms.colour import colour_table
+
+    json_path = None if args.json in (None, "-") else Path(args.json)
+    if json_path is not None:
+        check_outputs([json_path], args.force, inputs=[])
+    if args.colour is not None:
+        colour_table(args.colour)
+    secret = owner_secret(args)
+    result = trace_probes(load(args), read_probes(args.probes, args.outputs), secret, args.colour)
+    if args.json == "-":
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        say(args, f"Verdict: {result.verdict} (p = {result.p_value:.3g}; t = {result.t:.2f} with {result.features - 1} "
+                  f"degrees of freedom, cosine {result.cosine:.3f}; {result.slices} slices, {result.pixels} pixels)")
+        for note in result.notes:
+            say(args, f"Note: {note}")
+        if json_path is not None:
+            write_atomically([json_output(json_path, result.to_dict())], args.force)
+    return EXIT_OK
+
+
+def _distill(args: argparse.Namespace) -> int:
+    """attack-eval --distill: the students and their trace (the owner secret and another one derived from --seed
+    unless --owner-secret names the owner's)."""
+    import hashlib
+
+    from amif_core.evaluation.attacks.distill import SETTINGS, with_steps
+    from amif_core.evaluation.attacks.distill_eval import format_distill, run_distill
+    from amif_core.tracing.secret import OwnerSecret, read_secret
+
+    chosen = SETTINGS if args.settings is None else {name: SETTINGS[name] for name in args.settings.split(",")
+                                                     if name in SETTINGS}
+    if not chosen or (args.settings is not None and len(chosen) != len(args.settings.split(","))):
+        raise AMIFError("--settings takes a comma-separated list of {names}.", names=", ".join(SETTINGS))
+    derived = [OwnerSecret(hashlib.sha256(f"attack-eval --distill secret {args.seed} {i}".encode()).digest())
+               for i in range(2)]
+    owner = read_secret(args.owner_secret) if args.owner_secret is not None else derived[0]
+    result = run_distill(load(args), args.data, owner, derived[1], probes=args.probes,
+                         seeds=tuple(range(args.seed, args.seed + args.student_seeds)),
+                         settings=with_steps(chosen, args.student_steps), seed=args.seed, quiet=args.quiet,
+                         log=lambda line: say(args, line), train_limit=args.limit)
+    print(format_distill(result))
+    if args.json is not None:
+        write_atomically([json_output(args.json, result)], args.force)
+        say(args, f"Wrote {args.json}")
     return EXIT_OK

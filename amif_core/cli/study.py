@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from amif_core.cli.common import Models, Progress, run_on_device
+from amif_core.cli.common import Models, Progress, load_owner_secret, owner_secret_option, run_on_device
 from amif_core.constants import DEFAULT_IDENTIFIER
 from amif_core.io.atomic import check_outputs, write_atomically
 from amif_core.io.volumes import check_volume_path, read_volume, volume_output
@@ -27,17 +27,20 @@ if TYPE_CHECKING:
 class FuseOptions:
     """How a study is protected: ``identifier`` text, ``colour`` table for a scalar PET/SPECT (None: grey, or the
     second scan's own RGB), numpy slice ``axis`` (None: the one closest to superior-inferior), and ``dicom``: write a
-    DICOM series folder instead of a volume file."""
+    DICOM series folder instead of a volume file; ``owner_secret``: the owner secret file that chooses the trace mark
+    (None: the file $AMIF_OWNER_SECRET names, else the public demo secret); a path, never the secret itself."""
 
     identifier: str = DEFAULT_IDENTIFIER
     colour: str | None = None
     axis: int | None = None
     dicom: bool = False
+    owner_secret: Path | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> FuseOptions:
         """The options of ``amif fuse`` (or ``amif batch``) as parsed."""
-        return cls(identifier=args.identifier, colour=args.colour, axis=args.axis, dicom=args.dicom)
+        return cls(identifier=args.identifier, colour=args.colour, axis=args.axis, dicom=args.dicom,
+                   owner_secret=args.owner_secret)
 
     def check(self) -> None:
         """Raise :class:`~amif_core.errors.InputError` for an identifier the font cannot draw or an unknown colour
@@ -58,6 +61,7 @@ def fuse_option_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--colour", metavar="TABLE",
                         help="fuse in colour: map a scalar PET/SPECT through this colour table (pet: hot iron, "
                              "spect: rainbow) and write RGB. An RGB second scan is fused in colour without it")
+    owner_secret_option(parser)
 
 
 @dataclass(frozen=True)
@@ -92,13 +96,15 @@ def check_study_outputs(files: StudyFiles, options: FuseOptions, force: bool) ->
 
 def fuse_study(files: StudyFiles, options: FuseOptions, passphrase: str | None, models: Models, device: str,
                force: bool, progress: Progress | None, notice: Callable[[str], None]) -> FusedStudy:
-    """Read both scans, protect them on ``device`` with ``models`` and write the protected volume and its key
-    (encrypted with ``passphrase`` unless None) atomically: both outputs or neither.
+    """Read both scans, protect them on ``device`` with ``models`` (the trace mark chosen by ``options.owner_secret``)
+    and write the protected volume and its key (encrypted with ``passphrase`` unless None) atomically: both outputs
+    or neither.
 
     ``force``: replace existing outputs. ``progress(done, total)`` counts
-    slices; resampling, memory-plan and out-of-memory retry notes go to
-    ``notice``. The inputs are never modified.
+    slices; the demo-secret, resampling, memory-plan and out-of-memory retry
+    notes go to ``notice``. The inputs are never modified.
     """
+    owner = load_owner_secret(options.owner_secret, notice)
     mri, other = read_volume(files.mri), read_volume(files.other)
     from amif_core.inference.pipeline import protect_volume
     from amif_core.io.geometry import check_axis, slice_axis, slice_size
@@ -107,7 +113,8 @@ def fuse_study(files: StudyFiles, options: FuseOptions, passphrase: str | None, 
     check_axis(axis, mri)
     (protected, key), ran_on = run_on_device(models, device, mri.GetNumberOfPixels(), slice_size(mri, axis), (
         lambda model, batch: protect_volume(model, mri, other, options.identifier, axis, colour_table=options.colour,
-                                            progress=progress, notice=notice, batch_size=batch)), notice)
+                                            progress=progress, notice=notice, batch_size=batch, owner=owner)),
+        notice)
     if options.dicom:
         from amif_core.io.dicom import dicom_series_output, source_attributes
 

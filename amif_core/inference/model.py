@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from amif_core.constants import DEFAULT_BATCH_SIZE, DEFAULT_IDENTIFIER, padded
 from amif_core.errors import CancelledError, InputError, KeyMismatchError
-from amif_core.inference.pair import as_volume, prepare_pair
+from amif_core.inference.pair import Pair, as_volume, prepare_pair
 from amif_core.key import codec
 from amif_core.key.check import check_fits
 from amif_core.key.core import Key, image_fingerprint, image_signature
@@ -34,6 +34,8 @@ from amif_core.transforms.identifier import (
     slice_offsets,
     validate_identifier,
 )
+from amif_core.tracing.mark import TraceMark
+from amif_core.tracing.secret import DEMO_SECRET, OwnerSecret
 from amif_core.transforms.intensity import Normalisation, fit_normalisation
 
 Progress = Callable[[int, int], None]
@@ -93,30 +95,39 @@ class AMIFModel:
         if progress is not None:
             progress(done, total)
 
-    def _fused_batches(self, a: np.ndarray, b: np.ndarray, batch_size: int, progress: Progress | None,
-                       cancel: Cancel | None) -> Iterator[tuple[slice, torch.Tensor, Normalisation, Normalisation]]:
-        norm_a, norm_b = fit_normalisation(a), fit_normalisation(b)
-        self._tick(0, a.shape[0], progress, cancel)
-        for part in _batches(a.shape[0], batch_size):
+    def _released_batches(self, pair: Pair, batch_size: int, progress: Progress | None, cancel: Cancel | None,
+                          mark: TraceMark | None) -> Iterator[tuple[slice, np.ndarray, Normalisation, Normalisation]]:
+        """Per batch of slices: the released fusion, (B, H, W) grey or (B, H, W, 3) RGB float32 in [0, 1]
+        (the network's fusion, composed in colour for a colour pair, plus ``mark``), and the two normalisations."""
+        norm_a, norm_b = fit_normalisation(pair.mri), fit_normalisation(pair.other)
+        depth, h, w = pair.mri.shape
+        self._tick(0, depth, progress, cancel)
+        for part in _batches(depth, batch_size):
+            a, b = norm_a.apply(pair.mri[part]), norm_b.apply(pair.other[part])
             with torch.inference_mode():
-                fused = self.net.fuse(self._tensor(norm_a.apply(a[part])), self._tensor(norm_b.apply(b[part])))
-            yield part, fused, norm_a, norm_b
-            self._tick(part.stop, a.shape[0], progress, cancel)
+                fused = self.net.fuse(self._tensor(a), self._tensor(b))[:, 0, :h, :w].cpu().numpy()
+            if pair.cbcr is not None:
+                fused = compose(fused, pair.other[part], pair.cbcr[part])
+            yield part, (fused if mark is None else mark.apply(fused, a, b)), norm_a, norm_b
+            self._tick(part.stop, depth, progress, cancel)
 
     def fuse_clean(self, mri: np.ndarray, other: np.ndarray, colour_table: str | None = None,
                    progress: Progress | None = None, cancel: Cancel | None = None,
-                   batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
-        """The watermark-free fusion, for the model owner's training and evaluation.
+                   batch_size: int = DEFAULT_BATCH_SIZE, owner: OwnerSecret | None = DEMO_SECRET) -> np.ndarray:
+        """The identifier-free fusion: what :meth:`unlock` returns for :meth:`protect`'s image, for the model
+        owner's training and evaluation.
 
-        ``mri`` and ``other`` as in :meth:`protect`. Returns float32 in [0, 1]:
-        the MRI's shape, plus a trailing 3 (RGB) for a colour fusion.
+        ``mri`` and ``other`` as in :meth:`protect`. ``owner``: the secret whose
+        trace mark the fusion carries (:mod:`amif_core.tracing`), as in
+        :meth:`protect`; None gives the network's unmarked fusion, the
+        reference that :mod:`amif_core.tracing.detect` compares a suspect with.
+        Returns float32 in [0, 1]: the MRI's shape, plus a trailing 3 (RGB) for a colour fusion.
         """
         pair = prepare_pair(mri, other, colour_table)
         out = np.empty(pair.mri.shape + ((3,) if pair.cbcr is not None else ()), dtype=np.float32)
-        h, w = pair.mri.shape[1:]
-        for part, fused, _, _ in self._fused_batches(pair.mri, pair.other, batch_size, progress, cancel):
-            grey = fused[:, 0, :h, :w].cpu().numpy()
-            out[part] = grey if pair.cbcr is None else compose(grey, pair.other[part], pair.cbcr[part])
+        mark = None if owner is None else TraceMark.from_secret(owner)
+        for part, released, _, _ in self._released_batches(pair, batch_size, progress, cancel, mark):
+            out[part] = released
         return out.reshape(pair.shape)
 
     def _mask_tensor(self, masks: np.ndarray, hp: int, wp: int) -> torch.Tensor:
@@ -127,7 +138,8 @@ class AMIFModel:
     def protect(self, mri: np.ndarray, other: np.ndarray, identifier: str = DEFAULT_IDENTIFIER,
                 style: IdentifierStyle = IdentifierStyle(), colour_table: str | None = None,
                 progress: Progress | None = None, cancel: Cancel | None = None,
-                batch_size: int = DEFAULT_BATCH_SIZE, levels: int | None = None) -> Protected:
+                batch_size: int = DEFAULT_BATCH_SIZE, levels: int | None = None,
+                owner: OwnerSecret = DEMO_SECRET) -> Protected:
         """Fuse and protect: returns the image with the identifier burnt in, and its key.
 
         ``mri``: (H, W) or (D, H, W), greyscale, any real dtype and intensity
@@ -144,6 +156,8 @@ class AMIFModel:
         is deterministic for the same inputs on the same device. ``levels``
         (see :mod:`amif_core.key.storage`): round the image to multiples of
         1 / ``levels`` before its key is made, so integers hold it exactly.
+        ``owner``: the secret that chooses the invisible trace mark the fusion
+        carries (:mod:`amif_core.tracing`); the public demo secret by default.
         """
         identifier = validate_identifier(identifier)
         pair = prepare_pair(mri, other, colour_table)
@@ -156,13 +170,13 @@ class AMIFModel:
         origin = np.zeros((depth, 4), dtype=np.float32)
         step = np.zeros((depth, 4), dtype=np.float32)
         codes, chroma_codes = [], []
-        for part, fused, norm_a, norm_b in self._fused_batches(pair.mri, pair.other, batch_size, progress, cancel):
+        mark = TraceMark.from_secret(owner)
+        for part, clean, norm_a, norm_b in self._released_batches(pair, batch_size, progress, cancel, mark):
             masks = np.stack([crop_mask(canvas, tuple(o), h, w) for o in offsets[part]])
             if colour:
-                clean = compose(fused[:, 0, :h, :w].cpu().numpy(), pair.other[part], pair.cbcr[part])
-                fused = torch.from_numpy(luma(clean)[:, None]).to(self.device)
                 chroma_codes.append(codec.encode_chroma(chroma(clean), masks))
-            fused = F.pad(fused[..., :h, :w], (0, wp - w, 0, hp - h), mode="replicate")
+            fused = torch.from_numpy(luma(clean)[:, None] if colour else clean[:, None]).to(self.device)
+            fused = F.pad(fused, (0, wp - w, 0, hp - h), mode="replicate")
             with torch.inference_mode():
                 protected, key, _ = self.net.protect(fused, self._mask_tensor(masks, hp, wp))
             grey = protected[:, 0, :h, :w].cpu().numpy()

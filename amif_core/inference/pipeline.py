@@ -36,6 +36,7 @@ from amif_core.io.volumes import FLOAT_TYPES, check_volume, is_rgb_volume
 from amif_core.key.check import check_fits
 from amif_core.key.core import Key
 from amif_core.key.storage import from_stored, levels_for, to_stored
+from amif_core.tracing.secret import DEMO_SECRET, OwnerSecret
 from amif_core.transforms.identifier import IdentifierStyle, validate_identifier
 
 
@@ -62,7 +63,7 @@ def _partner_voxels(other: sitk.Image, on_grid: sitk.Image, axis: int) -> np.nda
 def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identifier: str = DEFAULT_IDENTIFIER,
                    axis: int | None = None, colour_table: str | None = None, progress: Progress | None = None,
                    cancel: Cancel | None = None, notice: Callable[[str], None] = print,
-                   batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[sitk.Image, Key]:
+                   batch_size: int = DEFAULT_BATCH_SIZE, owner: OwnerSecret = DEMO_SECRET) -> tuple[sitk.Image, Key]:
     """Fuse an MRI with a registered CT/PET/SPECT volume and burn in the identifier.
 
     ``mri``: a 3D scalar volume of any real pixel type and range. ``other``:
@@ -72,7 +73,8 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
     (linear) when needed, with a one-line ``notice``. ``axis``: numpy slice axis, default
     :func:`slice_axis` of the MRI. ``progress(done, total)`` counts slices;
     ``cancel()`` returning True stops with :class:`~amif_core.errors.CancelledError`;
-    ``batch_size`` slices run at once (see :mod:`amif_core.inference.runner`).
+    ``batch_size`` slices run at once (see :mod:`amif_core.inference.runner`);
+    ``owner``: the secret of the fusion's trace mark (:mod:`amif_core.tracing`).
 
     The identifier is drawn to read upright in the standard view of the
     slices (:func:`display_orientation`). Returns the protected volume and
@@ -98,7 +100,7 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
     levels = levels_for(colour_table is not None or is_rgb_volume(other))
     result = model.protect(axis_first(mri, axis), _partner_voxels(other, on_grid, axis), identifier, style,
                            colour_table=colour_table, progress=trimming(progress), cancel=cancel,
-                           batch_size=batch_size, levels=levels)
+                           batch_size=batch_size, levels=levels, owner=owner)
     del on_grid
     protected = from_axis_first(to_stored(result.image, levels), axis, mri)
     key = result.key

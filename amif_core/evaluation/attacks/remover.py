@@ -52,15 +52,18 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 class UNet(nn.Module):
-    """(B, 1, H, W) protected image -> (B, 1, H, W) estimate of the clean fusion (unclamped).
+    """(B, C, H, W) images -> (B, 1, H, W): their pixel-wise maximum plus a learned residual (unclamped).
 
-    H and W must be multiples of 4; :func:`remove` pads any size.
+    With one channel (a protected image) that is the identity plus a residual:
+    the remover. With two (an MRI and its partner) it is a fusion student
+    (:mod:`~amif_core.evaluation.attacks.distill`). H and W must be multiples
+    of 4; :func:`remove` pads any size.
     """
 
-    def __init__(self, widths: tuple[int, int, int] = RemoverConfig.widths) -> None:
+    def __init__(self, widths: tuple[int, int, int] = RemoverConfig.widths, channels: int = 1) -> None:
         super().__init__()
         w1, w2, w3 = widths
-        self.enc1, self.enc2, self.middle = _block(1, w1), _block(w1, w2), _block(w2, w3)
+        self.enc1, self.enc2, self.middle = _block(channels, w1), _block(w1, w2), _block(w2, w3)
         self.up2, self.up1 = nn.Conv2d(w3, w2, 1), nn.Conv2d(w2, w1, 1)
         self.dec2, self.dec1 = _block(2 * w2, w2), _block(2 * w1, w1)
         self.head = nn.Conv2d(w1, 1, 1)
@@ -77,7 +80,7 @@ class UNet(nn.Module):
         middle = self.middle(F.max_pool2d(e2, 2))
         d2 = self.dec2(torch.cat([self.up2(self._upsample(middle)), e2], dim=1))
         d1 = self.dec1(torch.cat([self.up1(self._upsample(d2)), e1], dim=1))
-        return x + self.head(d1)
+        return x.amax(dim=1, keepdim=True) + self.head(d1)
 
 
 def sample_crops(protected: np.ndarray, clean: np.ndarray, rng: np.random.Generator, batch: int, crop: int
