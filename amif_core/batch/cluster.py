@@ -61,8 +61,8 @@ def batch_client(scheduler: str | None, device: str, workers: int | None, retrie
     an existing scheduler keeps its own setting). A local cluster serves
     Dask's dashboard on a free port (the client's ``dashboard_link``). Its
     workers run without Dask's default ``MALLOC_TRIM_THRESHOLD_=65536``,
-    which costs torch about 60 % more CPU time per study (``benchmarks/bench_batch.py``:
-    1.63 against 1.01 CPU s at 128x128x32); the pipeline hands freed memory
+    which costs torch 60 to 75 % more CPU time per study (``benchmarks/bench_batch.py``:
+    2.15 against 1.24 CPU s at 128x128x32); the pipeline hands freed memory
     back after each batch of slices itself (:func:`amif_core.inference.runner.trimming`).
     """
     import dask
