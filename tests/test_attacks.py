@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -31,6 +32,7 @@ from amif_core.evaluation.attacks.remover import (
     remove,
     sample_crops,
 )
+from amif_core.evaluation.attacks import distill, distill_eval
 from amif_core.evaluation.attacks.runner import REFERENCES, labels
 from amif_core.evaluation.fusion import wrong_key
 from amif_core.key.codec import support_masks
@@ -311,3 +313,37 @@ def test_key_only_attack_is_judged_against_its_random_code_control() -> None:
     assert bars["key_only_unet"]["meets"]  # above the mask-only U-Net, but not above its control
     assert not {"random_flow", "random_unet", "blank_unet"} & set(bars)
     assert not scoring.inpainting_bars([slice_figures(9.5, 8.0)])["rows"]["key_only_flow"]["meets"]
+
+
+def test_students_train_for_every_setting() -> None:
+    """Each student recipe runs, reduces nothing to NaN and gives a fusion in [0, 1] of the input's size."""
+    rng = np.random.default_rng(0)
+    inputs = rng.random((3, 2, 48, 40), dtype=np.float32)
+    targets = inputs.max(axis=1)
+    strokes_ = np.zeros((3, 48, 40), np.uint8)
+    strokes_[:, 10:14, :] = 1
+    for name, config in distill.with_steps(distill.SETTINGS, 2).items():
+        weights = distill.loss_weights(strokes_, config.degrade)
+        assert weights[:, 12].max() == 0 and weights[:, 30].min() == 1, name
+        net = distill.train_student(inputs, np.stack([distill.degrade(t, config.degrade) for t in targets]),
+                                    weights, replace(config, crop=32), seed=0)
+        out = distill.student_fusion(net, inputs[0, 0], inputs[0, 1])
+        assert out.shape == (48, 40) and np.isfinite(out).all() and 0 <= out.min() and out.max() <= 1, name
+
+
+def test_attack_eval_distill_reports_students_and_independent_suspects(tmp_path: Path, weights_file: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    data = fake_harvard(tmp_path)
+    code = cli.main(["attack-eval", "--distill", "--data", str(data), "--student-steps", "2", "--student-seeds", "1",
+                     "--probes", "3", "--settings", "a_unet_l1,d_blurred_targets", "--weights", str(weights_file),
+                     "--device", "cpu", "--json", str(tmp_path / "d.json"), "-q"])
+    report = capsys.readouterr().out
+    assert code == 0
+    result = json.loads((tmp_path / "d.json").read_text())
+    assert set(result["suspects"]) == {"pixel_max", "pixel_mean", "unmarked_network", "amif_other_secret",
+                                       "a_unet_l1/seed0", "d_blurred_targets/seed0", "control_student_other_secret"}
+    assert result["bars"]["students"] == 2 and result["bars"]["independent"] == 5
+    assert result["bars"]["wrong_secret_tests"] == 7 * distill_eval.WRONG_SECRETS
+    for name, row in result["suspects"].items():
+        assert 0 <= row["trace"]["p_value"] <= 1 and name in report
+    assert "students traced at p <= 1e-06" in report

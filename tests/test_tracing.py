@@ -17,7 +17,7 @@ from amif_core.io.geometry import resample_to_reference
 from amif_core.evaluation.psnr import psnr
 from amif_core.tracing.detect import TraceAccumulator
 from amif_core.tracing.mark import AMPLITUDE, DEMO_MARK, FEATURES, TraceMark, features
-from amif_core.tracing.probes import Probe, trace_probes
+from amif_core.inference.trace import Probe, trace_probes
 from amif_core.transforms.intensity import fit_normalisation
 from amif_core.tracing.secret import (
     DEMO_SECRET,

@@ -133,6 +133,10 @@ def catalogue() -> tuple[str, ...]:
           "original protected file (or a lossless copy: DICOM, NRRD, NIfTI or MHA)."),
         _("This key belongs to another volume (volume fingerprint {fingerprint}, the key expects {expected}). Use "
           "the key written together with this protected volume."),
+        _("This key is for a grey fusion, but the volume is RGB (a colour fusion): the key was written with another "
+          "volume. Use the key written together with this protected volume."),
+        _("This key is for a colour fusion, but the volume is grey (one value per voxel): the key was written with "
+          "another volume. Use the key written together with this protected volume."),
         _("The protected volume was cropped after it was protected (volume fingerprint {fingerprint}, the key "
           "expects {expected}): the key is for {key_size} voxels, this volume has {size}. Unlock the original "
           "protected file."),

@@ -43,6 +43,7 @@ EXIT_USAGE = 2
 EXIT_KEY_MISMATCH = 3
 EXIT_PASSPHRASE = 4
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool whose reader closed the pipe
 EXIT_TERMINATED = 143
 
 Arguments = Callable[[argparse.ArgumentParser], None]
@@ -212,14 +213,21 @@ def prompt_passphrase(confirm: bool) -> str:
 
 @contextmanager
 def progress_bar(description: str, quiet: bool) -> Iterator[Progress]:
-    """A tqdm bar on stderr, driven by a ``progress(done, total)`` callback (slices)."""
-    bars: list[tqdm] = []  # made at the first call, when the total is known
+    """A tqdm bar on stderr, driven by a ``progress(done, total)`` callback (slices).
+
+    The bar closes as its last slice is done, so the time it shows is its own
+    work's, not that of whatever the caller does next inside the block.
+    """
+    bars: list[tqdm] = []  # one per pass, made at its first call, when the total is known (a retry is a pass)
 
     def update(done: int, total: int) -> None:
-        if not bars:
+        if not bars or (bars[-1].n >= bars[-1].total and done < total):
             bars.append(tqdm(desc=description, total=total, unit="slice", disable=quiet, file=sys.stderr,
                              dynamic_ncols=True))
-        bars[0].update(done - bars[0].n)
+        bar = bars[-1]
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
 
     try:
         yield update

@@ -7,12 +7,14 @@ setting gets this front end's advice for it (:data:`CLI_HINTS`).
 
 Exit codes: 0 success; 1 other failure; 2 bad usage or input (including a
 damaged key file); 3 the key does not fit the volume; 4 wrong or missing
-passphrase; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM). A failed or
-interrupted run leaves no partial output files.
+passphrase; 130 interrupted (Ctrl-C); 141 the reader of its output went away
+(``amif info --json KEY | head``: silently, as a Unix tool ends on SIGPIPE);
+143 terminated (SIGTERM). A failed or interrupted run leaves no partial output files.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -22,6 +24,7 @@ from typing import Iterator, Sequence
 from amif_core.cli import batch, owner, user  # noqa: F401  (registers the subcommands)
 from amif_core.cli.common import (
     COMMANDS,
+    EXIT_BROKEN_PIPE,
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_KEY_MISMATCH,
@@ -33,7 +36,7 @@ from amif_core.cli.common import (
 from amif_core.constants import VERSION
 from amif_core.errors import AMIFError, InputError, KeyFormatError, KeyMismatchError, WrongPassphraseError
 
-__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_KEY_MISMATCH", "EXIT_OK", "EXIT_PASSPHRASE", "EXIT_TERMINATED",
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_KEY_MISMATCH", "EXIT_OK", "EXIT_PASSPHRASE", "EXIT_TERMINATED",
            "EXIT_USAGE", "build_parser", "main"]
 
 
@@ -58,7 +61,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
         prog="amif", description="AMIF: fuse a registered MRI with a CT/PET/SPECT into one image that carries a "
                                  "visible copyright identifier; the identifier-free fusion needs the key.",
         epilog="exit codes: 0 success, 1 other failure, 2 bad usage or input (including a damaged key), "
-               "3 the key does not fit the volume, 4 wrong or missing passphrase, 130 interrupted",
+               "3 the key does not fit the volume, 4 wrong or missing passphrase, 130 interrupted, "
+               "141 output pipe closed by its reader",
         formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"amif {VERSION}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -100,8 +104,32 @@ def _fail(args: argparse.Namespace, message: str, code: int) -> int:
     return code
 
 
+def _discard_stdout() -> None:
+    """Point the standard output at the null device, so the interpreter's final flush into a closed pipe is silent."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by a test's capture, or already closed
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, descriptor)
+    os.close(null)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``amif`` command line on ``argv`` (default: sys.argv[1:]); returns the exit code."""
+    """Run the ``amif`` command line on ``argv`` (default: sys.argv[1:]); returns the exit code.
+
+    When the reader of the output goes away (``| head``), it stops without a
+    message and returns :data:`EXIT_BROKEN_PIPE`, as a Unix tool ends on
+    SIGPIPE; output files are complete or absent, as after any other stop.
+    """
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(next((word for word in argv if word in COMMANDS), None))
     try:
@@ -124,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(args, f"{error} {CLI_HINTS['overwrite']}", EXIT_USAGE)
         except AMIFError as error:
             return _fail(args, error.hint(CLI_HINTS), EXIT_FAILURE)
+        except BrokenPipeError:
+            raise  # the output's reader went away: main() ends quietly
         except OSError as error:
             return _fail(args, f"{error.strerror or error} ({error.filename})", EXIT_FAILURE)
         except KeyboardInterrupt:

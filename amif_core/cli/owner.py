@@ -38,12 +38,18 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weights file to write (default: <out>/amif_v3.pt)")
     parser.add_argument("--backbone-from", type=Path, metavar="PATH",
                         help="start from the fusion backbone of this weights file and train only CCWM and C-SAMIC")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help=f"seeds every random choice: initial weights, crops, masks (default {defaults.seed})")
     parser.add_argument("--threads", type=int, default=defaults.threads, help="CPU threads (0: torch's default)")
-    parser.add_argument("--fusion-steps", type=int, default=defaults.fusion_steps)
-    parser.add_argument("--protect-steps", type=int, default=defaults.protect_steps)
-    parser.add_argument("--batch", type=int, default=defaults.batch)
-    parser.add_argument("--crop", type=int, default=defaults.crop)
+    parser.add_argument("--fusion-steps", type=int, default=defaults.fusion_steps,
+                        help=f"stage 1: training steps of the fusion backbone (default {defaults.fusion_steps})")
+    parser.add_argument("--protect-steps", type=int, default=defaults.protect_steps,
+                        help="stage 2: training steps of CCWM and C-SAMIC on the frozen backbone "
+                             f"(default {defaults.protect_steps})")
+    parser.add_argument("--batch", type=int, default=defaults.batch,
+                        help=f"crops per training step (default {defaults.batch})")
+    parser.add_argument("--crop", type=int, default=defaults.crop,
+                        help=f"side of the square training crops, in pixels (default {defaults.crop})")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:N or mps")
     fusion = defaults.model.fusion
     parser.add_argument("--fusion-head", choices=("residual", "select"), default=fusion.head,
@@ -251,7 +257,7 @@ def _trace_arguments(parser: argparse.ArgumentParser) -> None:
 def trace_command(args: argparse.Namespace) -> int:
     import json
 
-    from amif_core.tracing.probes import read_probes, trace_probes
+    from amif_core.inference.trace import read_probes, trace_probes
     from amif_core.transforms.colour import colour_table
 
     json_path = None if args.json in (None, "-") else Path(args.json)

@@ -7,9 +7,13 @@ Secrets (the key's passphrase) are passed apart from the options, never in them.
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+import SimpleITK as sitk
 
 from amif_core.cli.common import Models, Progress, load_owner_secret, owner_secret_option, run_on_device
 from amif_core.constants import DEFAULT_IDENTIFIER
@@ -94,6 +98,23 @@ def check_study_outputs(files: StudyFiles, options: FuseOptions, force: bool) ->
         check_outputs([files.output, files.key], force, inputs=[files.mri, files.other])
 
 
+def _same_voxels(a: sitk.Image, b: sitk.Image) -> bool:
+    """True when two volumes hold the same voxel values (any pixel types), compared slice by slice."""
+    if a.GetSize() != b.GetSize() or a.GetNumberOfComponentsPerPixel() != b.GetNumberOfComponentsPerPixel():
+        return False
+    return all(np.array_equal(x, y) for x, y in zip(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b)))
+
+
+def _say_if_same_scan(files: StudyFiles, mri: sitk.Image, other: sitk.Image, notice: Callable[[str], None]) -> None:
+    """A notice when the two inputs are one file, or two files with the same voxels: the MRI would be fused with
+    itself (allowed, as a test of the pipeline, but rarely meant)."""
+    advice = "AMIF fuses the MRI with itself. Give the registered CT, PET or SPECT as the second input."
+    if os.path.samefile(files.mri, files.other):
+        notice(f"The MRI and the second scan are the same file ({files.mri}): {advice}")
+    elif _same_voxels(mri, other):
+        notice(f"The MRI ({files.mri}) and the second scan ({files.other}) have the same voxels: {advice}")
+
+
 def fuse_study(files: StudyFiles, options: FuseOptions, passphrase: str | None, models: Models, device: str,
                force: bool, progress: Progress | None, notice: Callable[[str], None]) -> FusedStudy:
     """Read both scans, protect them on ``device`` with ``models`` (the trace mark chosen by ``options.owner_secret``)
@@ -101,11 +122,12 @@ def fuse_study(files: StudyFiles, options: FuseOptions, passphrase: str | None, 
     or neither.
 
     ``force``: replace existing outputs. ``progress(done, total)`` counts
-    slices; the demo-secret, resampling, memory-plan and out-of-memory retry
-    notes go to ``notice``. The inputs are never modified.
+    slices; the demo-secret, same-scan, resampling, memory-plan and
+    out-of-memory retry notes go to ``notice``. The inputs are never modified.
     """
     owner = load_owner_secret(options.owner_secret, notice)
     mri, other = read_volume(files.mri), read_volume(files.other)
+    _say_if_same_scan(files, mri, other, notice)
     from amif_core.inference.pipeline import protect_volume
     from amif_core.io.geometry import check_axis, slice_axis, slice_size
 

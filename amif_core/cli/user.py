@@ -29,10 +29,10 @@ from amif_core.cli.common import (
     _file_size,
 )
 from amif_core.cli.study import FuseOptions, StudyFiles, check_study_outputs, fuse_option_arguments, fuse_study
-from amif_core.errors import WrongPassphraseError
+from amif_core.errors import InputError, WrongPassphraseError
 from amif_core.io.atomic import check_outputs, write_atomically
 from amif_core.io.volumes import check_volume_path, read_volume, volume_output
-from amif_core.key.file import read_key, read_key_header
+from amif_core.key.file import is_key_file, read_key, read_key_header
 from amif_core.transforms.identifier import validate_identifier
 
 
@@ -82,6 +82,10 @@ def _unlock_arguments(parser: argparse.ArgumentParser) -> None:
 def unlock(args: argparse.Namespace) -> int:
     check_volume_path(args.output)
     check_outputs([args.output], args.force, inputs=[args.protected, args.key])
+    if not is_key_file(args.key) and is_key_file(args.protected):
+        raise InputError("The arguments look swapped: {protected} is an AMIF key file and {key} is not. Give the "
+                         "protected volume first and the key after --key: amif unlock {key} --key {protected} -o "
+                         "{output}", protected=args.protected, key=args.key, output=args.output)
     encrypted = read_key_header(args.key)["encryption"] is not None
     passphrase = passphrase_from(args, confirm=False)
     if encrypted and passphrase is None:

@@ -14,7 +14,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from amif_core.inference.model import AMIFModel
 
 
-def _synthetic_pair(depth: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_pair(depth: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A head-like (depth, size, size) float32 pair: an MRI in scanner-like units with noise, and a PET blob
+    (in [0, 1]) repeated on every slice."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size] / size
     head = ((yy - 0.5) ** 2 / 0.18 + (xx - 0.5) ** 2 / 0.13 < 1).astype(np.float32)
@@ -53,7 +55,7 @@ def _median_seconds(fn, repeats: int, warmup: int = 3) -> float:
 def latency(model: AMIFModel, size: int = 256, repeats: int = 40) -> dict[str, float]:
     """Median wall seconds of one protect and one unlock call on a single size x size slice, grey and in colour
     (the PET through the "pet" colour table: RGB out)."""
-    mri, pet = _synthetic_pair(1, size)
+    mri, pet = synthetic_pair(1, size)
     figures = {}
     for suffix, options in (("", {}), ("_rgb", {"colour_table": "pet"})):
         protected = model.protect(mri[0], pet[0], **options)
@@ -66,7 +68,7 @@ def latency(model: AMIFModel, size: int = 256, repeats: int = 40) -> dict[str, f
 
 def volume_time(model: AMIFModel, depth: int = 180, size: int = 256) -> dict[str, float]:
     """Wall seconds to protect and unlock a depth x size x size volume held in memory."""
-    mri, pet = _synthetic_pair(depth, size)
+    mri, pet = synthetic_pair(depth, size)
     start = time.perf_counter()
     protected = model.protect(mri, pet)
     middle = time.perf_counter()

@@ -15,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from amif_core.constants import DEFAULT_BATCH_SIZE, DEFAULT_IDENTIFIER
-from amif_core.errors import InputError
+from amif_core.errors import InputError, KeyMismatchError
 from amif_core.inference.model import AMIFModel, Cancel, Progress
 from amif_core.inference.runner import trimming
 from amif_core.io.geometry import (
@@ -121,9 +121,24 @@ def protected_voxels(protected: sitk.Image, key: Key) -> np.ndarray:
     return from_stored(voxels, key.levels) if key.levels is not None else voxels
 
 
+def _check_colour_fits(protected: sitk.Image, key: Key) -> None:
+    """Raise :class:`KeyMismatchError` when a grey fusion's key meets an RGB volume, or a colour fusion's key a
+    single-channel one: the key was written with another volume."""
+    rgb = is_rgb_volume(protected)
+    if key.colour is None and rgb:
+        raise KeyMismatchError("This key is for a grey fusion, but the volume is RGB (a colour fusion): the key was "
+                               "written with another volume. Use the key written together with this protected "
+                               "volume.")
+    if key.colour is not None and not rgb:
+        raise KeyMismatchError("This key is for a colour fusion, but the volume is grey (one value per voxel): the key "
+                               "was written with another volume. Use the key written together with this protected "
+                               "volume.")
+
+
 def _in_key_order(protected: sitk.Image, key: Key) -> sitk.Image:
     """``protected``, checked to be a volume of the key's kind (RGB for a colour key), in the key's slice order."""
-    check_volume(protected, "protected volume", rgb=key.colour is not None)
+    check_volume(protected, "protected volume", rgb=True)
+    _check_colour_fits(protected, key)
     return restore_slice_order(protected, key.geometry()) if key.is_volume_key else protected
 
 

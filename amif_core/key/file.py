@@ -224,6 +224,15 @@ def _verify(path: str | Path) -> _Verified:
     return _Verified(header, start + header_bytes, payload_length, version)
 
 
+def is_key_file(path: str | Path) -> bool:
+    """True when ``path`` is a file that starts with the AMIF key signature, intact or not (nothing is verified)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
 def read_key_header(path: str | Path) -> dict[str, Any]:
     """The verified header of a key file, plus ``format_version``; needs no passphrase.
 

@@ -99,12 +99,12 @@ class TraceResult:
 
 
 class TraceAccumulator:
-    """Least-squares sums over probe slices; :meth:`result` scores any number of secrets against them."""
+    """The least-squares sums over probe slices, nuisance projected out slice by slice; :meth:`result` scores any
+    number of secrets against them."""
 
     def __init__(self) -> None:
-        width = FEATURES + NUISANCE
-        self.gram = np.zeros((width, width))
-        self.moment = np.zeros(width)
+        self.gram = np.zeros((FEATURES, FEATURES))
+        self.moment = np.zeros(FEATURES)
         self.pixels = 0
         self.slices = 0
         self.left_out = 0
@@ -112,7 +112,12 @@ class TraceAccumulator:
     def add(self, a: np.ndarray, b: np.ndarray, reference: np.ndarray, suspect: np.ndarray) -> None:
         """Add one probe slice: ``a``, ``b`` the normalised inputs, ``reference`` the owner's unmarked fusion
         (its luma for colour) and ``suspect`` the suspect's output for the same inputs (its luma), all (H, W)
-        in [0, 1]."""
+        in [0, 1].
+
+        The slice's own nuisance maps are projected out of its features and residual (an orthonormal basis of
+        their span, from a QR decomposition: the blur differences are nearly collinear), so each slice gets its
+        own gain, offset and blur.
+        """
         shapes = {np.shape(x) for x in (a, b, reference, suspect)}
         if len(shapes) != 1 or len(next(iter(shapes))) != 2:
             raise InputError("A probe slice and the suspect's output must be 2D and of one shape; got {shapes}. "
@@ -121,10 +126,14 @@ class TraceAccumulator:
         content = np.maximum(np.maximum(a, b), reference) > CONTENT
         keep = content & (np.abs(residual) <= OUTLIER) & np.isfinite(residual)
         self.left_out += int((content & ~keep).sum())
-        columns = np.concatenate([features(a, b).reshape(FEATURES, -1)[:, keep.ravel()],
-                                  np.stack([m[keep] for m in nuisance(a, b, reference)])]).astype(np.float64)
-        self.gram += columns @ columns.T
-        self.moment += columns @ residual[keep]
+        if keep.sum() <= 2 * NUISANCE:
+            return
+        basis = np.linalg.qr(np.stack([m[keep] for m in nuisance(a, b, reference)], axis=1))[0]
+        design = features(a, b).reshape(FEATURES, -1)[:, keep.ravel()].T.astype(np.float64)
+        design -= basis @ (basis.T @ design)
+        target = residual[keep] - basis @ (basis.T @ residual[keep])
+        self.gram += design.T @ design
+        self.moment += design.T @ target
         self.pixels += int(keep.sum())
         self.slices += 1
 
@@ -133,11 +142,7 @@ class TraceAccumulator:
         if self.pixels < 10 * (FEATURES + NUISANCE):
             raise InputError("Too few probe pixels with content ({pixels}) to trace; give more probe slices.",
                              pixels=self.pixels)
-        # Columns scaled to unit norm first: the blur differences are far smaller than the features, and the
-        # normal equations would otherwise drop them as numerically singular.
-        scale = np.sqrt(np.maximum(np.diag(self.gram), np.finfo(float).tiny))
-        solution = np.linalg.lstsq(self.gram / np.outer(scale, scale), self.moment / scale, rcond=None)[0] / scale
-        return solution[:FEATURES]
+        return np.linalg.lstsq(self.gram, self.moment, rcond=None)[0]
 
     def result(self, mark: TraceMark) -> TraceResult:
         """The statistic, its exact p-value and the verdict for the secret behind ``mark``."""

@@ -15,21 +15,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 import numpy as np
 from PIL import Image
 
 from amif_core.errors import InputError
+from amif_core.inference.model import AMIFModel
 from amif_core.inference.pair import prepare_pair
 from amif_core.tracing.detect import TraceAccumulator, TraceResult
 from amif_core.tracing.mark import TraceMark
 from amif_core.tracing.secret import OwnerSecret
 from amif_core.transforms.colour import luma
 from amif_core.transforms.intensity import fit_normalisation
-
-if TYPE_CHECKING:
-    from amif_core.inference.model import AMIFModel
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -93,7 +91,7 @@ def _scaled(image: np.ndarray) -> np.ndarray:
     return data.astype(np.float32)
 
 
-def add_probe(accumulator: TraceAccumulator, model: "AMIFModel", probe: Probe, colour_table: str | None = None) -> None:
+def add_probe(accumulator: TraceAccumulator, model: AMIFModel, probe: Probe, colour_table: str | None = None) -> None:
     """Add every slice of ``probe`` to ``accumulator``: the inputs normalised as protect normalises them, the
     reference (the owner's unmarked fusion, its luma in colour) and the suspect's output (its luma)."""
     pair = prepare_pair(probe.mri, probe.other, colour_table)
@@ -113,7 +111,7 @@ def add_probe(accumulator: TraceAccumulator, model: "AMIFModel", probe: Probe, c
         accumulator.add(slice_a, slice_b, slice_ref, slice_out)
 
 
-def trace_probes(model: "AMIFModel", probes: Iterable[Probe], secret: OwnerSecret, colour_table: str | None = None
+def trace_probes(model: AMIFModel, probes: Iterable[Probe], secret: OwnerSecret, colour_table: str | None = None
                  ) -> TraceResult:
     """Trace a suspect: the statistic, exact p-value and verdict of its outputs on ``probes`` for ``secret``.
 
