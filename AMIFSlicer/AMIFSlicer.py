@@ -1,10 +1,11 @@
 import unittest
 from pathlib import Path
+from typing import Optional, Union
 
 import qt
 import slicer
 import vtk
-from slicer import vtkMRMLScalarVolumeNode
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import parameterNodeWrapper
@@ -16,16 +17,22 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from AMIFSlicerLib.bootstrap import ensureAmifCoreImportable
+from AMIFSlicerLib.bootstrap import ensureAmifCoreImportable, forgetLibrary
 
 ensureAmifCoreImportable(Path(__file__).resolve().parent)
 
 from amif_core.inference import runner  # noqa: E402
 from AMIFSlicerLib import display, panel, panelactions, sampledata  # noqa: E402
-from AMIFSlicerLib.dependencies import TORCH_BACKENDS, DependencyInstaller, pyTorchUtilsInstaller  # noqa: E402
+from AMIFSlicerLib.dependencies import (  # noqa: E402
+    TORCH_BACKENDS,
+    DependencyInstaller,
+    WorkerTorchCheck,
+    pyTorchUtilsInstaller,
+)
 from AMIFSlicerLib.choices import COLOUR_AUTO  # noqa: E402
 from AMIFSlicerLib.logic import DEFAULT_IDENTIFIER, AMIFSceneLogic  # noqa: E402
-from AMIFSlicerLib.pipinstall import runPip  # noqa: E402
+from AMIFSlicerLib.pipinstall import runPip, slicerPython  # noqa: E402
+from AMIFSlicerLib.worker import WorkerEngine  # noqa: E402
 
 #
 # AMIFSlicer
@@ -42,7 +49,7 @@ class AMIFSlicer(ScriptedLoadableModule):
         self.parent.title = _("AMIF Protect and Unlock")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Filtering")]
         self.parent.dependencies = []
-        self.parent.contributors = ["AMIF contributors (AMIF project)"]
+        self.parent.contributors = ["MAINTAINER NAME (AFFILIATION)"]  # placeholder: see the README's release checklist
         self.parent.helpText = _("""
 Fuses a registered MRI with a CT, PET or SPECT volume into one image that carries a visible copyright
 identifier, and writes a key file. Only that key recovers the watermark-free fusion.
@@ -79,6 +86,19 @@ def registerSampleData():
         customDownloader=lambda *source: sampledata.loadDemo(slicer.util.loadVolume))
 
 
+def dicomDatabaseFolders() -> list[str]:
+    """The folder of Slicer's DICOM database, when there is one: no default key goes there."""
+    database = getattr(slicer, "dicomDatabase", None)
+    folder = database.databaseDirectory if database is not None and database.isOpen else ""
+    return [folder] if folder else []
+
+
+def launchWorker(command: list[str], cwd: str):
+    """Start the AMIF worker the way Slicer starts console processes (no console window on Windows); stdout and
+    stderr come back as one text stream."""
+    return slicer.util.launchConsoleProcess(command, useStartupEnvironment=False, cwd=cwd)
+
+
 def registerLayouts():
     """Register the AMIF comparison layouts, so scenes saved with them open in them."""
     layoutManager = slicer.app.layoutManager()
@@ -89,6 +109,11 @@ def registerLayouts():
 #
 # AMIFSlicerParameterNode
 #
+
+# The node types the selectors list: the parameter node's connector replaces the .ui's nodeTypes with the
+# annotation's classes (exact classes: showChildNodeTypes is off, which keeps label maps out). A second scan may be
+# RGB, and a colour protected fusion loaded from a file is a vector volume; None is listed for "nothing selected".
+ScalarOrColourVolumeNode = Optional[Union[vtkMRMLScalarVolumeNode, vtkMRMLVectorVolumeNode]]
 
 
 @parameterNodeWrapper
@@ -104,12 +129,12 @@ class AMIFSlicerParameterNode:
     """
 
     mriVolume: vtkMRMLScalarVolumeNode
-    otherVolume: vtkMRMLScalarVolumeNode
+    otherVolume: ScalarOrColourVolumeNode
     colourMode: str = COLOUR_AUTO
     identifierText: str = DEFAULT_IDENTIFIER
     device: str = runner.AUTO
     keyPath: str = ""
-    protectedVolume: vtkMRMLScalarVolumeNode
+    protectedVolume: ScalarOrColourVolumeNode
     unlockKeyPath: str = ""
 
 
@@ -149,17 +174,20 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependenciesButton)
         self.ui.deviceComboBox.connect("currentIndexChanged(int)", self.onDeviceChanged)
         self.ui.colourComboBox.connect("currentIndexChanged(int)", self.onColourChanged)
-        for field, lineEdit in (("keyPath", self.ui.keyPathLineEdit), ("unlockKeyPath", self.ui.unlockKeyPathLineEdit)):
-            lineEdit.connect("currentPathChanged(QString)", lambda path, field=field: self.onPathChanged(field, path))
         self.ui.keyPassphraseLineEdit.connect("textChanged(QString)", self.updateState)
         self.ui.keyPassphraseConfirmLineEdit.connect("textChanged(QString)", self.updateState)
         self.ui.protectProgressBar.hide()
         self.ui.unlockProgressBar.hide()
+        reloadSection = getattr(self, "reloadCollapsibleButton", None)  # developer mode only
         self._actions = panelactions.PanelActions(
             self.ui, self.logic.amif, self._ensureDependencies,
             confirm=lambda question, title: slicer.util.confirmOkCancelDisplay(question, windowTitle=title),
             errorDisplay=slicer.util.tryWithErrorDisplay, processEvents=slicer.app.processEvents,
-            message=panel.panelMessage, afterRun=self.updateState)
+            message=panel.panelMessage, afterRun=self.updateState,
+            otherSections=[reloadSection] if reloadSection is not None else [], avoidFolders=dicomDatabaseFolders)
+        self._actions.connectPathFields(lambda pathLineEdit: slicer.util.findChildren(pathLineEdit,
+                                                                                      className="QLineEdit")[0],
+                                        lambda: self._parameterNode)
 
         tooOld = panel.slicerVersionProblem(slicer.app.majorVersion, slicer.app.minorVersion)
         if tooOld:
@@ -174,7 +202,19 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        """The module is unloaded (Reload, or Slicer quits): stop a run and the worker waiting for the next one,
+        let go of the parameter node's GUI."""
+        if self._actions is not None:
+            self._actions.cancelRunning()
+        if self.logic is not None:
+            self.logic.amif.engine.shutdown()
+        self.setParameterNode(None)
         self.removeObservers()
+
+    def onReload(self) -> None:
+        """Reload reads AMIFSlicerLib's files again too, not only this script."""
+        forgetLibrary()
+        ScriptedLoadableModuleWidget.onReload(self)
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -214,11 +254,11 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # ------------------------------------------------------------------ panel state
 
     def populateDevices(self) -> None:
-        """Fill the device list (CUDA GPUs with their memory, Apple MPS, CPU; only auto and CPU before PyTorch)."""
+        """Fill the device list: automatic and CPU, and the GPUs the worker's dependency check found."""
         wasBlocked = self.ui.deviceComboBox.blockSignals(True)
         self.ui.deviceComboBox.clear()
-        for option in runner.available_devices():
-            self.ui.deviceComboBox.addItem(option.label, option.device_id)
+        for label, deviceId in panel.deviceItems(self.logic.torchCheck.devices):
+            self.ui.deviceComboBox.addItem(label, deviceId)
         self.ui.deviceComboBox.blockSignals(wasBlocked)
         self.ui.dependencyStatusLabel.text = panel.dependencyStatus(self.ui.dependencyStatusLabel.text)
         if self._parameterNode:
@@ -238,10 +278,6 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onColourChanged(self, index: int) -> None:
         if self._parameterNode and index >= 0:
             self._parameterNode.colourMode = self.ui.colourComboBox.itemData(index)
-
-    def onPathChanged(self, field: str, path: str) -> None:
-        if self._parameterNode and getattr(self._parameterNode, field) != path:
-            setattr(self._parameterNode, field, path)  # the node's observer refreshes the panel
 
     def onDeviceChanged(self, index: int) -> None:
         if self._parameterNode and index >= 0:
@@ -276,8 +312,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._actions.unlock(self._parameterNode)
 
     def onInstallDependenciesButton(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("Installing the dependencies failed."), waitCursor=True):
-            self._ensureDependencies()
+        self._actions.installDependencies()
 
 
 #
@@ -287,7 +322,11 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 class AMIFSlicerLogic(ScriptedLoadableModuleLogic):
     """Thin Slicer wrapper: the parameter node, the dependency dialogs and :class:`AMIFSlicerLib.logic.AMIFSceneLogic`
-    on the application's scene (``self.amif``), where all the work is done.
+    on the application's scene (``self.amif``), where all the work is done. The network runs in a worker process
+    started with Slicer's Python (:class:`AMIFSlicerLib.worker.WorkerEngine`), so torch never enters Slicer's own
+    process; ``torchCheck`` checks PyTorch there once per device. After each run the next worker starts ahead of
+    time and waits with torch imported (0.33 GB resident, measured on the CPU build), so a run does not wait
+    for the import.
 
     Uses ScriptedLoadableModuleLogic base class, available at:
     https://github.com/Slicer/Slicer/blob/main/Base/Python/slicer/ScriptedLoadableModule.py
@@ -296,8 +335,11 @@ class AMIFSlicerLogic(ScriptedLoadableModuleLogic):
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         # Fit the views once Qt has laid out the new layout (its views still have their old size before that).
+        engine = WorkerEngine(python=slicerPython(), launch=launchWorker, tempRoot=slicer.app.temporaryPath,
+                              keepWarm=True)  # the next run finds torch imported
         self.amif = AMIFSceneLogic(slicer.mrmlScene, slicer.app.applicationLogic(),
-                                   afterLayout=lambda fit: qt.QTimer.singleShot(0, fit))
+                                   afterLayout=lambda fit: qt.QTimer.singleShot(0, fit), engine=engine)
+        self.torchCheck = WorkerTorchCheck(engine.check)
 
     def getParameterNode(self):
         return AMIFSlicerParameterNode(super().getParameterNode())
@@ -317,6 +359,7 @@ class AMIFSlicerLogic(ScriptedLoadableModuleLogic):
             testing=slicer.app.testingEnabled(),
             backend=backend or "auto",
             status=status,
+            verify=self.torchCheck,
         )
         return installer.ensure(device)
 
@@ -342,6 +385,7 @@ class AMIFSlicerTest(ScriptedLoadableModuleTest):
             self.test_AMIFSlicerProtectAndUnlock()
             self.setUp()
             self.test_AMIFSlicerRejectsWrongInputs()
+            self.test_AMIFSlicerSelectorsListColourVolumes()
         except unittest.SkipTest as skipped:
             self.delayDisplay(f"AMIF self-test skipped: {skipped}")
 
@@ -364,3 +408,16 @@ class AMIFSlicerTest(ScriptedLoadableModuleTest):
 
         self._requireDependencies()
         checkRejectsWrongInputs(self, AMIFSlicerLogic().amif, Path(slicer.util.tempDirectory()), self.delayDisplay)
+
+    def test_AMIFSlicerSelectorsListColourVolumes(self) -> None:
+        """Slicer's own node combo box connector gives the selectors the node types of the parameter node's
+        annotations: scalar volumes for the MRI, scalar and vector (RGB) volumes for the second scan and the
+        protected volume."""
+        from slicer.parameterNodeWrapper.guiConnectors import createGuiConnector
+
+        for annotation, expected in ((vtkMRMLScalarVolumeNode, ["vtkMRMLScalarVolumeNode"]),
+                                     (ScalarOrColourVolumeNode, ["vtkMRMLScalarVolumeNode",
+                                                                 "vtkMRMLVectorVolumeNode"])):
+            comboBox = slicer.qMRMLNodeComboBox()
+            createGuiConnector(comboBox, annotation)
+            self.assertEqual(list(comboBox.nodeTypes), expected)

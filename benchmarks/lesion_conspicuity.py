@@ -45,6 +45,7 @@ sys.path.insert(0, str(REPO))  # measure this checkout, installed or not
 from amif_core import load_model  # noqa: E402
 from amif_core.demo import DEMO_MRI, DEMO_PET  # noqa: E402
 from amif_core.io.geometry import resample_to_reference  # noqa: E402
+from amif_core.tracing.secret import DEMO_SECRET, OwnerSecret  # noqa: E402
 from amif_core.transforms.colour import COLOUR_TABLES, apply_table, luma  # noqa: E402
 from amif_core.transforms.intensity import fit_normalisation  # noqa: E402
 
@@ -114,9 +115,11 @@ def delta_e(rgb: np.ndarray, core: np.ndarray, ring: np.ndarray) -> float:
     return float(deltaE_ciede2000(lab[core].mean(axis=0), lab[ring].mean(axis=0)))
 
 
-def measure(model, mri: np.ndarray, pet: np.ndarray, case: Case, spacing_zyx: np.ndarray, table: str) -> dict:
-    """The four figures of one case on the axial slice through its centre."""
-    fusion = model.fuse_clean(mri, pet, colour_table=table)[case.centre[0]]
+def measure(model, mri: np.ndarray, pet: np.ndarray, case: Case, spacing_zyx: np.ndarray, table: str,
+            owner: OwnerSecret | None = DEMO_SECRET) -> dict:
+    """The four figures of one case on the axial slice through its centre (``owner``: the trace mark's secret,
+    None for the unmarked fusion)."""
+    fusion = model.fuse_clean(mri, pet, colour_table=table, owner=owner)[case.centre[0]]
     grey = fit_normalisation(mri).apply(mri)[case.centre[0]]
     uptake = fit_normalisation(pet).apply(pet)[case.centre[0]]
     coloured = apply_table(uptake, COLOUR_TABLES[table])
@@ -138,6 +141,9 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, help="weights file (default: the shipped weights)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the lesion places (default 0)")
+    parser.add_argument("--unmarked", action="store_true",
+                        help="measure the network's unmarked fusion instead of the released one (which carries the "
+                             "demo trace mark)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model("cpu", args.weights)
@@ -154,12 +160,13 @@ def main() -> None:
             for uptake in UPTAKES:
                 case = Case(f"{place}, r {radius:g} mm, {uptake:g}x GM", centre, radius, uptake)
                 cases.append((case, add_lesion(pet, case, spacing)))
-    print(f"Colour table {args.table!r}, model {model.model_id[:12]}; overlay: MRI grey + PET at "
+    print(f"Colour table {args.table!r}, model {model.model_id[:12]}, {'unmarked' if args.unmarked else 'released'} "
+          f"fusion; overlay: MRI grey + PET at "
           f"{OVERLAY_OPACITY:.0%} opacity")
     print(f"{'case':<34}{'dE fusion':>10}{'dE overlay':>11}{'':>3}{'SSIM fusion':>12}{'SSIM overlay':>13}{'':>3}")
     passed = 0
     for case, volume in cases:
-        row = measure(model, mri, volume, case, spacing, args.table)
+        row = measure(model, mri, volume, case, spacing, args.table, None if args.unmarked else DEMO_SECRET)
         colour_ok, structure_ok = row["dE fusion"] >= row["dE overlay"], row["SSIM fusion"] >= row["SSIM overlay"]
         passed += colour_ok and structure_ok
         print(f"{case.name:<34}{row['dE fusion']:10.2f}{row['dE overlay']:11.2f}{'ok' if colour_ok else 'NO':>3}"

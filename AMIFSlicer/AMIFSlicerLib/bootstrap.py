@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 CORE_PACKAGE = "amif_core"
+LIBRARY_PACKAGE = "AMIFSlicerLib"
 
 
 def ensureAmifCoreImportable(moduleDir: str | Path) -> Path | None:
@@ -32,3 +33,13 @@ def ensureAmifCoreImportable(moduleDir: str | Path) -> Path | None:
     sys.path.append(str(checkoutRoot))
     importlib.invalidate_caches()
     return checkoutRoot
+
+
+def forgetLibrary(package: str = LIBRARY_PACKAGE) -> list[str]:
+    """Drop ``package`` and its submodules from ``sys.modules``, so that the next import reads their files again
+    (Slicer's Reload reloads only the module's own script); returns the names dropped."""
+    names = [name for name in sys.modules if name == package or name.startswith(package + ".")]
+    for name in names:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+    return names

@@ -7,10 +7,13 @@ look (grey or colour), and where the key goes by default.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import slicer
@@ -173,23 +176,71 @@ def volumesNotOffered(scene: slicer.vtkMRMLScene) -> list[str]:
     return lines
 
 
+def installFolders() -> tuple[Path, ...]:
+    """The folders of this module and of ``amif_core`` (the extension's install, or the checkout): a key written
+    there is lost when the extension is updated or removed."""
+    core = importlib.util.find_spec("amif_core")
+    folders = [Path(__file__).resolve().parents[1]]
+    if core is not None and core.submodule_search_locations:
+        folders.append(Path(list(core.submodule_search_locations)[0]).resolve())
+    return tuple(folders)
+
+
+def isInside(folder: Path, parents: Sequence[Path]) -> bool:
+    """True when ``folder`` is one of ``parents`` or lies below one (both resolved)."""
+    folder = folder.expanduser().resolve()
+    return any(folder == parent or parent in folder.parents for parent in
+               (Path(p).expanduser().resolve() for p in parents))
+
+
+def folderWritable(folder: Path) -> bool:
+    """True when a file can be created in ``folder``: tried, not read from permission bits, which a read-only
+    mount (a DICOM archive share) or administrator rights make misleading."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
 def defaultKeyPlace(scene: slicer.vtkMRMLScene, mriNode: slicer.vtkMRMLScalarVolumeNode,
-                    now: datetime | None = None) -> KeyPlace:
+                    now: datetime | None = None, avoid: Sequence[Path] = ()) -> KeyPlace:
     """Where Protect writes the key unless the user chooses: a path and the reason, for the panel to show.
 
     The file "<MRI name> AMIF key.amifkey" goes next to the MRI's file when
     the MRI was loaded from one, else into the scene's folder (Slicer's
-    default scene location). When that name is taken, the key's name gets
-    the date and time (``now``, default the current time), and the reason
-    says so: a default never moves silently, and never replaces a key.
+    default scene location), else the home folder. A folder is passed over,
+    and the reason says why, when it cannot be written (a read-only archive
+    a DICOM series was linked from) or lies in ``avoid`` (Slicer's DICOM
+    database, where deleting the study deletes the key) or in the extension's
+    own folders (:func:`installFolders`: the bundled demo). When the name is
+    taken, the key's name gets the date and time (``now``, default the
+    current time), and the reason says so: a default never moves silently,
+    and never replaces a key.
     """
     storage = mriNode.GetStorageNode()
     fileName = storage.GetFileName() if storage is not None else None
+    candidates = []
     if fileName and Path(fileName).parent.is_dir():
-        folder, why = Path(fileName).parent, _("next to the MRI's file")
+        candidates.append((Path(fileName).parent, _("next to the MRI's file")))
+        sceneReason = _("in the scene's folder (Slicer's default scene location)")
     else:
-        folder = Path(scene.GetRootDirectory() or ".").expanduser().resolve()
-        why = _("in the scene's folder (Slicer's default scene location), as the MRI has no file of its own")
+        sceneReason = _("in the scene's folder (Slicer's default scene location), as the MRI has no file of its own")
+    candidates += [(Path(scene.GetRootDirectory() or "."), sceneReason), (Path.home(), _("in your home folder"))]
+    passedOver = []
+    avoided = (*avoid, *installFolders())
+    for folder, why in candidates:
+        folder = folder.expanduser().resolve()
+        if isInside(folder, avoid):
+            passedOver.append(_("'{folder}' is inside Slicer's DICOM database").format(folder=folder))
+        elif isInside(folder, avoided):
+            passedOver.append(_("'{folder}' belongs to the AMIF extension").format(folder=folder))
+        elif not folderWritable(folder):
+            passedOver.append(_("'{folder}' cannot be written").format(folder=folder))
+        else:
+            break
+    if passedOver:
+        why += _(" ({reasons})").format(reasons="; ".join(passedOver))
     stem = re.sub(r'[<>:"/\\|?*\x00-\x1f]', "_", mriNode.GetName()).strip(" .") or "volume"
     path = folder / f"{stem} AMIF key{KEY_SUFFIX}"
     if path.exists():
@@ -230,6 +281,9 @@ def keyPathProblem(keyPath: str | Path | None, mustExist: bool, overwrite: bool 
             path=path, suffix=KEY_SUFFIX)
     if not path.parent.is_dir():
         return _("The folder '{folder}' does not exist; choose another place for the key file.").format(
+            folder=path.parent)
+    if not folderWritable(path.parent):
+        return _("The folder '{folder}' cannot be written; choose another place for the key file.").format(
             folder=path.parent)
     if path.exists() and not overwrite:
         return _("The key file '{path}' exists already; choose another name, or confirm that it may be "

@@ -34,6 +34,11 @@ def catalogue() -> tuple[str, ...]:
     translates in.
     """
     return (
+        # amif_core.tracing.secret (the owner secret of $AMIF_OWNER_SECRET)
+        _("An owner secret is {expected} bytes, got {got}."),
+        _("The owner secret file {path} can be read by other users; restrict it with `chmod 600 {path}`."),
+        _("The owner secret file {path} does not exist. Create one with `amif owner init -o {path}`."),
+        _("{path} is not an AMIF owner secret file (made by `amif owner init`)."),
         # amif_core.inference.devices
         _("Unknown device {device!r}; devices are auto, cpu, cuda, cuda:N or mps."),
         _("Device {device!r} is not available: this machine has {count} CUDA device(s)."),

@@ -146,6 +146,31 @@ def verifyTorch(device: str) -> str:
     return _("PyTorch {version} runs on {device}.").format(version=torch.__version__, device=resolved)
 
 
+class WorkerTorchCheck:
+    """:func:`verifyTorch`'s check done by the worker process (``check(device)``:
+    :meth:`AMIFSlicerLib.worker.WorkerEngine.check`), so torch is never imported in Slicer; it remembers the
+    devices that passed (a check starts torch, which takes seconds) and the devices the worker listed."""
+
+    def __init__(self, check: Callable[[str], dict]) -> None:
+        self.check = check
+        self.passed: dict[str, str] = {}
+        self.devices: list[list[str]] = []
+
+    def __call__(self, device: str) -> str:
+        """The summary for ``device`` (checked once); :class:`DependencyError` when PyTorch cannot run there."""
+        if device not in self.passed:
+            try:
+                result = self.check(device)
+            except Exception as error:
+                raise DependencyError(_("PyTorch is installed but could not run on the {device} device: {error}. "
+                                        "Choose CPU as the device, or reinstall PyTorch with the PyTorch Utils "
+                                        "module.").format(device=device, error=error)) from error
+            self.devices = result["devices"]
+            self.passed[device] = _("PyTorch {version} runs on {device}.").format(version=result["torch"],
+                                                                                 device=result["device"])
+        return self.passed[device]
+
+
 class DependencyInstaller:
     """Checks and installs AMIF's packages; the caller supplies the dialogs and the installers.
 
@@ -160,7 +185,9 @@ class DependencyInstaller:
     any other installs only torch (no torchvision) from PyTorch's index for
     that build. ``freeDiskBytes()`` is checked against
     :data:`TORCH_DISK_BYTES` before PyTorch is downloaded. ``status(text)``
-    tells the panel what is going on.
+    tells the panel what is going on. ``verify(device)`` checks that PyTorch
+    runs there and returns a one-line summary (default :func:`verifyTorch`, in
+    this process; the panel's :class:`WorkerTorchCheck` runs it in the worker).
     """
 
     def __init__(self, confirm: Callable[[str], bool], pipInstall: Callable[[list[str]], None],
@@ -168,10 +195,12 @@ class DependencyInstaller:
                  log: Callable[[str], None] = logging.info, requirements: tuple[Requirement, ...] = REQUIREMENTS,
                  torch: Requirement = TORCH, backend: str = "auto",
                  freeDiskBytes: Callable[[], int] = sitePackagesFreeBytes,
-                 status: Callable[[str], None] = lambda text: None) -> None:
+                 status: Callable[[str], None] = lambda text: None,
+                 verify: Callable[[str], str] = verifyTorch) -> None:
         if backend not in TORCH_BACKENDS:
             raise ValueError(f"unknown PyTorch build {backend!r}; choose one of {', '.join(TORCH_BACKENDS)}")
         self.backend = backend
+        self.verify = verify
         self.freeDiskBytes = freeDiskBytes
         self.status = status
         self.confirm = confirm
@@ -185,7 +214,7 @@ class DependencyInstaller:
     def ensure(self, device: str) -> str:
         """Make sure every requirement is installed (asking first) and PyTorch runs on ``device``.
 
-        Returns :func:`verifyTorch`'s summary. Raises :class:`DependencyError`
+        Returns ``verify``'s summary. Raises :class:`DependencyError`
         when the user declines, an install fails, or in testing mode.
         """
         missing = missingRequirements(self.requirements)
@@ -205,7 +234,7 @@ class DependencyInstaller:
                 raise DependencyError(_("Installing {packages} did not succeed; see the Python console for pip's "
                                         "messages. Restart Slicer and try again.").format(
                     packages=", ".join(r.specifier for r in stillMissing)))
-        return verifyTorch(device)
+        return self.verify(device)
 
     def _installTorch(self) -> None:
         viaExtension = self.torchInstaller is not None and self.backend == "auto"

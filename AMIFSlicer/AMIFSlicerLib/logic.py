@@ -22,8 +22,10 @@ import slicer
 from amif_core.constants import (
     DEFAULT_IDENTIFIER,  # torch-free: importable before PyTorch is installed
 )
+from amif_core.errors import CancelledError
 from amif_core.inference import runner  # torch-free until a run: lists devices before PyTorch is installed
 from AMIFSlicerLib import display
+from AMIFSlicerLib.engines import Engine, InProcessEngine
 from AMIFSlicerLib.choices import (
     COLOUR_AUTO,
     COLOUR_GREY,
@@ -47,18 +49,24 @@ from AMIFSlicerLib.volumenodes import (
 
 if TYPE_CHECKING:  # amif_core imports torch: only type checkers import it here
     from amif_core import AMIFModel
-    from amif_core.key.core import Key
 
 PROTECTED_SUFFIX = " AMIF protected"
 UNLOCKED_SUFFIX = " AMIF unlocked"
 PROVENANCE_ATTRIBUTES = ("AMIF.role", "AMIF.version", "AMIF.modelVersion", "AMIF.weightsSHA256", "AMIF.device",
                          "AMIF.identifier")
-CORE_MODULES = ("amif_core.inference.pipeline", "amif_core.inference.runner", "amif_core.inference.weights",
-                "amif_core.io.geometry", "amif_core.key.file", "amif_core.transforms.colour")
+CORE_MODULES = ("amif_core.io.geometry", "amif_core.key.file", "amif_core.transforms.colour",
+                "amif_core.transforms.identifier")  # torch-free: the network runs in the engine
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
 Notice = Callable[[str], None]
+
+
+def stopIfCancelled(cancel: Cancel | None) -> None:
+    """Raise the core's :class:`~amif_core.errors.CancelledError` when ``cancel()`` says so: a cancel, or a scene
+    close, that arrives with the last slice still stops the run before it writes a key or adds a node."""
+    if cancel is not None and cancel():
+        raise CancelledError("Cancelled by the user; nothing was written.")
 
 
 class AMIFSceneLogic:
@@ -67,24 +75,26 @@ class AMIFSceneLogic:
     ``applicationLogic`` is needed only to show the comparison layouts (in
     Slicer: ``slicer.app.applicationLogic()``); ``afterLayout`` defers fitting
     the views until the new layout is laid out (see
-    :func:`AMIFSlicerLib.display.showLayout`). ``weightsPath`` overrides the
-    weights shipped with ``amif_core``. Loaded models are kept per device.
+    :func:`AMIFSlicerLib.display.showLayout`). ``engine`` runs the network
+    (:mod:`AMIFSlicerLib.engines`): by default in this process, with
+    ``weightsPath`` overriding the weights shipped with ``amif_core``; the
+    panel passes a :class:`AMIFSlicerLib.worker.WorkerEngine`.
     """
 
     def __init__(self, scene: slicer.vtkMRMLScene, applicationLogic: slicer.vtkMRMLApplicationLogic | None = None,
                  weightsPath: str | Path | None = None,
-                 afterLayout: Callable[[Callable[[], None]], None] | None = None) -> None:
+                 afterLayout: Callable[[Callable[[], None]], None] | None = None, engine: Engine | None = None) -> None:
         self.scene = scene
         self.applicationLogic = applicationLogic
         self.afterLayout = afterLayout
         self.weightsPath = Path(weightsPath) if weightsPath is not None else None
-        self._models: dict[tuple[str, Path], AMIFModel] = {}
+        self.engine = engine if engine is not None else InProcessEngine(self.weightsPath)
 
     # ------------------------------------------------------------------ core access
 
     @staticmethod
     def core() -> ModuleType:
-        """The ``amif_core`` package with its volume and key-file modules loaded.
+        """The ``amif_core`` package with the torch-free modules this logic uses loaded.
 
         Raises :class:`DependencyError` (saying what to install) when it or
         one of its packages cannot be imported.
@@ -100,34 +110,25 @@ class AMIFSceneLogic:
                     package=error.name)) from error
         return core
 
-    def model(self, device: str, weights: str | Path | None = None) -> AMIFModel:
-        """The AMIF model of ``weights`` (default: :attr:`weightsPath`, else the shipped default) on ``device``,
-        loaded once per device and file (the batch size is each call's)."""
-        weights = Path(weights or self.weightsPath or self.core().inference.weights.DEFAULT_WEIGHTS)
-        if (device, weights) not in self._models:
-            self._models[device, weights] = self.core().load_model(device, weights=weights)
-        return self._models[device, weights]
+    def model(self, device: str) -> AMIFModel:
+        """The AMIF model of the weights this logic protects with, loaded in this process on ``device`` (the
+        self-test's reference fusion)."""
+        engine = self.engine if isinstance(self.engine, InProcessEngine) else InProcessEngine(self.weightsPath)
+        return engine.model(device)
 
-    def _provenance(self, node: slicer.vtkMRMLScalarVolumeNode, role: str, device: str, identifier: str,
-                    weights: str | Path | None = None) -> None:
-        core = self.core()
-        model = self.model(device, weights)
-        weights = Path(weights or self.weightsPath or core.inference.weights.DEFAULT_WEIGHTS)
+    def _provenance(self, node: slicer.vtkMRMLScalarVolumeNode, role: str, provenance: dict[str, str],
+                    identifier: str) -> None:
+        device = provenance["device"]
         values = {
             "AMIF.role": role,
-            "AMIF.version": core.__version__,
-            "AMIF.modelVersion": f"{Path(weights).stem} (weights format {model.metadata.get('version', '?')})",
-            "AMIF.weightsSHA256": model.model_id,
+            "AMIF.version": self.core().__version__,
+            "AMIF.modelVersion": provenance["modelVersion"],
+            "AMIF.weightsSHA256": provenance["modelId"],
             "AMIF.device": runner.device_label(device) + ("" if device == runner.CPU else f" ({device})"),
             "AMIF.identifier": identifier,
         }
         for name in PROVENANCE_ATTRIBUTES:
             node.SetAttribute(name, values[name])
-
-    @staticmethod
-    def _plan(image: sitk.Image, axis: int, device: str) -> runner.RunPlan:
-        shape = sitk.GetArrayViewFromImage(image).shape
-        return runner.plan_for(int(np.prod(shape)), tuple(s for i, s in enumerate(shape) if i != axis), device)
 
     # ------------------------------------------------------------------ protect
 
@@ -174,24 +175,15 @@ class AMIFSceneLogic:
                 voxels = core.transforms.colour.luma(core.transforms.colour.rgb_unit(voxels, OTHER_ROLE))
             images[role] = (sitkImageFromArray(voxels, ijkToWorld), ijkToWorld)
         mriImage, mriIjkToWorld = images[MRI_ROLE]
-        table = colourTable(otherNode, colour)
-        otherImage = images[OTHER_ROLE][0]
-        plan = self._plan(mriImage, core.io.geometry.slice_axis(mriImage), device)
-        for note in plan.notes:
-            notice(note)
-
-        def run(runDevice: str, batchSize: int) -> tuple[sitk.Image, Key]:
-            return core.inference.pipeline.protect_volume(self.model(runDevice), mriImage, otherImage, identifier,
-                                                          colour_table=table, progress=progress, cancel=cancel,
-                                                          notice=notice, batch_size=batchSize)
-
-        (protectedImage, key), ranOn = runner.run_with_memory_fallback(run, plan, notice)
-        core.key.file.write_key(keyPath, key, passphrase=passphrase, force=overwriteKey)
-        voxels = sitk.GetArrayViewFromImage(protectedImage)
+        result = self.engine.protect(mriImage, images[OTHER_ROLE][0], identifier, colourTable(otherNode, colour),
+                                     device, progress, cancel, notice)
+        stopIfCancelled(cancel)
+        core.key.file.write_key(keyPath, result.key, passphrase=passphrase, force=overwriteKey)
+        voxels = sitk.GetArrayViewFromImage(result.image)
         node = addScalarVolumeNode(self.scene, voxels, mriIjkToWorld, mriNode.GetName() + PROTECTED_SUFFIX)
         display.setWindowLevel(node, *(display.rgbWindowLevel(voxels) if voxels.ndim == 4 else
                                        display.fusionWindowLevel(voxels)))
-        self._provenance(node, "protected", ranOn, identifier)
+        self._provenance(node, "protected", result.provenance, identifier)
         return node
 
     # ------------------------------------------------------------------ unlock
@@ -220,17 +212,9 @@ class AMIFSceneLogic:
         key = core.key.file.read_key(keyPath, passphrase=passphrase)
         ijkToRas = localIjkToRas(protectedNode)
         protectedImage = sitkImageFromArray(voxelArray(protectedNode), ijkToRas)
-        plan = self._plan(protectedImage, key.axis, device)
-        for note in plan.notes:
-            notice(note)
-        weights = core.inference.weights.weights_for_key(key.model_id, self.weightsPath)  # earlier keys unlock too
-
-        def run(runDevice: str, batchSize: int) -> sitk.Image:
-            return core.inference.pipeline.unlock_volume(self.model(runDevice, weights), protectedImage, key,
-                                                         progress=progress, cancel=cancel, batch_size=batchSize)
-
-        unlockedImage, ranOn = runner.run_with_memory_fallback(run, plan, notice)
-        voxels = sitk.GetArrayViewFromImage(unlockedImage)
+        result = self.engine.unlock(protectedImage, key, device, progress, cancel, notice)
+        stopIfCancelled(cancel)
+        voxels = sitk.GetArrayViewFromImage(result.image)
         baseName = re.sub(re.escape(PROTECTED_SUFFIX) + r"(_\d+)?$", "", protectedNode.GetName())
         node = addScalarVolumeNode(self.scene, voxels, ijkToRas, baseName + UNLOCKED_SUFFIX,
                                    protectedNode.GetParentTransformNode())
@@ -241,7 +225,7 @@ class AMIFSceneLogic:
             display.setWindowLevel(node, protectedDisplay.GetWindow(), protectedDisplay.GetLevel())
         else:
             display.setWindowLevel(node, *display.fusionWindowLevel(voxels))
-        self._provenance(node, "unlocked", ranOn, key.identifier, weights)
+        self._provenance(node, "unlocked", result.provenance, key.identifier)
         return node
 
     # ------------------------------------------------------------------ showing

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import slicer
 
@@ -30,20 +31,22 @@ def deviceSelection(saved: str, available: list[str], torchInstalled: bool) -> t
 
 
 def dependencyStatus(summary: str | None = None) -> str:
-    """The dependency line of the panel: ``summary`` of the last check, or what is known without importing torch.
-
-    A broken PyTorch install (one whose import fails) is named here, so the
-    panel opens and the user can reach "Check and install dependencies".
-    """
-    problem = runner.torch_import_problem()
-    if problem is not None:
-        return problem + " " + _("Click 'Check and install dependencies' to repair it.")
+    """The dependency line of the panel: ``summary`` of the last check, or what is known without importing torch
+    (torch is imported only in the worker process; a broken install shows when the worker's check fails)."""
     if summary:
         return summary
     if not runner.torch_installed():
         return _("PyTorch is not installed yet: it is installed (after asking) on the first Protect or Unlock, and "
                  "GPUs appear in the Device list then.")
     return ""
+
+
+def deviceItems(reported: list[list[str]] | None) -> list[tuple[str, str]]:
+    """The Device list as (label, device id): what the worker's check ``reported`` (its "devices"), else automatic
+    and the CPU, which need no look at the hardware (the panel never imports torch to list GPUs)."""
+    if reported:
+        return [(label, deviceId) for label, deviceId in reported]
+    return [(option.label, option.device_id) for option in runner.available_devices(probe=False)]
 
 
 def passphraseProblem(passphrase: str, confirmation: str) -> str | None:
@@ -125,11 +128,22 @@ def isUnsetPath(path: object) -> bool:
 
 
 class DefaultKeyPath:
-    """The key path the panel proposes: chosen once per MRI, and never over a path the user picked."""
+    """The key path the panel proposes: chosen once per MRI, and never over a path the user picked.
 
-    def __init__(self) -> None:
+    ``avoidFolders()`` names folders the default must not go into (Slicer's
+    DICOM database), besides those :func:`AMIFSlicerLib.choices.defaultKeyPlace`
+    always avoids.
+    """
+
+    def __init__(self, avoidFolders: Callable[[], Sequence[str]] = lambda: ()) -> None:
+        self.avoidFolders = avoidFolders
         self.forNode: str | None = None
         self.path: str | None = None
+
+    def forget(self) -> None:
+        """Forget the MRI the default was chosen for: after a scene closes, node IDs start again, and the next
+        scene's MRI (perhaps with the same ID) gets a default of its own."""
+        self.forNode = self.path = None
 
     def update(self, scene: slicer.vtkMRMLScene, mriNode: slicer.vtkMRMLScalarVolumeNode | None,
                keyPath: str) -> tuple[str | None, str | None]:
@@ -137,7 +151,7 @@ class DefaultKeyPath:
         path is unset or still the default (else None), and the line saying where the key goes (None: unchanged)."""
         mriId = mriNode.GetID() if mriNode is not None else None
         if mriId and mriId != self.forNode and (isUnsetPath(keyPath) or keyPath == self.path):
-            place = choices.defaultKeyPlace(scene, mriNode)
+            place = choices.defaultKeyPlace(scene, mriNode, avoid=[Path(f) for f in self.avoidFolders() if f])
             self.forNode, self.path = mriId, str(place.path)
             return self.path, _("The key goes {reason}.").format(reason=place.reason)
         if isUnsetPath(keyPath):

@@ -13,13 +13,18 @@ from amif_core.errors import CancelledError
 from AMIFSlicerLib import choices, panel
 from AMIFSlicerLib.i18n import tr as _
 
+# The parameter node's text fields and the ctkPathLineEdit each is typed in.
+PATH_FIELDS = (("keyPath", "keyPathLineEdit"), ("unlockKeyPath", "unlockKeyPathLineEdit"))
+
 
 class PanelRun:
-    """The panel's run state: which button runs, which sections wait, progress and a cancel request.
+    """The panel's run state: which button runs, which sections and inputs wait, progress and a cancel request.
 
-    ``sections`` are the panel's collapsible sections; during a run all but
-    ``runningSection`` are disabled, and so is the other run button.
-    ``processEvents()`` lets Qt repaint and deliver the Cancel click.
+    ``sections`` are the panel's collapsible sections (and Slicer's Reload &
+    Test section, in developer mode); during a run all but ``runningSection``
+    are disabled, and so are the other ``buttons`` and the running section's
+    ``inputs`` (its selectors and fields: the run uses what they held when it
+    started). ``processEvents()`` lets Qt repaint and deliver the Cancel click.
     """
 
     def __init__(self, sections: Sequence[Any], buttons: Sequence[Any], processEvents: Callable[[], None],
@@ -30,30 +35,39 @@ class PanelRun:
         self.cancelText, self.cancelToolTip, self.cancellingText = cancelText, cancelToolTip, cancellingText
         self.running = False
         self.cancelRequested = False
+        self.button: Any = None
         self._idleText = ""
+        self._frozen: list[Any] = []
 
-    def start(self, button: Any, runningSection: Any, progressBar: Any) -> None:
-        """Mark the panel busy: ``button`` becomes Cancel, everything else waits, the progress bar shows."""
-        self.running, self.cancelRequested = True, False
+    def start(self, button: Any, runningSection: Any, progressBar: Any | None, inputs: Sequence[Any] = (),
+              cancellable: bool = True) -> None:
+        """Mark the panel busy: ``button`` becomes Cancel (or waits, when not ``cancellable``), everything else
+        waits, ``inputs`` are frozen, the progress bar (if any) shows."""
+        self.running, self.cancelRequested, self.button = True, False, button
         self._idleText = button.text
-        button.text, button.toolTip = self.cancelText, self.cancelToolTip
-        button.enabled = True
+        if cancellable:
+            button.text, button.toolTip = self.cancelText, self.cancelToolTip
+        button.enabled = cancellable
         for section in self.sections:
             if section is not runningSection:
                 section.enabled = False
-        for other in self.buttons:
-            if other is not button:
-                other.enabled = False
-        progressBar.value = 0
-        progressBar.show()
+        self._frozen = [widget for widget in (*self.buttons, *inputs) if widget is not button and widget.enabled]
+        for widget in self._frozen:
+            widget.enabled = False
+        if progressBar is not None:
+            progressBar.value = 0
+            progressBar.show()
 
-    def end(self, button: Any, progressBar: Any) -> None:
-        """Give the panel back: the button's own text, every section enabled, the progress bar hidden."""
-        button.text = self._idleText
-        progressBar.hide()
-        for section in self.sections:
-            section.enabled = True
-        self.running = False
+    def end(self, progressBar: Any | None) -> None:
+        """Give the panel back: the button's own text, every section and frozen input enabled, the progress bar
+        hidden (the buttons' own states follow at the next refresh)."""
+        self.button.text = self._idleText
+        self.button.enabled = True
+        if progressBar is not None:
+            progressBar.hide()
+        for widget in (*self.sections, *self._frozen):
+            widget.enabled = True
+        self.running, self.button, self._frozen = False, None, []
 
     def progressCallback(self, progressBar: Any) -> Callable[[int, int], None]:
         """A ``progress(done, total)`` that fills ``progressBar`` with slices done and the time left."""
@@ -78,49 +92,80 @@ class PanelRun:
         self.processEvents()
         return self.cancelRequested
 
-    def run(self, button: Any, runningSection: Any, progressBar: Any, call: Callable[[Callable], Any]) -> Any:
+    def run(self, button: Any, runningSection: Any, progressBar: Any, call: Callable[[Callable], Any],
+            inputs: Sequence[Any] = ()) -> Any:
         """Mark the panel busy, then return ``call(progress)``; None when the user cancelled.
 
         The panel is busy before ``call`` starts, so a dependency install that
         ``call`` begins with cannot be started twice.
         """
-        self.start(button, runningSection, progressBar)
+        self.start(button, runningSection, progressBar, inputs)
         try:
             return call(self.progressCallback(progressBar))
         except CancelledError:
             return None
         finally:
-            self.end(button, progressBar)
+            self.end(progressBar)
 
 
 class PanelActions:
-    """Protect and Unlock for the panel ``ui`` (the widget's ``childWidgetVariables``) on ``sceneLogic``.
+    """Protect, Unlock and the dependency install for the panel ``ui`` (the widget's ``childWidgetVariables``) on
+    ``sceneLogic``: one at a time.
 
     ``ensureDependencies()`` installs and checks what AMIF needs (asking
     first); ``confirm(question, title)`` asks the user; ``errorDisplay(text)``
     is Slicer's ``tryWithErrorDisplay``; ``message(error)`` words an error for
-    the panel; ``afterRun()`` refreshes the panel once a run ends.
+    the panel; ``afterRun()`` refreshes the panel once a run ends;
+    ``otherSections`` (Slicer's Reload & Test section) wait during a run too;
+    ``avoidFolders()`` lists folders a default key must not go into (Slicer's
+    DICOM database).
     """
 
     def __init__(self, ui: Any, sceneLogic: Any, ensureDependencies: Callable[[], None],
                  confirm: Callable[[str, str], bool], errorDisplay: Callable[[str], Any],
                  processEvents: Callable[[], None], message: Callable[[Exception], str],
-                 afterRun: Callable[[], None]) -> None:
+                 afterRun: Callable[[], None], otherSections: Sequence[Any] = (),
+                 avoidFolders: Callable[[], Sequence[str]] = lambda: ()) -> None:
         self.ui, self.sceneLogic = ui, sceneLogic
         self.ensureDependencies, self.confirm, self.errorDisplay = ensureDependencies, confirm, errorDisplay
         self.message, self.afterRun = message, afterRun
-        self.defaultKey = panel.DefaultKeyPath()
+        self.defaultKey = panel.DefaultKeyPath(avoidFolders)
         self.run = PanelRun(
             (ui.inputsCollapsibleButton, ui.protectCollapsibleButton, ui.showCollapsibleButton,
-             ui.unlockCollapsibleButton, ui.advancedCollapsibleButton),
-            (ui.protectButton, ui.unlockButton), processEvents, cancelText=_("Cancel"),
-            cancelToolTip=_("Stop the run; nothing is written or added."), cancellingText=_("Cancelling..."))
+             ui.unlockCollapsibleButton, ui.advancedCollapsibleButton, *otherSections),
+            (ui.protectButton, ui.unlockButton, ui.showButton, ui.installDependenciesButton), processEvents,
+            cancelText=_("Cancel"), cancelToolTip=_("Stop the run; nothing is written or added."),
+            cancellingText=_("Cancelling..."))
 
-    def sceneClosing(self) -> None:
-        """The scene starts to close: a running protect or unlock stops at its next slice, and adds nothing to the
-        closing scene or the next one."""
+    def connectPathFields(self, lineEditOf: Callable[[Any], Any], parameters: Callable[[], Any]) -> None:
+        """Pass every edit of the key path fields to the parameter node ``parameters()`` (None: none yet).
+
+        ctkPathLineEdit emits ``currentPathChanged`` only for text that its
+        name filters accept (``*.amifkey``), never for another suffix or an
+        empty field; so the text of its own line edit (``lineEditOf(field)``)
+        is followed instead, and any key name, or clearing it, reaches the
+        parameter node.
+        """
+        for field, widgetName in PATH_FIELDS:
+            lineEditOf(getattr(self.ui, widgetName)).connect(
+                "textChanged(QString)", lambda text, field=field: self.pathChanged(parameters(), field, text))
+
+    @staticmethod
+    def pathChanged(parameters: Any, field: str, text: str) -> None:
+        """The user typed ``text`` in the path field of ``field`` (a name of :data:`PATH_FIELDS`)."""
+        if parameters is not None and getattr(parameters, field) != text:
+            setattr(parameters, field, text)  # the node's observer refreshes the panel
+
+    def cancelRunning(self) -> None:
+        """Stop a running protect or unlock (the scene closes, or the module is unloaded): it stops at once, and
+        writes or adds nothing, to the closing scene or the next one."""
         if self.run.running:
             self.run.cancelRequested = True
+
+    def sceneClosing(self) -> None:
+        """The scene starts to close: cancel a run, and forget the default key (node IDs start again)."""
+        self.cancelRunning()
+        self.defaultKey.forget()
 
     def refresh(self, scene: Any, parameters: Any) -> None:
         """Show what ``parameters`` allow: buttons on or off with the reason as tooltip, warnings, the default key
@@ -155,12 +200,28 @@ class PanelActions:
         ui.passphraseLabel.visible = ui.passphraseLineEdit.visible = bool(keyPath) and choices.keyNeedsPassphrase(
             keyPath)
 
+    def installDependencies(self) -> None:
+        """Check and install the dependencies (the Advanced button) with the panel busy: no second install, and no
+        protect or unlock, can start meanwhile."""
+        ui = self.ui
+        if self.run.running:
+            return
+        self.run.start(ui.installDependenciesButton, ui.advancedCollapsibleButton, None,
+                       inputs=(ui.torchBackendComboBox, ui.deviceComboBox), cancellable=False)
+        try:
+            self._guarded(ui.dependencyStatusLabel, _("Installing the dependencies failed:"), self.ensureDependencies)
+        finally:
+            self.run.end(None)
+            self.afterRun()
+
     def protect(self, parameters: Any) -> None:
         """Protect the parameter node's volumes (or cancel the running protect); the result goes to the panel."""
         ui = self.ui
         if self.run.running:
-            self.run.requestCancel(ui.protectButton)
+            if self.run.button is ui.protectButton:
+                self.run.requestCancel(ui.protectButton)
             return
+        mri, other = parameters.mriVolume, parameters.otherVolume  # the run's inputs, whatever happens meanwhile
         keyPath = choices.keyFilePath(parameters.keyPath)
         overwrite = keyPath.exists()
         if overwrite and not self.confirm(_("The key file {path} exists already. Replace it? The volume it unlocks "
@@ -172,25 +233,26 @@ class PanelActions:
         ui.keyPassphraseLineEdit.text = ""
         ui.keyPassphraseConfirmLineEdit.text = ""
         ui.protectStatusLabel.text = ""
+        inputs = (ui.keyPathLineEdit, ui.keyPassphraseLineEdit, ui.keyPassphraseConfirmLineEdit)
 
         def work() -> None:
             node = self._run(ui.protectButton, ui.protectCollapsibleButton, ui.protectProgressBar,
                              lambda progress: self.sceneLogic.protect(
-                                 parameters.mriVolume, parameters.otherVolume, keyPath, parameters.identifierText,
+                                 mri, other, keyPath, parameters.identifierText,
                                  parameters.device, progress=progress, cancel=self.run.isCancelRequested,
                                  passphrase=passphrase, overwriteKey=overwrite, notice=notices.append,
-                                 colour=parameters.colourMode))
+                                 colour=parameters.colourMode), inputs)
             if node is None:
                 ui.protectStatusLabel.text = _("Cancelled; nothing was written or added.")
                 return
             parameters.protectedVolume = node
             parameters.unlockKeyPath = str(keyPath)
-            preset = self.sceneLogic.showComparison(parameters.mriVolume, parameters.otherVolume, node)
+            preset = self.sceneLogic.showComparison(mri, other, node)
             details = notices + [_("Created '{name}' on {device}.").format(
                 name=node.GetName(), device=node.GetAttribute("AMIF.device"))]
             if preset:
                 details.append(_("'{name}' shown with a PET colour table, preset {preset}.").format(
-                    name=parameters.otherVolume.GetName(), preset=preset))
+                    name=other.GetName(), preset=preset))
             ui.protectStatusLabel.text = panel.keyResultLine(str(keyPath), passphrase is not None)
             ui.protectStatusLabel.toolTip = "\n".join(details)  # the details, on demand
 
@@ -200,28 +262,33 @@ class PanelActions:
         """Unlock the parameter node's protected volume with its key (or cancel the running unlock)."""
         ui = self.ui
         if self.run.running:
-            self.run.requestCancel(ui.unlockButton)
+            if self.run.button is ui.unlockButton:
+                self.run.requestCancel(ui.unlockButton)
             return
+        protected, keyPath = parameters.protectedVolume, parameters.unlockKeyPath  # the run's, whatever happens
+        passphrase = ui.passphraseLineEdit.text or None
         notices: list[str] = []
         ui.unlockStatusLabel.text = ""
+        inputs = (ui.protectedSelector, ui.unlockKeyPathLineEdit, ui.passphraseLineEdit)
 
         def work() -> None:
             node = self._run(ui.unlockButton, ui.unlockCollapsibleButton, ui.unlockProgressBar,
                              lambda progress: self.sceneLogic.unlock(
-                                 parameters.protectedVolume, parameters.unlockKeyPath,
-                                 passphrase=ui.passphraseLineEdit.text or None, device=parameters.device,
-                                 progress=progress, cancel=self.run.isCancelRequested, notice=notices.append))
+                                 protected, keyPath, passphrase=passphrase, device=parameters.device,
+                                 progress=progress, cancel=self.run.isCancelRequested, notice=notices.append),
+                             inputs)
             ui.passphraseLineEdit.text = ""
             if node is None:
                 ui.unlockStatusLabel.text = _("Cancelled; nothing was added.")
                 return
-            self.sceneLogic.showUnlocked(parameters.protectedVolume, node)
+            self.sceneLogic.showUnlocked(protected, node)
             ui.unlockStatusLabel.text = "\n".join(notices + [_("Created '{name}' on {device}.").format(
                 name=node.GetName(), device=node.GetAttribute("AMIF.device"))])
 
         self._guarded(ui.unlockStatusLabel, _("Unlocking failed:"), work)
 
-    def _run(self, button: Any, section: Any, progressBar: Any, call: Callable[[Callable], Any]) -> Any:
+    def _run(self, button: Any, section: Any, progressBar: Any, call: Callable[[Callable], Any],
+             inputs: Sequence[Any]) -> Any:
         """``call(progress)`` with the panel busy and the dependencies checked first; None when cancelled."""
         def withDependencies(progress: Callable[[int, int], None]) -> Any:
             self.ui.dependencyStatusLabel.text = _("Checking the dependencies (PyTorch is installed first if "
@@ -230,7 +297,7 @@ class PanelActions:
             return call(progress)
 
         try:
-            return self.run.run(button, section, progressBar, withDependencies)
+            return self.run.run(button, section, progressBar, withDependencies, inputs)
         finally:
             self.afterRun()
 

@@ -21,11 +21,11 @@ from tqdm import tqdm
 from amif_core.batch.cluster import batch_client, require_distributed
 from amif_core.batch.manifest import Study, read_manifest
 from amif_core.batch.report import FAILED, INVALID, BatchReport, StudyResult, write_report
-from amif_core.cli.common import Models, load_owner_secret, read_passphrase_file
+from amif_core.cli.common import Models, read_passphrase_file
 from amif_core.cli.study import FuseOptions
 from amif_core.errors import InputError
 from amif_core.io.volumes import check_volume_path
-from amif_core.tracing.secret import ENVIRONMENT
+from amif_core.tracing.secret import ENVIRONMENT, owner_secret
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -67,7 +67,7 @@ def protect_manifest(manifest: str | Path, out: str | Path, client: Client | Non
         read_passphrase_file(passphrase_file)
     secret_file = options.owner_secret or os.environ.get(ENVIRONMENT) or None  # the workers' environment may lack it
     options = replace(options, owner_secret=None if secret_file is None else Path(secret_file).resolve())
-    load_owner_secret(options.owner_secret, notice)  # a bad file is refused, the demo secret announced, here once
+    owner_secret(notice, options.owner_secret)  # a bad file is refused, the demo secret announced, here once
     studies, rejected = read_manifest(manifest, options)
     if rejected:
         notice(f"{len(rejected)} of {len(studies) + len(rejected)} manifest rows cannot run and are reported as "

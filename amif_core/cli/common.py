@@ -114,19 +114,9 @@ def owner_secret_option(parser: argparse.ArgumentParser) -> None:
 
 def owner_secret(args: argparse.Namespace) -> "OwnerSecret":
     """The secret of --owner-secret or $AMIF_OWNER_SECRET, else the demo secret, which is announced on stderr."""
-    return load_owner_secret(args.owner_secret, notice(args))
+    from amif_core.tracing.secret import owner_secret as resolve
 
-
-def load_owner_secret(path: Path | None, notice: Callable[[str], None]) -> "OwnerSecret":
-    """The secret in the file ``path``, else in the file $AMIF_OWNER_SECRET names, else the demo secret, which is
-    announced through ``notice``."""
-    from amif_core.tracing.secret import resolve_secret
-
-    secret = resolve_secret(path)
-    if secret.demo:
-        notice("No owner secret (--owner-secret or $AMIF_OWNER_SECRET): the fusion carries the public demo "
-               "trace mark, which traces to anyone running AMIF, not to you.")
-    return secret
+    return resolve(notice(args), args.owner_secret)
 
 
 class Models:

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import SimpleITK as sitk
 
-from amif_core.cli.common import Models, Progress, load_owner_secret, owner_secret_option, run_on_device
+from amif_core.cli.common import Models, Progress, owner_secret_option, run_on_device
 from amif_core.constants import DEFAULT_IDENTIFIER
 from amif_core.io.atomic import check_outputs, write_atomically
 from amif_core.io.volumes import check_volume_path, read_volume, volume_output
 from amif_core.key.file import key_output
+from amif_core.tracing.secret import owner_secret
 from amif_core.transforms.colour import colour_table
 from amif_core.transforms.identifier import validate_identifier
 
@@ -125,7 +126,7 @@ def fuse_study(files: StudyFiles, options: FuseOptions, passphrase: str | None, 
     slices; the demo-secret, same-scan, resampling, memory-plan and
     out-of-memory retry notes go to ``notice``. The inputs are never modified.
     """
-    owner = load_owner_secret(options.owner_secret, notice)
+    owner = owner_secret(notice, options.owner_secret)
     mri, other = read_volume(files.mri), read_volume(files.other)
     _say_if_same_scan(files, mri, other, notice)
     from amif_core.inference.pipeline import protect_volume

@@ -85,15 +85,16 @@ def torch_import_problem() -> str | None:
     return None
 
 
-def available_devices() -> list[DeviceOption]:
+def available_devices(probe: bool = True) -> list[DeviceOption]:
     """Automatic, each CUDA GPU with its memory, Apple MPS, then the CPU.
 
-    Only automatic and CPU before torch is installed, and when an installed
-    torch fails to import (:func:`torch_import_problem` says why): listing
-    devices never raises.
+    Only automatic and CPU without ``probe`` (nothing is imported: a front end
+    that keeps torch out of its process), before torch is installed, and when
+    an installed torch fails to import (:func:`torch_import_problem` says why):
+    listing devices never raises.
     """
     options = [DeviceOption(AUTO, "Automatic (GPU when available, else CPU)")]
-    if torch_installed() and torch_import_problem() is None:
+    if probe and torch_installed() and torch_import_problem() is None:
         import torch
 
         if torch.cuda.is_available():

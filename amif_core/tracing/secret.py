@@ -18,6 +18,7 @@ import secrets
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from amif_core.errors import InputError
 from amif_core.io.atomic import PRIVATE_MODE, Output, write_atomically
@@ -93,3 +94,15 @@ def resolve_secret(path: str | Path | None) -> OwnerSecret:
     """The secret a run uses: the file ``path``, else the file named by ``$AMIF_OWNER_SECRET``, else the demo secret."""
     chosen = path if path is not None else os.environ.get(ENVIRONMENT) or None
     return DEMO_SECRET if chosen is None else read_secret(chosen)
+
+
+DEMO_NOTICE = (f"No owner secret (--owner-secret or ${ENVIRONMENT}): the fusion carries the public demo trace mark, "
+               "which traces to anyone running AMIF, not to its owner.")
+
+
+def owner_secret(notice: Callable[[str], None], path: str | Path | None = None) -> OwnerSecret:
+    """:func:`resolve_secret`, announcing the demo secret through ``notice`` when that is what a run gets."""
+    secret = resolve_secret(path)
+    if secret.demo:
+        notice(DEMO_NOTICE)
+    return secret

@@ -24,7 +24,8 @@ MODULE_SCRIPT = MODULE_DIR / "AMIFSlicer.py"
 UI_FILE = MODULE_DIR / "Resources" / "UI" / "AMIFSlicer.ui"
 SCALAR_VOLUME_TYPES = ["vtkMRMLScalarVolumeNode"]
 RGB_VOLUME_TYPES = ["vtkMRMLScalarVolumeNode", "vtkMRMLVectorVolumeNode"]  # colour PET/SPECT and colour fusions
-WIDGET_FOR_TYPE = {"vtkMRMLScalarVolumeNode": {"qMRMLNodeComboBox"}, "Path": {"ctkPathLineEdit"},
+WIDGET_FOR_TYPE = {"vtkMRMLScalarVolumeNode": {"qMRMLNodeComboBox"}, "ScalarOrColourVolumeNode": {"qMRMLNodeComboBox"},
+                   "Path": {"ctkPathLineEdit"},
                    "str": {"QLineEdit"}}
 UNBOUND_FIELDS = {"device", "colourMode",  # combos filled and synchronised by the widget code
                   "keyPath", "unlockKeyPath"}  # text ("" when unset), synchronised with their ctkPathLineEdit
@@ -167,10 +168,10 @@ def test_extension_metadata_and_catalog_entry_agree():
     assert entry["category"] == metadata["EXTENSION_CATEGORY"]
     assert entry["build_dependencies"] == metadata["EXTENSION_DEPENDS"].split()
     assert 1 <= entry["tier"] <= 5
-    repository = re.search(r'set\(AMIF_REPOSITORY "([^"]+)"\)', text).group(1)
-    assert entry["scm_url"] == f"https://github.com/{repository}.git", "the repository URL lives in one place"
-    for name in ("HOMEPAGE", "ICONURL", "SCREENSHOTURLS"):
-        assert "${AMIF_REPOSITORY}" in metadata[f"EXTENSION_{name}"], name
+    repository = re.fullmatch(r"https://github\.com/([^/]+/[^/]+)\.git", entry["scm_url"]).group(1)
+    assert metadata["EXTENSION_HOMEPAGE"].startswith(f"https://github.com/{repository}#")
+    for url in (metadata["EXTENSION_ICONURL"], *metadata["EXTENSION_SCREENSHOTURLS"].split()):
+        assert url.startswith(f"https://raw.githubusercontent.com/{repository}/main/"), url
     license_text = (REPO_ROOT / "LICENSE").read_text(encoding="utf-8")
     assert "Apache License" in license_text and "Version 2.0, January 2004" in license_text
     assert "END OF TERMS AND CONDITIONS" in license_text
@@ -191,11 +192,12 @@ def test_importing_the_library_installs_and_imports_nothing_heavy():
         "before = set(sys.modules)\n"
         "for name in ('AMIFSlicerLib.bootstrap', 'AMIFSlicerLib.dependencies',\n"
         "             'AMIFSlicerLib.display', 'AMIFSlicerLib.errors', 'AMIFSlicerLib.logic',\n"
-        "             'AMIFSlicerLib.rendering', 'AMIFSlicerLib.testdata', 'AMIFSlicerLib.volumenodes'):\n"
+        "             'AMIFSlicerLib.rendering', 'AMIFSlicerLib.testdata', 'AMIFSlicerLib.volumenodes',\n"
+        "             'AMIFSlicerLib.engines', 'AMIFSlicerLib.worker', 'AMIFSlicerLib.panelactions'):\n"
         "    importlib.import_module(name)\n"
         "loaded = set(sys.modules) - before\n"
         "light = {'amif_core', 'amif_core.constants', 'amif_core.errors', 'amif_core.inference',\n"
-        "         'amif_core.inference.heap', 'amif_core.inference.runner'}\n"
+        "         'amif_core.inference.heap', 'amif_core.inference.runner', 'amif_core.cli', 'amif_core.cli.worker'}\n"
         "heavy = sorted(m for m in loaded - light if m.split('.')[0] in ('torch', 'amif_core', 'pip', 'ptwt', 'PIL'))\n"
         "print(heavy)\n"
     )
@@ -224,3 +226,34 @@ def test_source_checkout_finds_amif_core_next_to_the_module(tmp_path):
     # -I -S: no site-packages, so an installed amif-core (e.g. an editable install) cannot answer instead
     result = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == f"{checkout}|checkout copy|None"
+
+
+def test_the_extensions_index_reads_literal_urls_from_the_cmake_file():
+    text = (REPO_ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    for name in ("HOMEPAGE", "ICONURL", "SCREENSHOTURLS"):
+        # the index validator's own expression: the text between the quotes is what it downloads
+        value = re.search(rf'set\s*\(EXTENSION_{name}\s*"([^"]+)"', text).group(1)
+        for url in value.split():
+            assert url.startswith("https://") and "${" not in url and "$" not in url, f"EXTENSION_{name}: {url}"
+            if "/main/" in url:
+                assert (REPO_ROOT / url.split("/main/", 1)[1]).is_file(), url
+
+
+def test_contributors_are_a_placeholder_the_release_checklist_names_and_the_readme_names_the_license():
+    text = (REPO_ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    contributors = re.search(r'set\(EXTENSION_CONTRIBUTORS "([^"]*)"\)', text).group(1)
+    assert "contributors" not in contributors.lower() and "AMIF" not in contributors, \
+        "a project name is not a person"
+    assert re.fullmatch(r"[^(),]+ \([^()]+\)", contributors), "the index's form: Name (Affiliation)"
+    module = MODULE_SCRIPT.read_text(encoding="utf-8")
+    assert f'self.parent.contributors = ["{contributors}"]' in module
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    checklist = readme[readme.index("### Release checklist"):]
+    assert contributors in checklist.split("\n#", 1)[0], "the checklist says to replace the placeholder"
+    assert re.search(r"^## License\n+.*Apache License 2\.0.*\(LICENSE\)", readme, re.MULTILINE)
+
+
+def test_the_backend_tooltip_says_what_each_route_installs():
+    tip = propertyText(uiWidgets()["torchBackendComboBox"], "toolTip")
+    assert "installs torchvision with it" in tip and "A chosen build installs PyTorch alone, without torchvision" in tip
+    assert "Only PyTorch is installed, not torchvision" not in tip  # wrong for the extension's automatic route

@@ -15,11 +15,15 @@ def test_a_saved_gpu_that_is_not_here_becomes_automatic_in_the_parameter_node_to
     assert chosen == runner.AUTO and "'cuda:3' is not available on this computer" in message
 
 
-def test_the_dependency_line_names_a_broken_torch(monkeypatch):
-    monkeypatch.setattr(runner, "torch_import_problem", lambda: "PyTorch is installed but cannot be imported (X).")
-    assert panel.dependencyStatus("ok").startswith("PyTorch is installed but cannot be imported (X).")
-    monkeypatch.setattr(runner, "torch_import_problem", lambda: None)
-    assert panel.dependencyStatus("PyTorch 2.13 works on the CPU.") == "PyTorch 2.13 works on the CPU."
+def test_the_dependency_line_and_the_device_list_never_import_torch(monkeypatch):
+    def importsTorch():
+        raise AssertionError("the panel imported torch")
+
+    monkeypatch.setattr(runner, "torch_import_problem", importsTorch)  # the one place that imports it to look
+    assert panel.dependencyStatus("PyTorch 2.13 runs on cpu.") == "PyTorch 2.13 runs on cpu."
+    assert panel.deviceItems(None) == [("Automatic (GPU when available, else CPU)", "auto"), ("CPU", "cpu")]
+    reported = [["Automatic (GPU when available, else CPU)", "auto"], ["GPU 0: X (8.0 GB)", "cuda:0"], ["CPU", "cpu"]]
+    assert panel.deviceItems(reported)[1] == ("GPU 0: X (8.0 GB)", "cuda:0")
     monkeypatch.setattr(runner, "torch_installed", lambda: False)
     assert "not installed yet" in panel.dependencyStatus()
 
