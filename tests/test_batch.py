@@ -81,6 +81,45 @@ def _report(out: Path) -> dict[str, dict[str, str]]:
         return {row["study_id"]: row for row in csv.DictReader(file)}
 
 
+def test_killing_a_worker_mid_run_still_protects_every_study(archive: Path, tmp_path: Path):
+    """Two worker processes (distributed.utils_test.cluster, no nanny to restart them); the first worker seen
+    holding a study is killed with SIGKILL. Dask reruns its studies on the other; every study ends protected.
+
+    It runs before the module's in-process cluster starts: utils_test.cluster checks at its end that no comm of
+    the process is left open, and that cluster's comms would count."""
+    mri = _write(scan((64, 64, 16), SPACING, kind="mri"), tmp_path / "mri.nrrd")  # about a second per study
+    ct = _write(scan((64, 64, 16), SPACING, kind="pet"), tmp_path / "ct.nrrd")
+    manifest = _manifest(tmp_path, [{"study_id": f"s{i}", "mri": str(mri), "other": str(ct)} for i in range(4)])
+    with cluster(nworkers=2) as (scheduler, workers), Client(scheduler["address"]) as client:
+        outcome: dict[str, object] = {}
+
+        def run() -> None:
+            try:
+                outcome["report"] = protect_manifest(manifest, tmp_path / "out", client, device="cpu", progress=False)
+            except BaseException as error:  # shown by the assertion below
+                outcome["error"] = error
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline, busy = time.monotonic() + 60, {}
+        while not busy and time.monotonic() < deadline:
+            busy = {address: [str(k) for k in keys] for address, keys in client.processing().items()
+                    if any(str(k).startswith("amif-study") for k in keys)}
+            time.sleep(0.005)
+        assert busy, "no worker took a study"
+        victim, keys = next(iter(busy.items()))
+        os.kill(next(w for w in workers if w["address"] == victim)["proc"]().pid, signal.SIGKILL)
+        thread.join(timeout=120)
+        assert "error" not in outcome, outcome.get("error")
+        report = outcome["report"]
+        assert victim not in client.scheduler_info()["workers"]
+    assert report.counts == {"protected": 4, "skipped": 0, "failed": 0, "invalid": 0}
+    assert any(r.worker != victim for r in report.studies)
+    model_id = model_id_of(DEFAULT_WEIGHTS)
+    for result in report.studies:
+        check_key_fits_volume(read_volume(result.protected), read_key(result.key), model_id)
+
+
 @pytest.fixture(scope="module")
 def first_run(archive: Path, client: Client, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
     """`amif batch` once, on the in-process cluster by its scheduler address: (out folder, exit code, stderr)."""
@@ -188,42 +227,6 @@ def test_a_manifest_without_the_columns_is_refused_before_any_work(tmp_path: Pat
     assert cli.main(["batch", str(tmp_path / "m.csv"), "--out", str(tmp_path / "out")]) == 2
     assert "lacks the column(s) study_id, other" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-
-
-def test_killing_a_worker_mid_run_still_protects_every_study(archive: Path, tmp_path: Path):
-    """Two worker processes (distributed.utils_test.cluster, no nanny to restart them); the first worker seen
-    holding a study is killed with SIGKILL. Dask reruns its studies on the other; every study ends protected."""
-    mri = _write(scan((64, 64, 16), SPACING, kind="mri"), tmp_path / "mri.nrrd")  # about a second per study
-    ct = _write(scan((64, 64, 16), SPACING, kind="pet"), tmp_path / "ct.nrrd")
-    manifest = _manifest(tmp_path, [{"study_id": f"s{i}", "mri": str(mri), "other": str(ct)} for i in range(4)])
-    with cluster(nworkers=2) as (scheduler, workers), Client(scheduler["address"]) as client:
-        outcome: dict[str, object] = {}
-
-        def run() -> None:
-            try:
-                outcome["report"] = protect_manifest(manifest, tmp_path / "out", client, device="cpu", progress=False)
-            except BaseException as error:  # shown by the assertion below
-                outcome["error"] = error
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        deadline, busy = time.monotonic() + 60, {}
-        while not busy and time.monotonic() < deadline:
-            busy = {address: [str(k) for k in keys] for address, keys in client.processing().items()
-                    if any(str(k).startswith("amif-study") for k in keys)}
-            time.sleep(0.005)
-        assert busy, "no worker took a study"
-        victim, keys = next(iter(busy.items()))
-        os.kill(next(w for w in workers if w["address"] == victim)["proc"]().pid, signal.SIGKILL)
-        thread.join(timeout=120)
-        assert "error" not in outcome, outcome.get("error")
-        report = outcome["report"]
-        assert victim not in client.scheduler_info()["workers"]
-    assert report.counts == {"protected": 4, "skipped": 0, "failed": 0, "invalid": 0}
-    assert any(r.worker != victim for r in report.studies)
-    model_id = model_id_of(DEFAULT_WEIGHTS)
-    for result in report.studies:
-        check_key_fits_volume(read_volume(result.protected), read_key(result.key), model_id)
 
 
 def test_each_worker_loads_the_model_once_for_all_its_studies(archive: Path, client: Client, tmp_path: Path,
