@@ -59,16 +59,30 @@ def oriented(image: sitk.Image) -> tuple[np.ndarray, tuple[float, float, float]]
     return view, (spacing[perm[2]], spacing[perm[1]], spacing[perm[0]])
 
 
+PLANES = ("axial", "coronal", "sagittal")
+
+
+def plane_slice(view: np.ndarray, plane: str, index: int) -> np.ndarray:
+    """Slice ``index`` of ``plane`` (one of :data:`PLANES`) of an :func:`oriented` view, as a viewer shows it.
+
+    Rows run top to bottom and columns left to right on screen (radiological
+    convention); RGB stays last. Returns a view of ``view``; ``index`` counts
+    along the view's superior, posterior or left axis.
+    """
+    if plane == "axial":
+        return view[index]
+    if plane == "coronal":
+        return view[::-1, index, :]
+    return view[::-1, :, index]
+
+
 def _slices(image: sitk.Image) -> list[tuple[np.ndarray, tuple[float, float]]]:
     """Middle axial, coronal and sagittal slices (float32, rows top to bottom, RGB last) with their (row, column)
     spacings."""
     view, (s_si, s_ap, s_lr) = oriented(image)
-    depth, rows, cols = view.shape[:3]
-    return [
-        (np.array(view[depth // 2], dtype=np.float32), (s_ap, s_lr)),
-        (np.array(view[::-1, rows // 2, :], dtype=np.float32), (s_si, s_lr)),
-        (np.array(view[::-1, :, cols // 2], dtype=np.float32), (s_si, s_ap)),
-    ]
+    spacings = {"axial": (s_ap, s_lr), "coronal": (s_si, s_lr), "sagittal": (s_si, s_ap)}
+    return [(np.array(plane_slice(view, plane, view.shape[axis] // 2), dtype=np.float32), spacings[plane])
+            for axis, plane in enumerate(PLANES)]
 
 
 def _colour(values: np.ndarray, colormap: str) -> np.ndarray:

@@ -78,8 +78,8 @@ def test_the_identifier_is_grey_ink_visible_on_any_hue(model: AMIFModel) -> None
 def test_the_fusion_keeps_the_partner_hue_on_the_shaded_fused_luma(model: AMIFModel) -> None:
     mri, pet = phantom((64, 64), seed=1)
     rgb = apply_table(pet / pet.max(), COLOUR_TABLES["pet"])
-    clean = model.fuse_clean(mri, rgb)
-    grey = model.fuse_clean(mri, luma(rgb))  # the grey fusion of the luma is the colour fusion's fused luma
+    clean = model.fuse_clean(mri, rgb, owner=None)  # the composition itself, without the trace mark on top
+    grey = model.fuse_clean(mri, luma(rgb), owner=None)  # the grey fusion of the luma is the colour fusion's fused luma
     assert np.allclose(luma(clean), grey * (1 - SHADING + SHADING * luma(rgb)), atol=1e-5)
     got, want = chroma(clean).astype(np.float64), chroma(rgb).astype(np.float64)
     assert np.abs(got[..., 0] * want[..., 1] - got[..., 1] * want[..., 0]).max() < 1e-5  # the same hue
@@ -152,7 +152,7 @@ def test_a_colour_key_file_round_trips(model: AMIFModel, tmp_path: Path) -> None
     assert protected.GetNumberOfComponentsPerPixel() == 3 and protected.GetPixelID() == sitk.sitkVectorUInt8
     write_key(tmp_path / "k.amifkey", key, passphrase="pw")
     header = read_key_header(tmp_path / "k.amifkey")
-    assert header["format_version"] == 5 and header["colour"]["table"] == "spect" and header["levels"] == 255
+    assert header["format_version"] == 6 and header["colour"]["table"] == "spect" and header["levels"] == 255
     assert header["payload"]["chroma_count"] == key.chroma_codes.size > 0
     again = read_key(tmp_path / "k.amifkey", "pw")
     assert again.shape == key.shape and again.colour == key.colour

@@ -33,7 +33,7 @@ from amif_core.key.file import (
 
 HEADER_FIELDS = {
     "format_version", "format", "amif_version", "created_utc", "model_id", "volume_fingerprint", "image_fingerprint",
-    "axis", "shape", "geometry", "normalisation", "identifier", "identifier_style", "mask_offsets", "payload",
+    "axis", "shape", "geometry", "normalisation", "identifier", "identifier_style", "mask_offsets", "identifier_lattice", "payload",
     "encryption", "colour", "levels",
 }
 
@@ -179,8 +179,8 @@ def test_damaged_files_fail_fast_with_key_format_error(tmp_path: Path) -> None:
         "empty": (b"", "not an AMIF key file"),
         "short": (good[:10], "not an AMIF key file"),
         "wrong magic": (b"PK\x03\x04" + good[4:], "not an AMIF key file"),
-        "version 6": (good[:12] + struct.pack("<H", 6) + good[14:], "version 6.*newer AMIF"),
-        "version 1": (good[:12] + struct.pack("<H", 1) + good[14:], "version 1.*reads versions 2, 3, 4 and 5 only"),
+        "version 7": (good[:12] + struct.pack("<H", 7) + good[14:], "version 7.*newer AMIF"),
+        "version 1": (good[:12] + struct.pack("<H", 1) + good[14:], "version 1.*reads versions 2, 3, 4, 5 and 6 only"),
         "version 0": (good[:12] + struct.pack("<H", 0) + good[14:], "version 0"),
         "cut in the lengths": (good[:20], "truncated"),
         "huge header length": (good[:14] + struct.pack("<I", 0xFFFFFFFF) + good[18:], "out of bounds"),

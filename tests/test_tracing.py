@@ -16,7 +16,7 @@ from amif_core.errors import InputError
 from amif_core.io.geometry import resample_to_reference
 from amif_core.evaluation.psnr import psnr
 from amif_core.tracing.detect import TraceAccumulator
-from amif_core.tracing.mark import AMPLITUDE, DEMO_MARK, FEATURES, TraceMark, features
+from amif_core.tracing.mark import AMPLITUDE, DEMO_MARK, FEATURES, TraceMark, features, gate
 from amif_core.inference.trace import Probe, trace_probes
 from amif_core.transforms.intensity import fit_normalisation
 from amif_core.tracing.secret import (
@@ -114,7 +114,13 @@ def test_directions_are_unit_and_differ_per_secret() -> None:
 def test_features_are_the_marks_basis() -> None:
     a, b = _anatomy(1)
     mark = TraceMark.from_secret(new_secret())
-    np.testing.assert_allclose(np.tensordot(mark.direction, features(a, b), axes=1), mark.response(a, b), atol=1e-4)
+    np.testing.assert_allclose(np.tensordot(mark.direction, features(a, b), axes=1),
+                               mark.response(a, b) * gate(a, b), atol=1e-4)
+
+
+def test_mark_of_slices_smaller_than_its_offsets() -> None:
+    a, b = _anatomy(2, (5, 7))
+    assert DEMO_MARK.mark(a, b).shape == (5, 7) and features(a, b).shape == (FEATURES, 5, 7)
 
 
 def _accumulate(suspect) -> TraceAccumulator:

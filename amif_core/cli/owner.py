@@ -167,6 +167,9 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--colour", action="store_true",
                         help="attack MRI-PET and MRI-SPECT protected in colour (image attacks and wrong keys, in RGB; "
                              "needs --leaked '')")
+    parser.add_argument("--planes", type=int, metavar="EVERY",
+                        help="instead of the validation slices, attack the bundled demo volume (grey) cut in each "
+                             "plane of its grid, every EVERY-th slice crossing the head (--data is not read)")
     parser.add_argument("--seed", type=int, default=0, help="seeds every random choice (default 0)")
     parser.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads (0: torch's default)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the full result as JSON")
@@ -183,6 +186,23 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
                          help="validation probe slices for the trace (default 40)")
     distill.add_argument("--settings", metavar="LIST",
                          help="comma-separated student settings to train (default: all; see distill.SETTINGS)")
+
+
+def _attack_planes(args: argparse.Namespace) -> int:
+    """``attack-eval --planes``: the demo volume's attacks per plane (:mod:`amif_core.evaluation.attacks.planes`)."""
+    from amif_core.data.demo_files import DEMO_MRI, DEMO_PET
+    from amif_core.evaluation.attacks.planes import format_planes, run_plane_attacks
+    from amif_core.io.volumes import read_volume
+
+    if args.planes < 1:
+        raise AMIFError("--planes takes a step of at least 1 (every Nth slice), got {step}.", step=args.planes)
+    result = run_plane_attacks(load(args), read_volume(DEMO_MRI), read_volume(DEMO_PET), every=args.planes,
+                               white_box_slices=args.white_box_slices, evaluations=args.white_box_evaluations)
+    print(format_planes(result))
+    if args.json is not None:
+        write_atomically([json_output(args.json, result)], args.force)
+        say(args, f"Wrote {args.json}")
+    return EXIT_OK
 
 
 @command("attack-eval", "Try to remove the identifier without the key and measure how close each attack gets.",
@@ -205,6 +225,8 @@ def attack_eval_command(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.distill:
         return _distill(args)
+    if args.planes is not None:
+        return _attack_planes(args)
     evaluation = run_attack_eval(load(args), args.data, limit=args.limit, leaked=args.leaked,
                                  config=RemoverConfig(steps=args.remover_steps), seed=args.seed, quiet=args.quiet,
                                  white_box_limit=args.white_box_slices, evaluations=args.white_box_evaluations,

@@ -27,13 +27,8 @@ from amif_core.key.core import Key, image_fingerprint, image_signature
 from amif_core.key.storage import quantise
 from amif_core.networks.amif import AMIFNet
 from amif_core.transforms.colour import chroma, compose, luma, rgb_from
-from amif_core.transforms.identifier import (
-    IdentifierStyle,
-    crop_mask,
-    render_identifier_canvas,
-    slice_offsets,
-    validate_identifier,
-)
+from amif_core.transforms.identifier import IdentifierStyle, validate_identifier
+from amif_core.transforms.identifier_volume import VolumePlanes, identifier_masks
 from amif_core.tracing.mark import TraceMark
 from amif_core.tracing.secret import DEMO_SECRET, OwnerSecret
 from amif_core.transforms.intensity import Normalisation, fit_normalisation
@@ -139,7 +134,7 @@ class AMIFModel:
                 style: IdentifierStyle = IdentifierStyle(), colour_table: str | None = None,
                 progress: Progress | None = None, cancel: Cancel | None = None,
                 batch_size: int = DEFAULT_BATCH_SIZE, levels: int | None = None,
-                owner: OwnerSecret = DEMO_SECRET) -> Protected:
+                owner: OwnerSecret = DEMO_SECRET, planes: VolumePlanes | None = VolumePlanes()) -> Protected:
         """Fuse and protect: returns the image with the identifier burnt in, and its key.
 
         ``mri``: (H, W) or (D, H, W), greyscale, any real dtype and intensity
@@ -158,21 +153,27 @@ class AMIFModel:
         1 / ``levels`` before its key is made, so integers hold it exactly.
         ``owner``: the secret that chooses the invisible trace mark the fusion
         carries (:mod:`amif_core.tracing`); the public demo secret by default.
+        A volume gets the 3D identifier, laid on the voxel grid that
+        ``planes`` describes (default: the array's own); a 2D slice, a
+        volume too thin for text across it, or ``planes=None`` (a stack of
+        unrelated slices), the tiled 2D one on each slice
+        (:func:`~amif_core.transforms.identifier_volume.identifier_masks`).
         """
         identifier = validate_identifier(identifier)
         pair = prepare_pair(mri, other, colour_table)
         depth, h, w = pair.mri.shape
         hp, wp = padded(h), padded(w)
-        canvas = render_identifier_canvas(identifier, h, w, style)
-        offsets = slice_offsets(_inputs_seed(pair.mri, pair.other, identifier), depth, h, w)
         colour = pair.cbcr is not None
+        volume = len(pair.shape) == (4 if colour else 3)
+        all_masks, offsets, lattice = identifier_masks(identifier, pair.mri.shape, style, planes if volume else None,
+                                                       _inputs_seed(pair.mri, pair.other, identifier))
         image = np.empty(pair.mri.shape + ((3,) if colour else ()), dtype=np.float32)
         origin = np.zeros((depth, 4), dtype=np.float32)
         step = np.zeros((depth, 4), dtype=np.float32)
         codes, chroma_codes = [], []
         mark = TraceMark.from_secret(owner)
         for part, clean, norm_a, norm_b in self._released_batches(pair, batch_size, progress, cancel, mark):
-            masks = np.stack([crop_mask(canvas, tuple(o), h, w) for o in offsets[part]])
+            masks = all_masks[part]
             if colour:
                 chroma_codes.append(codec.encode_chroma(chroma(clean), masks))
             fused = torch.from_numpy(luma(clean)[:, None] if colour else clean[:, None]).to(self.device)
@@ -201,6 +202,7 @@ class AMIFModel:
             identifier_style=asdict(style),
             normalisation={"mri": norm_a.to_dict(), "other": norm_b.to_dict()},
             mask_offsets=offsets,
+            identifier_lattice=lattice.to_dict() if lattice is not None else None,
             colour=pair.colour,
             chroma_codes=(codec.apply_pad(np.concatenate(chroma_codes), seed, codes.size, +1) if colour
                           else np.zeros(0, np.int16)),

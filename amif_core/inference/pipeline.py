@@ -38,6 +38,7 @@ from amif_core.key.core import Key
 from amif_core.key.storage import from_stored, levels_for, to_stored
 from amif_core.tracing.secret import DEMO_SECRET, OwnerSecret
 from amif_core.transforms.identifier import IdentifierStyle, validate_identifier
+from amif_core.transforms.identifier_volume import VolumePlanes
 
 
 def _check_finite(image: sitk.Image, name: str) -> None:
@@ -76,8 +77,9 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
     ``batch_size`` slices run at once (see :mod:`amif_core.inference.runner`);
     ``owner``: the secret of the fusion's trace mark (:mod:`amif_core.tracing`).
 
-    The identifier is drawn to read upright in the standard view of the
-    slices (:func:`display_orientation`). Returns the protected volume and
+    The identifier is three-dimensional, on the MRI's voxel grid, and
+    reads upright in the standard view nearest each plane of that grid
+    (:func:`display_orientation`; an oblique grid's text tilts with it). Returns the protected volume and
     its :class:`Key`. The volume is stored as integers that hold it exactly
     (:mod:`amif_core.key.storage`): uint16 0..32767 for a grey fusion, 8-bit
     RGB vector voxels for a colour one; exactly the MRI's geometry, no
@@ -97,10 +99,11 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
         notice(f"Resampled the second scan ({describe(other)}) onto the MRI grid ({describe(mri)}), linear "
                f"interpolation{partial}.")
     style = IdentifierStyle(**display_orientation(mri, axis))
+    planes = VolumePlanes(tuple(tuple(display_orientation(mri, a).values()) for a in range(3)), axis)
     levels = levels_for(colour_table is not None or is_rgb_volume(other))
     result = model.protect(axis_first(mri, axis), _partner_voxels(other, on_grid, axis), identifier, style,
                            colour_table=colour_table, progress=trimming(progress), cancel=cancel,
-                           batch_size=batch_size, levels=levels, owner=owner)
+                           batch_size=batch_size, levels=levels, owner=owner, planes=planes)
     del on_grid
     protected = from_axis_first(to_stored(result.image, levels), axis, mri)
     key = result.key

@@ -18,11 +18,8 @@ from datetime import datetime, timezone
 import numpy as np
 
 from amif_core.key.codec import plain_scale
-from amif_core.transforms.identifier import (
-    IdentifierStyle,
-    crop_mask,
-    render_identifier_canvas,
-)
+from amif_core.transforms.identifier import IdentifierStyle
+from amif_core.transforms.identifier_volume import Lattice, lattice_mask, stamped_masks
 
 SIGNATURE_GRID = 8
 
@@ -84,8 +81,11 @@ class Key:
 
     The rest describes the image and is safe to show: ``signature`` (D, 8, 8)
     float32 (:func:`image_signature`), ``mask_offsets`` (D, 2) int64 (the
-    identifier crop offset per slice), fingerprint, model, identifier and
-    normalisation. A volume's key also holds its geometry: ``axis`` (the
+    2D identifier's crop offset per slice; (0, 2) for a 3D identifier),
+    ``identifier_lattice`` (the 3D identifier's
+    :meth:`~amif_core.transforms.identifier_volume.Lattice.to_dict`; None
+    for the 2D identifier, and in keys made before it), fingerprint, model,
+    identifier and normalisation. A volume's key also holds its geometry: ``axis`` (the
     numpy axis of the (z, y, x) voxel array the volume was sliced along, so
     ``shape`` is that array with ``axis`` first), ``size`` (x, y, z) voxels,
     ``spacing`` and ``origin`` (mm), ``direction`` (9 values, row-major) and
@@ -125,6 +125,7 @@ class Key:
     chroma_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
     levels: int | None = None
     scale_padded: bool = True
+    identifier_lattice: dict | None = None
 
     def scales(self, image_seed: bytes) -> tuple[np.ndarray, np.ndarray]:
         """The codes' origin and step, (D, 4) float32 each; ``image_seed``: the protected image's
@@ -150,9 +151,11 @@ class Key:
 
     def identifier_mask(self) -> np.ndarray:
         """The identifier mask this key was made with: uint8 {0, 1}, shape :attr:`spatial_shape`."""
+        if self.identifier_lattice is not None:
+            return lattice_mask(self.identifier, self.spatial_shape, Lattice.from_dict(self.identifier_lattice))
         h, w = self.spatial_shape[-2:]
-        canvas = render_identifier_canvas(self.identifier, h, w, IdentifierStyle(**self.identifier_style))
-        return np.stack([crop_mask(canvas, tuple(o), h, w) for o in self.mask_offsets]).reshape(self.spatial_shape)
+        style = IdentifierStyle(**self.identifier_style)
+        return stamped_masks(self.identifier, self.mask_offsets, h, w, style).reshape(self.spatial_shape)
 
     @property
     def slices(self) -> int:

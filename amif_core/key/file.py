@@ -48,11 +48,11 @@ from amif_core.key.header import (
 )
 
 MAGIC = b"\x89AMIFKEY\r\n\x1a\n"
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 CLEAR_SCALE_VERSION = 4  # what a key read from a file of version 4 or earlier is written as again
 # version 2 is version 3 without colour, version 3 is version 4 without levels, version 4 is version 5 with the
-# codes' scales in the clear
-READABLE_VERSIONS = (2, 3, 4, 5)
+# codes' scales in the clear, version 5 is version 6 without the 3D identifier
+READABLE_VERSIONS = (2, 3, 4, 5, 6)
 _PREFIX = struct.Struct("<12sHIQ")
 DIGEST_SIZE = 32
 MAX_HEADER_BYTES = 1 << 20  # the largest header AMIF writes (65535 slices) is ~0.9 MiB; json.loads needs ~25x this
@@ -221,6 +221,8 @@ def _verify(path: str | Path) -> _Verified:
         header = {**header, "colour": None, "payload": {**header["payload"], "chroma_count": 0}}
     if version < 4:
         header = {**header, "levels": None}
+    if version < 6:
+        header = {**header, "identifier_lattice": None}
     return _Verified(header, start + header_bytes, payload_length, version)
 
 
@@ -393,9 +395,10 @@ def read_key(path: str | Path, passphrase: str | None = None) -> Key:
         shape=shape + ((3,) if header["colour"] is not None else ()),
         fingerprint=header["image_fingerprint"], signature=arrays["signature"], model_id=header["model_id"],
         identifier=header["identifier"], identifier_style=dict(header["identifier_style"]),
-        normalisation=header["normalisation"], mask_offsets=np.asarray(header["mask_offsets"], dtype=np.int64),
+        normalisation=header["normalisation"], mask_offsets=np.asarray(header["mask_offsets"], dtype=np.int64).reshape(-1, 2),
         created_utc=header["created_utc"], axis=header["axis"], size=tuple(geometry["size"]),
         spacing=tuple(geometry["spacing"]), origin=tuple(geometry["origin"]), direction=tuple(geometry["direction"]),
         volume_fingerprint=header["volume_fingerprint"], colour=header["colour"],
         chroma_codes=arrays.get("chroma", np.zeros(0, np.int16)), levels=header["levels"],
+        identifier_lattice=header["identifier_lattice"],
     )

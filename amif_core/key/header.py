@@ -79,6 +79,7 @@ def build_header(key: Key, encryption: dict | None) -> dict[str, Any]:
         "identifier": key.identifier,
         "identifier_style": key.identifier_style,
         "mask_offsets": np.asarray(key.mask_offsets, dtype=np.int64).tolist(),
+        "identifier_lattice": key.identifier_lattice,
         "payload": {"compression": "zlib", "filter": "byteshuffle", "code_count": int(key.codes.size),
                     "chroma_count": int(key.chroma_codes.size)},
         "encryption": encryption,
@@ -128,13 +129,32 @@ def _colour(value: Any) -> None:
         _text(value["table"], "colour.table", 64)
 
 
+def _lattice(value: Any, axis: int, zyx: list[int]) -> None:
+    """Check an ``identifier_lattice`` (:meth:`~amif_core.transforms.identifier_volume.Lattice.to_dict`)."""
+    if not isinstance(value, dict) or set(value) != {"font_px", "cells", "planes", "axis"}:
+        raise ValueError("identifier_lattice must be null or hold font_px, cells, planes and axis")
+    _int(value["font_px"], "identifier_lattice.font_px", 1, MAX_SIDE)
+    if not isinstance(value["cells"], list) or len(value["cells"]) != 3:
+        raise ValueError("identifier_lattice.cells must list 3 counts")
+    for count, side in zip(value["cells"], zyx):
+        _int(count, "identifier_lattice.cells", 1, side)
+    planes = value["planes"]
+    if (not isinstance(planes, list) or len(planes) != 3
+            or not all(isinstance(p, list) and len(p) == 3 and all(isinstance(f, bool) for f in p) for p in planes)):
+        raise ValueError("identifier_lattice.planes must list 3 triples of true or false")
+    if _int(value["axis"], "identifier_lattice.axis", 0, 2) != axis:
+        raise ValueError("identifier_lattice.axis must be the key's axis")
+
+
 def validate_header(header: Any, payload_length: int, version: int) -> None:
-    """Raise ValueError/TypeError/KeyError unless ``header`` is a well-formed header of format ``version`` (2 to 5).
+    """Raise ValueError/TypeError/KeyError unless ``header`` is a well-formed header of format ``version`` (2 to 6).
 
     Version 3 adds ``colour`` and ``payload.chroma_count`` (a version-2 header
     is grey); version 4 adds ``levels`` (null: a float32 image; else the
     integer storage of :mod:`amif_core.key.storage`); version 5 has version
-    4's header and pads the codes' scales in the payload.
+    4's header and pads the codes' scales in the payload; version 6 adds
+    ``identifier_lattice`` (null: the 2D identifier at ``mask_offsets``;
+    else the 3D identifier, and ``mask_offsets`` is empty).
     """
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ValueError("format must be 'amif-key'")
@@ -171,9 +191,13 @@ def validate_header(header: Any, payload_length: int, version: int) -> None:
     for name in STYLE_FLAGS:
         if not isinstance(style[name], bool):
             raise ValueError(f"identifier_style.{name} must be true or false")
+    lattice = header["identifier_lattice"] if version >= 6 else None
+    if lattice is not None:
+        _lattice(lattice, axis, zyx)
     offsets = header["mask_offsets"]
-    if not isinstance(offsets, list) or len(offsets) != shape[0]:
-        raise ValueError(f"mask_offsets must list one (row, column) pair per slice ({shape[0]})")
+    if not isinstance(offsets, list) or len(offsets) != (0 if lattice is not None else shape[0]):
+        raise ValueError(f"mask_offsets must list one (row, column) pair per slice ({shape[0]}), none with "
+                         "identifier_lattice")
     for pair in offsets:
         if not isinstance(pair, list) or len(pair) != 2:
             raise ValueError("mask_offsets must hold (row, column) pairs")

@@ -74,6 +74,8 @@ def shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
     """``out[y, x] = image[y + dy, x + dx]``, zero where that falls outside: (H, W), ``image``'s dtype."""
     h, w = image.shape
     out = np.zeros_like(image)
+    if abs(dy) >= h or abs(dx) >= w:
+        return out
     ys, xs = slice(max(0, -dy), min(h, h - dy)), slice(max(0, -dx), min(w, w - dx))
     ysrc, xsrc = slice(max(0, dy), min(h, h + dy)), slice(max(0, dx), min(w, w + dx))
     out[ys, xs] = image[ysrc, xsrc]

@@ -46,14 +46,19 @@ class IdentifierStyle:
 
 
 @lru_cache(maxsize=64)
-def _font(size: int) -> ImageFont.FreeTypeFont:
+def font(size: int) -> ImageFont.FreeTypeFont:
+    """Pillow's built-in scalable font at ``size`` pixels (cached)."""
     return ImageFont.load_default(size=size)
 
 
+def stroke_width(font_px: int) -> int:
+    """The outline added around the glyphs at ``font_px``, in pixels: thick enough for the ink not to blur away."""
+    return max(1, round(font_px / 18))
+
+
 def _glyph_bitmap(char: str, size: int) -> bytes:
-    font = _font(size)
     image = Image.new("L", (2 * size, 2 * size))
-    ImageDraw.Draw(image).text((0, 0), char, font=font, fill=255)
+    ImageDraw.Draw(image).text((0, 0), char, font=font(size), fill=255)
     return image.tobytes()
 
 
@@ -79,9 +84,9 @@ def validate_identifier(text: str) -> str:
 
 
 def _tiled_canvas(text: str, height: int, width: int, font_px: int, angle_deg: float, gap: float) -> np.ndarray:
-    font = _font(font_px)
-    stroke = max(1, round(font_px / 18))
-    left, top, right, bottom = font.getbbox(text, stroke_width=stroke)
+    face = font(font_px)
+    stroke = stroke_width(font_px)
+    left, top, right, bottom = face.getbbox(text, stroke_width=stroke)
     step_x = (right - left) * (1.0 + gap)
     step_y = (bottom - top) * (1.0 + 1.6 * gap)
     side = int(math.ceil(math.hypot(height, width))) + 4 * font_px
@@ -90,7 +95,7 @@ def _tiled_canvas(text: str, height: int, width: int, font_px: int, angle_deg: f
     for row, y in enumerate(np.arange(-step_y, side + step_y, step_y)):
         shift = (row % 2) * step_x / 2
         for x in np.arange(-step_x + shift, side + step_x, step_x):
-            draw.text((x - left, y - top), text, font=font, fill=255, stroke_width=stroke, stroke_fill=255)
+            draw.text((x - left, y - top), text, font=face, fill=255, stroke_width=stroke, stroke_fill=255)
     rotated = layer.rotate(angle_deg, resample=Image.Resampling.BILINEAR)
     x0, y0 = (side - width) // 2, (side - height) // 2
     cropped = np.asarray(rotated.crop((x0, y0, x0 + width, y0 + height)))

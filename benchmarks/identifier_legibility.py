@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Legibility of the identifier in every plane: OCR reads "AMIF" on the protected demo volume, per plane.
+
+The bundled demo pair is protected as ``amif demo`` does (colour, the PET
+through the "pet" table). Each axial, coronal and sagittal slice of the
+protected volume that crosses the head (the normalised MRI above 0.1 on at
+least 10 % of the slice) is shown as a viewer shows it (radiological
+convention, :func:`amif_core.montage.plane_slice`, square pixels at the
+voxels' physical aspect, the longest side ``--display-px`` pixels, bilinear),
+and read by Tesseract (Debian's ``tesseract-ocr`` through ``pytesseract``,
+``--psm 11``: sparse text, no layout). A slice counts as legible when the
+text read holds "AMIF". Bar: >= 50 % per plane.
+
+With ``--mask-only`` it reads the mask itself, white on black, which
+separates the glyphs' and the layout's legibility from the ink's.
+
+Per plane it also prints the identifier's coverage of the slices (bar: 8 to
+25 % of every slice) and how often the OCR read a copyright sign.
+
+Usage::
+
+    python benchmarks/identifier_legibility.py                 # every slice
+    python benchmarks/identifier_legibility.py --every 4       # every 4th slice, while iterating
+    python benchmarks/identifier_legibility.py --save DIR      # also write the slices read as PNGs
+
+Needs ``pytesseract`` (pip, the ``ocr`` extra) and the ``tesseract`` program
+(``apt-get install tesseract-ocr``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # measure this checkout, installed or not
+
+import pytesseract  # noqa: E402
+
+from amif_core import load_model  # noqa: E402
+from amif_core.data.demo_files import DEMO_MRI, DEMO_PET  # noqa: E402
+from amif_core.demo import DEMO_TABLE  # noqa: E402
+from amif_core.inference.pipeline import protect_volume  # noqa: E402
+from amif_core.io.volumes import read_volume  # noqa: E402
+from amif_core.montage import PLANES, oriented, plane_slice  # noqa: E402
+from amif_core.transforms.intensity import fit_normalisation  # noqa: E402
+
+HEAD_LEVEL = 0.1  # normalised MRI above this is head
+HEAD_FRACTION = 0.10  # a slice crosses the head when this much of it is head
+OCR_CONFIG = "--psm 11"
+
+
+def displayed(values: np.ndarray, spacing: tuple[float, float], longest_px: int) -> Image.Image:
+    """An (H, W) or (H, W, 3) uint8 slice resized to square screen pixels, its longest physical side ``longest_px``."""
+    extent = (values.shape[0] * spacing[0], values.shape[1] * spacing[1])
+    scale = longest_px / max(extent)
+    size = (max(1, round(extent[1] * scale)), max(1, round(extent[0] * scale)))
+    return Image.fromarray(np.ascontiguousarray(values)).resize(size, Image.Resampling.BILINEAR)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--every", type=int, default=1, help="read every Nth slice (default 1: all)")
+    parser.add_argument("--display-px", type=int, default=512, help="longest side of a shown slice (default 512)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    parser.add_argument("--save", type=Path, help="write the slices read into this folder, as PNG")
+    parser.add_argument("--mask-only", action="store_true",
+                        help="read the mask itself (white strokes on black) instead of the protected slices: "
+                             "the legibility of the glyphs and their layout, without the ink and the anatomy")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_model("cpu")
+    mri, pet = read_volume(DEMO_MRI), read_volume(DEMO_PET)
+    protected, key = protect_volume(model, mri, pet, colour_table=DEMO_TABLE, notice=lambda _: None)
+    mask = sitk.GetImageFromArray(np.moveaxis(model.identifier_mask(key), 0, key.axis))
+    mask.CopyInformation(mri)
+    views = {name: oriented(image) for name, image in (("protected", protected), ("mask", mask), ("mri", mri))}
+    head = fit_normalisation(views["mri"][0]).apply(np.asarray(views["mri"][0])) > HEAD_LEVEL
+    s_si, s_ap, s_lr = views["protected"][1]
+    spacings = {"axial": (s_ap, s_lr), "coronal": (s_si, s_lr), "sagittal": (s_si, s_ap)}
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+    print(f"Demo volume {'x'.join(map(str, mri.GetSize()))} voxels, protected along numpy axis {key.axis}; "
+          f"identifier {key.identifier!r}; Tesseract {pytesseract.get_tesseract_version()} {OCR_CONFIG}; "
+          f"slices shown {args.display_px} px on their longest side; every {args.every} slice(s)"
+          f"{'; the mask alone' if args.mask_only else ''}")
+    print(f"{'plane':9s} {'slices':>6s} {'AMIF read':>10s} {'rate':>6s} {'(c) read':>9s} "
+          f"{'coverage min':>12s} {'max':>6s}")
+    for axis, plane in enumerate(PLANES):
+        read = copyright = 0
+        indices = [i for i in range(0, head.shape[axis], args.every)
+                   if plane_slice(head, plane, i).mean() >= HEAD_FRACTION]
+        cover = [float(plane_slice(views["mask"][0], plane, i).mean()) for i in range(head.shape[axis])]
+        for i in indices:
+            shown = views["mask" if args.mask_only else "protected"][0]
+            values = plane_slice(shown, plane, i)
+            picture = displayed(values * np.uint8(255) if args.mask_only else values, spacings[plane], args.display_px)
+            text = pytesseract.image_to_string(picture, config=OCR_CONFIG)
+            read += "AMIF" in text.upper()
+            copyright += "\u00a9" in text
+            if args.save:
+                picture.save(args.save / f"{plane}-{i:03d}-{'read' if 'AMIF' in text.upper() else 'missed'}.png")
+        rate = read / max(1, len(indices))
+        print(f"{plane:9s} {len(indices):6d} {read:10d} {rate:6.0%} {copyright:9d} {min(cover):12.1%} "
+              f"{max(cover):6.1%}")
+
+
+if __name__ == "__main__":
+    main()
