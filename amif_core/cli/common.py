@@ -22,7 +22,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar
 
 from tqdm import tqdm
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from amif_core.tracing.secret import OwnerSecret
 
 Progress = Callable[[int, int], None]
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -119,12 +120,12 @@ def owner_secret(args: argparse.Namespace) -> "OwnerSecret":
 
 
 class Models:
-    """The model of --weights (or the shipped one), loaded once per device on first use."""
+    """The model of ``weights`` (--weights; None: the shipped one), loaded once per device on first use."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        if args.weights is not None and not args.weights.is_file():
-            raise InputError("The weights file {path} does not exist.", path=args.weights)
-        self.weights = args.weights
+    def __init__(self, weights: Path | None) -> None:
+        if weights is not None and not weights.is_file():
+            raise InputError("The weights file {path} does not exist.", path=weights)
+        self.weights = weights
         self._loaded: dict[str, AMIFModel] = {}
 
     def __call__(self, device: str) -> AMIFModel:
@@ -137,24 +138,31 @@ class Models:
 
 def load(args: argparse.Namespace) -> AMIFModel:
     """Load the model named by --weights (or the shipped one) onto --device."""
-    return Models(args)(args.device)
+    return Models(args.weights)(args.device)
 
 
 def run_planned(args: argparse.Namespace, voxels: int, slice_shape: tuple[int, int],
                 run: Callable[[AMIFModel, int], object]) -> object:
-    """Run ``run(model, batch_size)`` under the core runner's memory plan for --device.
+    """Run ``run(model, batch_size)`` under the core runner's memory plan for --device (:func:`run_on_device`)."""
+    result, _ = run_on_device(Models(args.weights), args.device, voxels, slice_shape, run, notice(args))
+    return result
 
-    An out-of-memory error retries with half the batch, then on the CPU; each
-    retry is announced on stderr (:func:`amif_core.inference.runner.run_with_memory_fallback`).
+
+def run_on_device(models: Models, device: str, voxels: int, slice_shape: tuple[int, int],
+                  run: Callable[[AMIFModel, int], T], notice: Callable[[str], None]) -> tuple[T, str]:
+    """Run ``run(model, batch_size)`` under the core runner's memory plan for ``device`` ("auto", "cpu", ...).
+
+    ``voxels``: of the MRI grid; ``slice_shape``: (rows, cols) of one slice.
+    The plan's notes, and each retry of an out-of-memory error (half the
+    batch, then the CPU; :func:`amif_core.inference.runner.run_with_memory_fallback`),
+    go to ``notice``. Returns the result and the device that ran it (e.g. "cuda:0").
     """
     from amif_core.inference import runner
 
-    models = Models(args)
-    plan = runner.plan_for(voxels, slice_shape, args.device, cpu_batch_size=DEFAULT_BATCH_SIZE)
+    plan = runner.plan_for(voxels, slice_shape, device, cpu_batch_size=DEFAULT_BATCH_SIZE)
     for note in plan.notes:
-        notice(args)(note)
-    result, _ = runner.run_with_memory_fallback(lambda device, batch: run(models(device), batch), plan, notice(args))
-    return result
+        notice(note)
+    return runner.run_with_memory_fallback(lambda ran_on, batch: run(models(ran_on), batch), plan, notice)
 
 
 def passphrase_from(args: argparse.Namespace, confirm: bool) -> str | None:
@@ -165,18 +173,22 @@ def passphrase_from(args: argparse.Namespace, confirm: bool) -> str | None:
             raise InputError("The environment variable {name} is not set or empty.", name=args.passphrase_env)
         return value
     if args.passphrase_file:
-        try:
-            lines = args.passphrase_file.read_text(encoding="utf-8").splitlines()
-        except OSError as error:
-            raise InputError("Cannot read the passphrase file {path}: {reason}.", path=args.passphrase_file,
-                             reason=error.strerror) from error
-        if not lines or not lines[0]:
-            raise InputError("The passphrase file {path} is empty; put the passphrase on its first line.",
-                             path=args.passphrase_file)
-        return lines[0]
+        return read_passphrase_file(args.passphrase_file)
     if args.passphrase_prompt:
         return prompt_passphrase(confirm)
     return None
+
+
+def read_passphrase_file(path: Path) -> str:
+    """The passphrase on the first line of the file ``path``; InputError when it cannot be read or is empty."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise InputError("Cannot read the passphrase file {path}: {reason}.", path=path,
+                         reason=error.strerror) from error
+    if not lines or not lines[0]:
+        raise InputError("The passphrase file {path} is empty; put the passphrase on its first line.", path=path)
+    return lines[0]
 
 
 def prompt_passphrase(confirm: bool) -> str:

@@ -21,7 +21,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
-from amif_core.cli import owner, user  # noqa: F401  (registers the subcommands)
+from amif_core.cli import batch, owner, user  # noqa: F401  (registers the subcommands)
 from amif_core.cli.common import (
     COMMANDS,
     EXIT_BROKEN_PIPE,

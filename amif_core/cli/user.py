@@ -7,23 +7,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-import numpy as np
-import SimpleITK as sitk
-
 from amif_core.cli.common import (
     EXIT_OK,
+    Models,
     command,
     force_option,
     identifier_option,
     model_options,
     notice,
-    owner_secret,
-    owner_secret_option,
     passphrase_from,
     passphrase_options,
     progress_bar,
@@ -33,11 +28,11 @@ from amif_core.cli.common import (
     say,
     _file_size,
 )
+from amif_core.cli.study import FuseOptions, StudyFiles, check_study_outputs, fuse_option_arguments, fuse_study
 from amif_core.errors import InputError, WrongPassphraseError
 from amif_core.io.atomic import check_outputs, write_atomically
 from amif_core.io.volumes import check_volume_path, read_volume, volume_output
-from amif_core.key.file import is_key_file, key_output, read_key, read_key_header
-from amif_core.transforms.colour import colour_table
+from amif_core.key.file import is_key_file, read_key, read_key_header
 from amif_core.transforms.identifier import validate_identifier
 
 
@@ -48,75 +43,28 @@ def _fuse_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True,
                         help="protected volume to write (.nrrd, .nii, .nii.gz or .mha; with --dicom a new folder) "
                              "on the MRI grid: uint16 grey, or 8-bit RGB in colour")
-    parser.add_argument("--dicom", action="store_true",
-                        help="write a derived DICOM series into the folder OUTPUT (patient and study copied from "
-                             "the MRI's series when the MRI is a DICOM folder)")
     parser.add_argument("--key", type=Path, required=True, help="key file to write; keep it apart from the image")
-    parser.add_argument("--axis", type=int, choices=(0, 1, 2),
-                        help="numpy axis of the (z, y, x) array to slice along (default: the one closest to "
-                             "superior-inferior)")
-    parser.add_argument("--colour", metavar="TABLE",
-                        help="fuse in colour: map a scalar PET/SPECT through this colour table (pet: hot iron, "
-                             "spect: rainbow) and write RGB. An RGB second scan is fused in colour without it")
 
 
 @command("fuse", "Fuse an MRI with a CT/PET/SPECT and protect the result with a visible identifier.",
          example="amif fuse mri.nii.gz pet.nrrd -o protected.nrrd --key protected.amifkey --passphrase-prompt\n"
                  "  amif fuse mri_dicom/ pet.nrrd -o protected_dicom/ --dicom --key protected.amifkey",
-         arguments=(_fuse_arguments, identifier_option, passphrase_options, owner_secret_option, model_options,
+         arguments=(_fuse_arguments, fuse_option_arguments, identifier_option, passphrase_options, model_options,
                     force_option))
 def fuse(args: argparse.Namespace) -> int:
-    validate_identifier(args.identifier)
-    if args.colour is not None:
-        colour_table(args.colour)  # an unknown name is refused before anything is read
-    if args.dicom:
-        check_outputs([args.key], args.force, inputs=[args.mri, args.other], folders=[args.output])
-    else:
-        check_volume_path(args.output)
-        check_outputs([args.output, args.key], args.force, inputs=[args.mri, args.other])
+    options = FuseOptions.from_args(args)
+    files = StudyFiles(args.mri, args.other, args.output, args.key)
+    check_study_outputs(files, options, args.force)
     passphrase = passphrase_from(args, confirm=True)
-    owner = owner_secret(args)
-    mri, other = read_volume(args.mri), read_volume(args.other)
-    _say_if_same_scan(args, mri, other)
-    from amif_core.inference.pipeline import protect_volume
-    from amif_core.io.geometry import check_axis, slice_axis, slice_size
-
-    axis = slice_axis(mri) if args.axis is None else args.axis
-    check_axis(axis, mri)
     with progress_bar("Protecting", args.quiet) as progress:
-        protected, key = run_planned(args, mri.GetNumberOfPixels(), slice_size(mri, axis), lambda model, batch: (
-            protect_volume(model, mri, other, args.identifier, axis, colour_table=args.colour, progress=progress,
-                           notice=notice(args), batch_size=batch, owner=owner)))
-    if args.dicom:
-        from amif_core.io.dicom import dicom_series_output, source_attributes
-
-        image_output = dicom_series_output(protected, args.output, key.identifier, source_attributes(args.mri))
-    else:
-        image_output = volume_output(protected, args.output)
-    write_atomically([image_output, key_output(args.key, key, passphrase)], args.force)
+        key = fuse_study(files, options, passphrase, Models(args.weights), args.device, args.force, progress,
+                         notice(args)).key
     kind = ("8-bit RGB" if key.colour is not None else "uint16") + (" DICOM series" if args.dicom else "")
     say(args, f"Protected volume: {args.output} ({kind}, the MRI's geometry; sliced along axis {key.axis})")
     say(args, f"Key:              {args.key} ({_file_size(args.key)}, "
               f"{'encrypted' if passphrase else 'NOT encrypted'}; volume fingerprint {key.volume_fingerprint[:12]})")
     say(args, "Keep the key apart from the image: whoever holds both can recover the fusion without the identifier.")
     return EXIT_OK
-
-
-def _same_voxels(a: sitk.Image, b: sitk.Image) -> bool:
-    """True when two volumes hold the same voxel values (any pixel types), compared slice by slice."""
-    if a.GetSize() != b.GetSize() or a.GetNumberOfComponentsPerPixel() != b.GetNumberOfComponentsPerPixel():
-        return False
-    return all(np.array_equal(x, y) for x, y in zip(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b)))
-
-
-def _say_if_same_scan(args: argparse.Namespace, mri: sitk.Image, other: sitk.Image) -> None:
-    """A notice when the two inputs are one file, or two files with the same voxels: the MRI would be fused with
-    itself (allowed, as a test of the pipeline, but rarely meant)."""
-    advice = "AMIF fuses the MRI with itself. Give the registered CT, PET or SPECT as the second input."
-    if os.path.samefile(args.mri, args.other):
-        notice(args)(f"The MRI and the second scan are the same file ({args.mri}): {advice}")
-    elif _same_voxels(mri, other):
-        notice(args)(f"The MRI ({args.mri}) and the second scan ({args.other}) have the same voxels: {advice}")
 
 
 def _unlock_arguments(parser: argparse.ArgumentParser) -> None:

@@ -138,6 +138,20 @@ def _check_colour_fits(protected: sitk.Image, key: Key) -> None:
                                "volume.")
 
 
+def _in_key_order(protected: sitk.Image, key: Key) -> sitk.Image:
+    """``protected``, checked to be a volume of the key's kind (RGB for a colour key), in the key's slice order."""
+    check_volume(protected, "protected volume", rgb=True)
+    _check_colour_fits(protected, key)
+    return restore_slice_order(protected, key.geometry()) if key.is_volume_key else protected
+
+
+def check_key_fits_volume(protected: sitk.Image, key: Key, model_id: str) -> None:
+    """Raise unless ``key`` unlocks ``protected`` with the weights ``model_id``: the check :func:`unlock_volume`
+    makes first (:func:`amif_core.key.check.check_fits`), without running the model."""
+    protected = _in_key_order(protected, key)
+    check_fits(key, model_id, protected_voxels(protected, key), volume_facts(protected))
+
+
 def unlock_volume(model: AMIFModel, protected: sitk.Image, key: Key, verify: bool = True,
                   progress: Progress | None = None, cancel: Cancel | None = None,
                   batch_size: int = DEFAULT_BATCH_SIZE) -> sitk.Image:
@@ -149,10 +163,7 @@ def unlock_volume(model: AMIFModel, protected: sitk.Image, key: Key, verify: boo
     Returns float32 in [0, 1] (RGB for a colour key) on the protected
     volume's geometry. ``progress``/``cancel`` as in :func:`protect_volume`.
     """
-    check_volume(protected, "protected volume", rgb=True)
-    _check_colour_fits(protected, key)
-    if key.is_volume_key:
-        protected = restore_slice_order(protected, key.geometry())
+    protected = _in_key_order(protected, key)
     if not verify and tuple(protected.GetSize()) != tuple(key.size):
         raise InputError("The protected volume has {size} voxels but the key is for {key_size}; "
                          "even a forced unlock needs the same size.", size=protected.GetSize(), key_size=key.size)
