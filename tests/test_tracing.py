@@ -104,7 +104,7 @@ def test_mark_is_bounded_deterministic_and_zero_on_background() -> None:
 
 
 def test_directions_are_unit_and_differ_per_secret() -> None:
-    one, two = TraceMark.from_secret(new_secret()), TraceMark.from_secret(new_secret())
+    one, two = (TraceMark.from_secret(OwnerSecret(bytes([k]) * 32)) for k in (1, 2))
     assert one.direction.shape == (FEATURES,)
     assert np.isclose(np.linalg.norm(one.direction), 1.0)
     assert abs(one.direction @ two.direction) < 0.5
@@ -131,9 +131,10 @@ def _accumulate(suspect) -> TraceAccumulator:
     return accumulator
 
 
-def test_marked_outputs_are_traced_through_gain_and_noise() -> None:
+@pytest.mark.parametrize("seed", range(3))
+def test_marked_outputs_are_traced_through_gain_and_noise(seed: int) -> None:
     """A suspect that learnt half the mark, on another scale, with noise of one grey level, is traced."""
-    secret = new_secret()
+    secret = OwnerSecret(bytes([seed]) * 32)
     mark = TraceMark.from_secret(secret)
 
     def student(a, b, reference, seed):
@@ -142,7 +143,7 @@ def test_marked_outputs_are_traced_through_gain_and_noise() -> None:
 
     result = _accumulate(student).result(mark)
     assert result.verdict == "traced" and result.p_value <= 1e-6
-    other = _accumulate(student).result(TraceMark.from_secret(new_secret()))
+    other = _accumulate(student).result(TraceMark.from_secret(OwnerSecret(bytes([100 + seed]) * 32)))
     assert other.p_value > 1e-6
 
 
@@ -153,7 +154,8 @@ def test_p_values_are_uniform_under_the_null() -> None:
         return np.clip(0.6 * a + 0.6 * b + np.random.default_rng(seed).normal(0, 2 / 255, a.shape), 0, 1)
 
     accumulator = _accumulate(independent)
-    p_values = [accumulator.result(TraceMark.from_secret(new_secret())).p_value for _ in range(300)]
+    p_values = [accumulator.result(TraceMark.from_secret(OwnerSecret(k.to_bytes(32, "little")))).p_value
+                for k in range(300)]
     assert stats.kstest(p_values, "uniform").pvalue > 1e-3
     assert sum(p <= 1e-3 for p in p_values) <= 3
 
@@ -172,7 +174,7 @@ def test_model_releases_the_marked_fusion_and_unlock_returns_it(model: amif_core
 
 
 def test_trace_probes_from_the_model(model: amif_core.AMIFModel) -> None:
-    secret = new_secret()
+    secret = OwnerSecret(bytes(range(32)))
     pairs = _demo_slices()
     marked = [Probe(str(i), a, b, model.fuse_clean(a, b, owner=secret)) for i, (a, b) in enumerate(pairs)]
     as_8_bit = [Probe(p.name, p.mri, p.other, np.round(p.output * 255).astype(np.uint8)) for p in marked]
