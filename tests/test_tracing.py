@@ -183,3 +183,28 @@ def test_trace_probes_from_the_model(model: amif_core.AMIFModel) -> None:
     assert trace_probes(model, unmarked, secret).p_value > 1e-3
     with pytest.raises(InputError, match="exactly these inputs"):
         trace_probes(model, [Probe("x", pairs[0][0], pairs[0][1], np.zeros((10, 10)))], secret)
+
+
+def test_amif_trace_reads_probe_folders_and_gives_a_verdict(model: amif_core.AMIFModel, tmp_path, capsys) -> None:
+    import json
+
+    from PIL import Image
+
+    import amif_core.cli.main as cli
+
+    secret_path = tmp_path / "owner.secret"
+    write_secret(secret_path, OwnerSecret(bytes(range(32))))
+    probes, outputs = tmp_path / "probes", tmp_path / "outputs"
+    outputs.mkdir()
+    for index, (a, b) in enumerate(_demo_slices()):
+        folder = probes / f"p{index}"
+        folder.mkdir(parents=True)
+        for name, image in (("mri", a), ("other", b)):
+            Image.fromarray(np.round(image * 255).astype(np.uint8)).save(folder / f"{name}.png")
+        mri, other = (np.asarray(Image.open(folder / f"{n}.png"), np.float32) for n in ("mri", "other"))
+        released = model.fuse_clean(mri, other, owner=read_secret(secret_path))
+        Image.fromarray(np.round(released * 255).astype(np.uint8)).save(outputs / f"p{index}.png")
+    code = cli.main(["trace", str(probes), str(outputs), "--owner-secret", str(secret_path), "--device", "cpu",
+                     "--json", "-", "-q"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["verdict"] == "traced" and result["slices"] == 8 and not result["demo_secret"]

@@ -43,18 +43,19 @@ class Probe:
     output: np.ndarray
 
 
-def read_image_or_volume(path: Path, axis_of: Path | None = None) -> np.ndarray:
-    """A 2D image file as (H, W) or RGB (H, W, 3), or a volume as (D, H, W) (RGB: (D, H, W, 3)) sliced along the
-    axis closest to axial of the volume at ``axis_of`` (itself by default). Integers keep their scale."""
+def read_image_or_volume(path: Path, axis: int | None = None) -> tuple[np.ndarray, int | None]:
+    """A 2D image file as (H, W) or RGB (H, W, 3), or a volume as (D, H, W) (RGB: (D, H, W, 3)) sliced along
+    ``axis`` (default: its own axis closest to axial), with the axis used (None for an image). Integers keep
+    their scale."""
     if path.suffix.lower() in IMAGE_SUFFIXES:
         image = np.asarray(Image.open(path))
-        return image[..., :3] if image.ndim == 3 else image
+        return (image[..., :3] if image.ndim == 3 else image), None
     from amif_core.io.geometry import axis_first, slice_axis
     from amif_core.io.volumes import read_volume
 
     volume = read_volume(path)
-    axis = slice_axis(read_volume(axis_of) if axis_of is not None else volume)
-    return np.array(axis_first(volume, axis))
+    axis = slice_axis(volume) if axis is None else axis
+    return np.array(axis_first(volume, axis)), axis
 
 
 def _one(folder: Path, stem: str) -> Path:
@@ -76,10 +77,9 @@ def read_probes(probes: Path, outputs: Path) -> list[Probe]:
                          folder=probes)
     found = []
     for name in names:
-        mri_path = _one(Path(probes) / name, "mri")
-        found.append(Probe(name, read_image_or_volume(mri_path), read_image_or_volume(_one(Path(probes) / name, "other"),
-                                                                                     mri_path),
-                           read_image_or_volume(_one(Path(outputs), name), mri_path)))
+        mri, axis = read_image_or_volume(_one(Path(probes) / name, "mri"))  # the MRI's axis slices all three
+        other = read_image_or_volume(_one(Path(probes) / name, "other"), axis)[0]
+        found.append(Probe(name, mri, other, read_image_or_volume(_one(Path(outputs), name), axis)[0]))
     return found
 
 
