@@ -6,7 +6,6 @@ look (grey or colour), and where the key goes by default.
 """
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import re
 import tempfile
@@ -249,17 +248,6 @@ def defaultKeyPlace(scene: slicer.vtkMRMLScene, mriNode: slicer.vtkMRMLScalarVol
             name=path.name)
         path = folder / f"{stem} AMIF key {stamp}{KEY_SUFFIX}"
     return KeyPlace(path, why)
-
-
-def keyNeedsPassphrase(keyPath: str | Path) -> bool:
-    """True when the key file at ``keyPath`` is encrypted; False when it is not, or cannot be read yet."""
-    path = keyFilePath(keyPath)
-    if not path.is_file():
-        return False
-    try:
-        return bool(importlib.import_module("amif_core.key.file").key_needs_passphrase(path))
-    except Exception:
-        return False  # unreadable: unlock reports the reason (reading a key header needs no PyTorch)
 
 
 def keyFilePath(keyPath: str | Path) -> Path:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 from amif_core.errors import CancelledError
 from AMIFSlicerLib import choices, panel
 from AMIFSlicerLib.i18n import tr as _
+from AMIFSlicerLib.keyfilestate import KeyFileCache
 
 # The parameter node's text fields and the ctkPathLineEdit each is typed in.
 PATH_FIELDS = (("keyPath", "keyPathLineEdit"), ("unlockKeyPath", "unlockKeyPathLineEdit"))
@@ -130,6 +131,7 @@ class PanelActions:
         self.ensureDependencies, self.confirm, self.errorDisplay = ensureDependencies, confirm, errorDisplay
         self.message, self.afterRun = message, afterRun
         self.defaultKey = panel.DefaultKeyPath(avoidFolders)
+        self.keyFiles = KeyFileCache(message)
         self.run = PanelRun(
             (ui.inputsCollapsibleButton, ui.protectCollapsibleButton, ui.showCollapsibleButton,
              ui.unlockCollapsibleButton, ui.advancedCollapsibleButton, *otherSections),
@@ -169,7 +171,9 @@ class PanelActions:
 
     def refresh(self, scene: Any, parameters: Any) -> None:
         """Show what ``parameters`` allow: buttons on or off with the reason as tooltip, warnings, the default key
-        path (set in ``parameters`` once per MRI), and the passphrase field when the chosen key is encrypted."""
+        path (set in ``parameters`` once per MRI), and the passphrase field when the chosen key is encrypted (or not
+        known to be plain: :class:`AMIFSlicerLib.keyfilestate.KeyFileCache` reads it once per version of the file).
+        A key file that cannot unlock turns Unlock off, its reason as the tooltip."""
         ui = self.ui
         if self.run.running:
             return
@@ -197,8 +201,12 @@ class PanelActions:
         ui.unlockButton.enabled = state.unlockBlocker is None
         ui.unlockButton.toolTip = state.unlockBlocker or _("Recover the watermark-free fusion with the key file.")
         keyPath = ui.unlockKeyPathLineEdit.currentPath
-        ui.passphraseLabel.visible = ui.passphraseLineEdit.visible = bool(keyPath) and choices.keyNeedsPassphrase(
-            keyPath)
+        keyState = self.keyFiles.state(choices.keyFilePath(keyPath)) if keyPath else None
+        if keyState is not None and keyState.problem is not None and state.unlockBlocker is None:
+            ui.unlockButton.enabled = False
+            ui.unlockButton.toolTip = keyState.problem
+        ui.passphraseLabel.visible = ui.passphraseLineEdit.visible = (keyState is not None
+                                                                       and keyState.needsPassphrase is not False)
 
     def installDependencies(self) -> None:
         """Check and install the dependencies (the Advanced button) with the panel busy: no second install, and no

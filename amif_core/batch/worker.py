@@ -86,14 +86,15 @@ def _done(files: StudyFiles, options: FuseOptions, passphrase: str | None, model
     replaced unasked. The owner secret is not recorded anywhere, so a change of secret alone is not seen."""
     from amif_core.inference.pipeline import check_key_fits_volume
     from amif_core.io.volumes import read_volume
-    from amif_core.key.file import read_key, read_key_header
+    from amif_core.key.file import open_key_file
 
     if not (files.output.exists() and files.key.exists()):
         return False
     try:
-        if passphrase is not None and read_key_header(files.key)["encryption"] is None:
+        keyfile = open_key_file(files.key)
+        if passphrase is not None and not keyfile.needs_passphrase:
             return False  # asked for an encrypted key now
-        key = read_key(files.key, passphrase)
+        key = keyfile.key(passphrase)
         if not _made_as_asked(key, options):
             return False
         check_key_fits_volume(read_volume(files.output), key, model_id)

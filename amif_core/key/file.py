@@ -143,22 +143,53 @@ def write_key(path: str | Path, key: Key, passphrase: str | None = None, force: 
 
 
 @dataclass(frozen=True)
-class _Verified:
+class KeyFile:
+    """A key file read, digest-checked and parsed in one read (:func:`open_key_file`); nothing else opens it.
+
+    ``header``: the validated header plus ``format_version`` (what
+    :func:`read_key_header` returns); ``prefix``: the magic, version, lengths
+    and header bytes (AES-GCM's associated data); ``payload``: the payload
+    bytes as they are on disk (compressed, and encrypted when
+    :attr:`needs_passphrase`).
+    """
+
+    path: Path
     header: dict[str, Any]
-    prefix: bytes  # magic, version, lengths and header: the AES-GCM associated data
-    payload_length: int
-    version: int
+    prefix: bytes
+    payload: memoryview
+
+    @property
+    def version(self) -> int:
+        """The key format version of the file (2 to :data:`FORMAT_VERSION`)."""
+        return int(self.header["format_version"])
+
+    @property
+    def needs_passphrase(self) -> bool:
+        """True when the key arrays are encrypted, so :meth:`key` needs the passphrase."""
+        return self.header["encryption"] is not None
+
+    def key(self, passphrase: str | None = None) -> Key:
+        """The :class:`~amif_core.key.core.Key` the file holds; ``passphrase``: needed when
+        :attr:`needs_passphrase`, ignored otherwise. Raises :class:`KeyFormatError` for a damaged payload and
+        :class:`WrongPassphraseError` for a wrong or missing passphrase."""
+        return _parse_key(self, passphrase)
 
 
-def _verify(path: str | Path) -> _Verified:
-    """Check magic, version, lengths and the SHA-256 digest; then parse and validate the header."""
+def open_key_file(path: str | Path) -> KeyFile:
+    """Read the key file at ``path`` once: check magic, version, lengths and the SHA-256 digest of the bytes read,
+    then parse and validate the header.
+
+    Raises :class:`InputError` for a missing path or a folder and
+    :class:`KeyFormatError` for a damaged or unknown file. Every length is
+    checked against the file's size and a fixed maximum before the rest is read.
+    """
     path = Path(path)
     if not path.is_file():
         if not path.exists():
             raise InputError("The key file {path} does not exist.", path=path)
         raise InputError("{path} is not a file.", path=path)
-    size = path.stat().st_size
     with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
         start = file.read(_PREFIX.size)
         if len(start) < len(MAGIC) + 2 or not start.startswith(MAGIC):
             raise KeyFormatError("{path} is not an AMIF key file (it does not start with the AMIF key signature).",
@@ -192,19 +223,18 @@ def _verify(path: str | Path) -> _Verified:
             raise KeyFormatError("The key file {path} is corrupted ({extra} bytes more than its lengths say). Use an "
                                  "intact copy of the key (the one written together with the protected volume).",
                                  path=path, extra=size - expected)
-        header_bytes = file.read(header_length)
-        digest = hashlib.sha256(start + header_bytes)
-        remaining = payload_length
-        while remaining:
-            piece = file.read(min(CHUNK, remaining))
-            if not piece:
-                raise KeyFormatError("The key file {path} is truncated (it changed while being read). Use an intact "
-                                     "copy of the key (the one written together with the protected volume).", path=path)
-            digest.update(piece)
-            remaining -= len(piece)
-        if file.read(DIGEST_SIZE + 1) != digest.digest():
-            raise KeyFormatError("The key file {path} is corrupted (its SHA-256 integrity check fails). Use an intact "
-                                 "copy of the key (the one written together with the protected volume).", path=path)
+        rest = file.read(expected - _PREFIX.size + 1)  # one byte more: a file that grew is caught too
+    if len(rest) != expected - _PREFIX.size:
+        raise KeyFormatError("The key file {path} is truncated (it changed while being read). Use an intact "
+                             "copy of the key (the one written together with the protected volume).", path=path)
+    body = memoryview(rest)
+    header_bytes = bytes(body[:header_length])
+    payload = body[header_length : header_length + payload_length]
+    digest = hashlib.sha256(start)
+    digest.update(body[: header_length + payload_length])
+    if body[header_length + payload_length :] != digest.digest():
+        raise KeyFormatError("The key file {path} is corrupted (its SHA-256 integrity check fails). Use an intact "
+                             "copy of the key (the one written together with the protected volume).", path=path)
     try:
         header = json.loads(header_bytes.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
@@ -223,7 +253,8 @@ def _verify(path: str | Path) -> _Verified:
         header = {**header, "levels": None}
     if version < 6:
         header = {**header, "identifier_lattice": None}
-    return _Verified(header, start + header_bytes, payload_length, version)
+    header = {"format_version": version, **{k: v for k, v in header.items() if k != "format_version"}}
+    return KeyFile(path, header, start + header_bytes, payload)
 
 
 def is_key_file(path: str | Path) -> bool:
@@ -236,7 +267,7 @@ def is_key_file(path: str | Path) -> bool:
 
 
 def read_key_header(path: str | Path) -> dict[str, Any]:
-    """The verified header of a key file, plus ``format_version``; needs no passphrase.
+    """The verified header of a key file, plus ``format_version``; needs no passphrase (:func:`open_key_file`).
 
     The header describes the volume the key fits (``volume_fingerprint``,
     ``geometry``, ``axis``, ``shape``), the model (``model_id``), the
@@ -244,46 +275,37 @@ def read_key_header(path: str | Path) -> dict[str, Any]:
     ``encryption`` (None or the scrypt/AES-GCM parameters). It holds no key
     material. Raises :class:`KeyFormatError` for a damaged file.
     """
-    verified = _verify(path)
-    return {"format_version": verified.version, **{k: v for k, v in verified.header.items() if k != "format_version"}}
+    return dict(open_key_file(path).header)
 
 
 def key_needs_passphrase(path: str | Path) -> bool:
     """True when the key file's arrays are encrypted, so :func:`read_key` needs the passphrase."""
-    return _verify(path).header["encryption"] is not None
+    return open_key_file(path).needs_passphrase
 
 
-def _payload_pieces(path: Path, verified: _Verified, length: int) -> Iterator[bytes]:
-    with open(path, "rb") as file:
-        file.seek(len(verified.prefix))
-        while length:
-            piece = file.read(min(CHUNK, length))
-            if not piece:
-                raise KeyFormatError("The key file {path} is truncated (it changed while being read). Use an intact "
-                                     "copy of the key (the one written together with the protected volume).", path=path)
-            length -= len(piece)
-            yield piece
+def _pieces(data: memoryview) -> Iterator[memoryview]:
+    for start in range(0, len(data), CHUNK):
+        yield data[start : start + CHUNK]
 
 
-def _decrypt(path: Path, verified: _Verified, passphrase: str | None) -> list[bytes]:
-    encryption = verified.header["encryption"]
+def _decrypt(keyfile: KeyFile, passphrase: str | None) -> list[bytes]:
+    encryption = keyfile.header["encryption"]
     if passphrase is None:
         raise WrongPassphraseError("The key file {path} is encrypted with a passphrase, and none was given.",
-                                   path=path)
+                                   path=keyfile.path)
     _check_passphrase(passphrase)
     secret = _derive(passphrase, base64.b64decode(encryption["salt"]), encryption["n"], encryption["r"],
                      encryption["p"])
-    with open(path, "rb") as file:
-        file.seek(len(verified.prefix) + verified.payload_length - TAG_SIZE)
-        tag = file.read(TAG_SIZE)
+    payload = keyfile.payload
+    tag = bytes(payload[-TAG_SIZE:])
     decryptor = Cipher(algorithms.AES(secret), modes.GCM(base64.b64decode(encryption["nonce"]), tag)).decryptor()
-    decryptor.authenticate_additional_data(verified.prefix)
-    plain = [decryptor.update(piece) for piece in _payload_pieces(path, verified, verified.payload_length - TAG_SIZE)]
+    decryptor.authenticate_additional_data(keyfile.prefix)
+    plain = [decryptor.update(piece) for piece in _pieces(payload[:-TAG_SIZE])]
     try:
         decryptor.finalize()
     except InvalidTag:
         raise WrongPassphraseError("The passphrase does not open the key file {path}. Check it and try again "
-                                   "(passphrases are case-sensitive).", path=path) from None
+                                   "(passphrases are case-sensitive).", path=keyfile.path) from None
     return plain
 
 
@@ -357,22 +379,24 @@ class _Inflated:
 
 
 def read_key(path: str | Path, passphrase: str | None = None) -> Key:
-    """Read a key file written by :func:`write_key`.
+    """Read a key file written by :func:`write_key` (one read: :func:`open_key_file`, then :meth:`KeyFile.key`).
 
     ``passphrase``: needed when :func:`key_needs_passphrase`; ignored otherwise.
     Raises :class:`KeyFormatError` for a damaged or unknown file,
     :class:`WrongPassphraseError` for a wrong or missing passphrase, and
     :class:`InputError` for a missing file.
     """
-    path = Path(path)
-    verified = _verify(path)
-    header = verified.header
+    return open_key_file(path).key(passphrase)
+
+
+def _parse_key(keyfile: KeyFile, passphrase: str | None) -> Key:
+    path, header = keyfile.path, keyfile.header
     if header["encryption"] is None:
-        pieces: Iterable[bytes] = _payload_pieces(path, verified, verified.payload_length)
+        pieces: Iterable[bytes] = _pieces(keyfile.payload)
     else:
-        pieces = _decrypt(path, verified, passphrase)
+        pieces = _decrypt(keyfile, passphrase)
     shape = tuple(header["shape"])
-    scale_padded = verified.version >= 5
+    scale_padded = keyfile.version >= 5
     layout = arrays_layout(shape, header["payload"]["code_count"], header["payload"]["chroma_count"])
     stream = _Inflated(path, pieces, raw_length(layout))
     arrays = {}

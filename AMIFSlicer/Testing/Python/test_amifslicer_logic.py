@@ -9,10 +9,11 @@ import SimpleITK as sitk
 import slicer
 import vtk
 from amif_core.evaluation.psnr import psnr
-from amifslicer_testing import voxelDigest
+from amifslicer_testing import opens_of, voxelDigest
 from AMIFSlicerLib.selftest import cleanFusion
 from AMIFSlicerLib import choices, display
 from AMIFSlicerLib.errors import InvalidInputError
+from AMIFSlicerLib.keyfilestate import KeyFileCache, KeyFileState
 from AMIFSlicerLib.logic import PROVENANCE_ATTRIBUTES, AMIFSceneLogic
 from AMIFSlicerLib.testdata import addPhantomPair
 from AMIFSlicerLib.volumenodes import (
@@ -356,7 +357,7 @@ def test_a_key_path_with_tilde_works_for_unlock_as_its_check_said(protectedPhant
     shutil.copy(space.keyPath, home / "k.amifkey")
     monkeypatch.setenv("HOME", str(home))
     assert choices.unlockBlocker(space.protected, "~/k.amifkey") is None
-    assert choices.keyNeedsPassphrase("~/k.amifkey") is False
+    assert KeyFileCache(str).state(choices.keyFilePath("~/k.amifkey")) == KeyFileState(needsPassphrase=False)
     unlocked = space.logic.unlock(space.protected, "~/k.amifkey", device="cpu")
     assert "AMIF unlocked" in unlocked.GetName() and unlocked.GetAttribute("AMIF.role") == "unlocked"
     space.scene.RemoveNode(unlocked)
@@ -384,3 +385,32 @@ def test_views_are_fitted_after_the_layout_has_its_final_size(protectedPhantom, 
     for sliceLogic, dimensions in zip(logics, original):  # the shared phantom's views as they were
         sliceLogic.GetSliceNode().SetDimensions(*dimensions)
     space.logic.showComparison(space.mri, space.pet, space.protected)
+
+
+def test_unlock_reads_the_key_file_once(protectedPhantom, tmp_path):
+    """The passphrase question and the key arrays come from one read of the key file, plain or encrypted."""
+    space = protectedPhantom
+    encryptedKey = tmp_path / "encrypted.amifkey"
+    write_key(encryptedKey, read_key(space.keyPath), passphrase="correct horse")
+    for keyPath, passphrase in ((space.keyPath, None), (encryptedKey, "correct horse")):
+        with opens_of(keyPath) as opened:
+            unlocked = space.logic.unlock(space.protected, keyPath, passphrase=passphrase, device="cpu")
+        assert opened == ["open"], opened
+        space.scene.RemoveNode(unlocked)
+
+
+def test_the_panel_reads_a_key_file_again_only_when_it_changes(protectedPhantom, tmp_path):
+    space = protectedPhantom
+    keyPath = tmp_path / "k.amifkey"
+    shutil.copy(space.keyPath, keyPath)
+    cache = KeyFileCache(str)
+    with opens_of(keyPath) as opened:
+        for _ in range(3):
+            assert cache.state(keyPath) == KeyFileState(needsPassphrase=False)
+    assert opened == ["open"], "refreshes of an unchanged file read it once"
+    write_key(keyPath, read_key(space.keyPath), passphrase="pw", force=True)
+    assert cache.state(keyPath) == KeyFileState(needsPassphrase=True)
+    keyPath.write_bytes(keyPath.read_bytes()[:-1])  # damaged: the reason is shown, not hidden
+    state = cache.state(keyPath)
+    assert state.needsPassphrase is False and "cannot unlock" in state.problem and "truncated" in state.problem
+    assert cache.state(tmp_path / "missing.amifkey") is None
