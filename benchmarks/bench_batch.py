@@ -95,7 +95,7 @@ def io_seconds(folder: Path, size: tuple[int, int, int]) -> dict[str, float]:
     the volume fingerprint the resume check hashes."""
     import SimpleITK as sitk
 
-    from amif_core.io.atomic import write_atomically
+    from amif_core.atomic import write_atomically
     from amif_core.io.dicom import dicom_series_output
     from amif_core.io.geometry import volume_fingerprint
     from amif_core.io.volumes import read_volume, volume_output

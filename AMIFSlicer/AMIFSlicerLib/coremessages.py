@@ -78,7 +78,7 @@ def catalogue() -> tuple[str, ...]:
         _("AMIF weights not found at {path}. Reinstall amif-core or pass the weights path."),
         _("{path} is not a readable AMIF weights file: {reason}"),
         _("{path} is not an AMIF weights file."),
-        # amif_core.io.atomic
+        # amif_core.atomic
         _("The same output file is given twice: {path}. Give each output its own name."),
         _("The output {path} is one of the input files; AMIF never overwrites its inputs. Choose another output name."),
         _("The folder {folder} does not exist; create it first or choose another output path."),

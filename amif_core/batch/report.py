@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from amif_core.cli.common import json_output
-from amif_core.io.atomic import Output, write_atomically
+from amif_core.atomic import Output, write_atomically
 
 REPORT_CSV = "batch-report.csv"
 REPORT_JSON = "batch-report.json"

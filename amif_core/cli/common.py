@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from amif_core.constants import DEFAULT_BATCH_SIZE, DEFAULT_IDENTIFIER
 from amif_core.errors import InputError
-from amif_core.io.atomic import Output
+from amif_core.atomic import Output
 
 if TYPE_CHECKING:
     from amif_core.inference.model import AMIFModel

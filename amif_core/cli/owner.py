@@ -20,7 +20,7 @@ from amif_core.cli.common import (
     say,
 )
 from amif_core.errors import AMIFError
-from amif_core.io.atomic import Output, check_outputs, write_atomically
+from amif_core.atomic import Output, check_outputs, write_atomically
 
 
 def _data_option(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from amif_core.cli.common import Models, Progress, owner_secret_option, run_on_device
 from amif_core.constants import DEFAULT_IDENTIFIER
-from amif_core.io.atomic import check_outputs, write_atomically
+from amif_core.atomic import check_outputs, write_atomically
 from amif_core.io.volumes import check_volume_path, read_volume, volume_output
 from amif_core.key.file import key_output
 from amif_core.tracing.secret import owner_secret
@@ -90,7 +90,7 @@ class FusedStudy:
 
 def check_study_outputs(files: StudyFiles, options: FuseOptions, force: bool) -> None:
     """Fail before any work when the options are unusable or the outputs cannot be written as asked
-    (:func:`~amif_core.io.atomic.check_outputs`): an existing output without ``force``, an input as output."""
+    (:func:`~amif_core.atomic.check_outputs`): an existing output without ``force``, an input as output."""
     options.check()
     if options.dicom:
         check_outputs([files.key], force, inputs=[files.mri, files.other], folders=[files.output])

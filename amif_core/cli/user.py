@@ -30,7 +30,7 @@ from amif_core.cli.common import (
 )
 from amif_core.cli.study import FuseOptions, StudyFiles, check_study_outputs, fuse_option_arguments, fuse_study
 from amif_core.errors import InputError, KeyFormatError, WrongPassphraseError
-from amif_core.io.atomic import check_outputs, write_atomically
+from amif_core.atomic import check_outputs, write_atomically
 from amif_core.io.volumes import check_volume_path, read_volume, volume_output
 from amif_core.key.file import is_key_file, open_key_file, read_key_header
 from amif_core.transforms.identifier import validate_identifier

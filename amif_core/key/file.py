@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from amif_core.constants import VERSION
 from amif_core.errors import InputError, KeyFormatError, WrongPassphraseError
-from amif_core.io.atomic import PRIVATE_MODE, Output, write_atomically
+from amif_core.atomic import PRIVATE_MODE, Output, write_atomically
 from amif_core.key.core import Key
 from amif_core.key.header import (
     NONCE_SIZE,
@@ -99,7 +99,7 @@ def _check_passphrase(passphrase: str | None) -> None:
 
 
 def key_output(path: str | Path, key: Key, passphrase: str | None = None) -> Output:
-    """An :class:`~amif_core.io.atomic.Output` that writes ``key`` (owner-only file mode) to ``path``."""
+    """An :class:`~amif_core.atomic.Output` that writes ``key`` (owner-only file mode) to ``path``."""
     _check_passphrase(passphrase)
 
     def write(temp: Path) -> None:
