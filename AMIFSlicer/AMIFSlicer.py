@@ -21,7 +21,7 @@ from AMIFSlicerLib.bootstrap import ensureAmifCoreImportable, forgetLibrary
 
 ensureAmifCoreImportable(Path(__file__).resolve().parent)
 
-from amif_core.inference import runner  # noqa: E402
+from amif_core.runtime import runner  # noqa: E402
 from AMIFSlicerLib import display, panel, panelactions, sampledata  # noqa: E402
 from AMIFSlicerLib.dependencies import (  # noqa: E402
     TORCH_BACKENDS,

@@ -39,7 +39,7 @@ def catalogue() -> tuple[str, ...]:
         _("The owner secret file {path} can be read by other users; restrict it with `chmod 600 {path}`."),
         _("The owner secret file {path} does not exist. Create one with `amif owner init -o {path}`."),
         _("{path} is not an AMIF owner secret file (made by `amif owner init`)."),
-        # amif_core.inference.devices
+        # amif_core.runtime.devices
         _("Unknown device {device!r}; devices are auto, cpu, cuda, cuda:N or mps."),
         _("Device {device!r} is not available: this machine has {count} CUDA device(s)."),
         _("Device 'mps' is not available on this machine."),
@@ -67,7 +67,7 @@ def catalogue() -> tuple[str, ...]:
         _("The {name} contains NaN or infinite voxels; replace them (for example with 0) before protecting."),
         _("The protected volume has {size} voxels but the key is for {key_size}; even a forced unlock needs the same "
           "size."),
-        # amif_core.inference.runner
+        # amif_core.runtime.runner
         _("{device} has {free:.1f} GB of memory free, but one slice needs about {needed:.1f} GB. Run on the CPU, or "
           "free GPU memory, and try again."),
         _("This volume needs about {needed:.1f} GB of memory, but only {free:.1f} GB is free. Close other "

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 import numpy as np
 import SimpleITK as sitk
 
-from amif_core.inference import runner  # torch-free until a run
+from amif_core.runtime import runner  # torch-free until a run
 
 if TYPE_CHECKING:  # both import torch: only type checkers import them here
     from amif_core import AMIFModel

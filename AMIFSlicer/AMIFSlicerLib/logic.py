@@ -19,7 +19,7 @@ import slicer
 
 from amif_core.constants import DEFAULT_IDENTIFIER, VERSION  # torch-free: importable before PyTorch is installed
 from amif_core.errors import CancelledError
-from amif_core.inference import runner  # torch-free until a run: lists devices before PyTorch is installed
+from amif_core.runtime import runner  # torch-free until a run: lists devices before PyTorch is installed
 from amif_core.transforms.colour import luma, rgb_unit  # numpy only
 from AMIFSlicerLib import display
 from AMIFSlicerLib.engines import Engine, InProcessEngine

@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 
 import slicer
 
-from amif_core.inference import runner  # torch-free until a run
+from amif_core.runtime import runner  # torch-free until a run
 from AMIFSlicerLib import choices
 from AMIFSlicerLib.coremessages import coreMessage
 from AMIFSlicerLib.i18n import tr as _

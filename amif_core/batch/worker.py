@@ -41,7 +41,7 @@ class ModelPlugin(WorkerPlugin):
         self.weights, self.requested = weights, device
 
     def setup(self, worker: object) -> None:
-        from amif_core.inference import runner
+        from amif_core.runtime import runner
 
         gpus = [d.device_id for d in runner.available_devices() if d.device_id.startswith("cuda:")]
         name = getattr(worker, "name", None)

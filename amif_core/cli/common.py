@@ -154,10 +154,10 @@ def run_on_device(models: Models, device: str, voxels: int, slice_shape: tuple[i
 
     ``voxels``: of the MRI grid; ``slice_shape``: (rows, cols) of one slice.
     The plan's notes, and each retry of an out-of-memory error (half the
-    batch, then the CPU; :func:`amif_core.inference.runner.run_with_memory_fallback`),
+    batch, then the CPU; :func:`amif_core.runtime.runner.run_with_memory_fallback`),
     go to ``notice``. Returns the result and the device that ran it (e.g. "cuda:0").
     """
-    from amif_core.inference import runner
+    from amif_core.runtime import runner
 
     plan = runner.plan_for(voxels, slice_shape, device, cpu_batch_size=DEFAULT_BATCH_SIZE)
     for note in plan.notes:

@@ -67,7 +67,7 @@ def train_command(args: argparse.Namespace) -> int:
     weights_out = args.weights_out or args.out / "amif_v3.pt"
     args.out.mkdir(parents=True, exist_ok=True)
     check_outputs([weights_out], args.force, inputs=[])
-    from amif_core.inference.devices import resolve_device
+    from amif_core.runtime.devices import resolve_device
     from amif_core.inference.model import AMIFModel
     from amif_core.training.release import release_weights
     from amif_core.networks.amif import AMIFConfig

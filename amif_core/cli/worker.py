@@ -87,7 +87,7 @@ def _notice(text: str) -> None:
 
 
 def _plan_and_run(image_voxels: int, slice_shape: tuple[int, int], device: str, run):
-    from amif_core.inference import runner
+    from amif_core.runtime import runner
 
     plan = runner.plan_for(image_voxels, slice_shape, device)
     for note in plan.notes:
@@ -158,7 +158,7 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     """Import torch, run a small tensor operation on ``--device`` and list the devices this computer offers."""
     import torch
 
-    from amif_core.inference import runner
+    from amif_core.runtime import runner
 
     device = runner.resolve(args.device)
     value = (torch.ones(2, 2, device=device) @ torch.ones(2, 2, device=device)).sum().item()

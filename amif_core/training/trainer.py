@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from amif_core.data.harvard import PairSet, load_pairs
-from amif_core.inference.devices import resolve_device
+from amif_core.runtime.devices import resolve_device
 from amif_core.inference.weights import load_backbone_state
 from amif_core.atomic import Output, write_atomically
 from amif_core.networks.amif import AMIFConfig, AMIFNet

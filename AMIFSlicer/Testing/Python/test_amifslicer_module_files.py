@@ -196,8 +196,9 @@ def test_importing_the_library_installs_and_imports_nothing_heavy():
         "             'AMIFSlicerLib.engines', 'AMIFSlicerLib.worker', 'AMIFSlicerLib.panelactions'):\n"
         "    importlib.import_module(name)\n"
         "loaded = set(sys.modules) - before\n"
-        "light = {'amif_core', 'amif_core.constants', 'amif_core.errors', 'amif_core.inference',\n"
-        "         'amif_core.inference.heap', 'amif_core.inference.runner', 'amif_core.cli', 'amif_core.cli.worker'}\n"
+        "light = {'amif_core', 'amif_core.constants', 'amif_core.errors', 'amif_core.runtime', 'amif_core.transforms',\n"
+        "         'amif_core.transforms.colour', 'amif_core.runtime.heap', 'amif_core.runtime.runner', 'amif_core.cli',\n"
+        "         'amif_core.cli.worker'}\n"
         "heavy = sorted(m for m in loaded - light if m.split('.')[0] in ('torch', 'amif_core', 'pip', 'ptwt', 'PIL'))\n"
         "print(heavy)\n"
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 from amifslicer_testing import coreErrorTemplates
 from AMIFSlicerLib import coremessages, panel
 
-from amif_core.inference import runner
+from amif_core.runtime import runner
 
 
 def test_a_saved_gpu_that_is_not_here_becomes_automatic_in_the_parameter_node_too():
@@ -102,7 +102,7 @@ def test_the_panels_words_go_through_slicers_translation_function(tmp_path):
         "print(panel.passphraseProblem('a', 'b'))\n"
         "print(panel.progressText(2, 5, 10.0))\n"
         "print(panel.keyResultLine('/keys/k.amifkey', True))\n"
-        "from amif_core.inference import runner\n"
+        "from amif_core.runtime import runner\n"
         "from amif_core.key.file import read_key\n"
         "from amif_core.transforms.colour import colour_table\n"
         "for fail in (lambda: read_key('/keys/missing.amifkey'), lambda: colour_table('nope'),\n"

@@ -18,7 +18,7 @@ from typing import Callable, TypeVar
 
 from amif_core.constants import padded
 from amif_core.errors import MemoryLimitError
-from amif_core.inference.heap import trim_heap
+from amif_core.runtime.heap import trim_heap
 
 AUTO = "auto"
 CPU = "cpu"
@@ -111,7 +111,7 @@ def available_devices(probe: bool = True) -> list[DeviceOption]:
 
 def resolve(requested: str) -> str:
     """The device that ``requested`` means here, with the CUDA index made explicit ("auto" -> "cuda:0")."""
-    from amif_core.inference.devices import resolve_device
+    from amif_core.runtime.devices import resolve_device
 
     device = resolve_device(requested)
     if device.type == "cuda":
