@@ -13,6 +13,7 @@ complete.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import secrets
 import shutil
@@ -170,3 +171,9 @@ def write_atomically(outputs: Sequence[Output], force: bool = False) -> None:
         raise
     for aside, _ in replaced:
         shutil.rmtree(aside, ignore_errors=True)
+
+
+def json_output(path: Path, result: dict) -> Output:
+    """An :class:`Output` of ``result`` as indented JSON to ``path``."""
+    text = json.dumps(result, indent=2)
+    return Output(path, lambda temp: temp.write_text(text))

@@ -11,7 +11,8 @@ from typing import Callable
 
 from amif_core.constants import DEFAULT_IDENTIFIER
 from amif_core.data.demo_files import DEMO_MRI, DEMO_PET
-from amif_core.inference.model import AMIFModel, Progress
+from amif_core.inference.model import AMIFModel
+from amif_core.runtime.callbacks import Progress
 from amif_core.inference.pipeline import protect_volume, unlock_volume
 from amif_core.atomic import check_outputs, write_atomically
 from amif_core.io.geometry import resample_to_reference

@@ -63,8 +63,7 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float]:
 _STUDY_CPU = """
 import json, sys, time
 from pathlib import Path
-from amif_core.cli.common import Models
-from amif_core.cli.study import FuseOptions, StudyFiles, fuse_study
+from amif_core.study import FuseOptions, Models, StudyFiles, fuse_study
 folder, repeats = Path(sys.argv[1]), int(sys.argv[2])
 models = Models(None)
 seconds = []

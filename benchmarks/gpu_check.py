@@ -78,7 +78,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # measure this checkout, installed or not
 
 from amif_core import AMIFModel, load_model  # noqa: E402
-from amif_core.cli.common import json_output  # noqa: E402
+from amif_core.atomic import json_output  # noqa: E402
 from amif_core.evaluation.benchmark import synthetic_pair  # noqa: E402
 from amif_core.evaluation.psnr import channel_psnr  # noqa: E402
 from amif_core.runtime.runner import release_cached_memory, resolve  # noqa: E402

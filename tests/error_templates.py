@@ -86,8 +86,9 @@ def error_sites(root: Path = CORE_DIR) -> list[ErrorSite]:
     return sites
 
 
-PANEL_UNREACHABLE = ("amif_core/batch/", "amif_core/cli/", "amif_core/evaluation/", "amif_core/training/",
-                     "amif_core/inference/trace.py", "amif_core/tracing/detect.py")  # Slicer never runs these (tracing is the owner's command)
+PANEL_UNREACHABLE = ("amif_core/batch/", "amif_core/cli/", "amif_core/study.py", "amif_core/evaluation/",
+                     "amif_core/training/", "amif_core/inference/trace.py",
+                     "amif_core/tracing/detect.py")  # Slicer never runs these (tracing is the owner's command)
 
 
 def core_templates(panel_only: bool = False) -> set[str]:

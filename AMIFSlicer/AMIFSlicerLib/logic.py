@@ -20,6 +20,7 @@ import slicer
 from amif_core.constants import DEFAULT_IDENTIFIER, VERSION  # torch-free: importable before PyTorch is installed
 from amif_core.errors import CancelledError
 from amif_core.runtime import runner  # torch-free until a run: lists devices before PyTorch is installed
+from amif_core.runtime.callbacks import Cancel, Notice, Progress
 from amif_core.transforms.colour import luma, rgb_unit  # numpy only
 from AMIFSlicerLib import display
 from AMIFSlicerLib.engines import Engine, InProcessEngine
@@ -52,9 +53,6 @@ UNLOCKED_SUFFIX = " AMIF unlocked"
 PROVENANCE_ATTRIBUTES = ("AMIF.role", "AMIF.version", "AMIF.modelVersion", "AMIF.weightsSHA256", "AMIF.device",
                          "AMIF.identifier")
 
-Progress = Callable[[int, int], None]
-Cancel = Callable[[], bool]
-Notice = Callable[[str], None]
 
 
 def stopIfCancelled(cancel: Cancel | None) -> None:

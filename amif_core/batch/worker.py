@@ -2,7 +2,7 @@
 
 A study's outputs go to ``OUT/<study_id>/``: ``protected.<ext>`` (or the
 folder ``protected/`` for a DICOM series) and ``protected.amifkey``,
-written as ``amif fuse`` writes them (:func:`amif_core.cli.study.fuse_study`).
+written as ``amif fuse`` writes them (:func:`amif_core.study.fuse_study`).
 A study whose outputs exist, whose key records its options and fits its
 protected volume (:func:`amif_core.inference.pipeline.check_key_fits_volume`)
 is skipped unless forced; any other study is protected again, replacing
@@ -18,8 +18,7 @@ from distributed import WorkerPlugin, get_worker
 
 from amif_core.batch.manifest import Study
 from amif_core.batch.report import FAILED, PROTECTED, SKIPPED, StudyResult, sha256_of
-from amif_core.cli.common import Models, read_passphrase_file
-from amif_core.cli.study import FuseOptions, StudyFiles, check_study_outputs, fuse_study
+from amif_core.study import FuseOptions, Models, StudyFiles, check_study_outputs, fuse_study, read_passphrase_file
 from amif_core.errors import AMIFError, InputError, KeyFormatError, KeyMismatchError, WrongPassphraseError
 from amif_core.key.core import Key
 from amif_core.transforms.identifier import validate_identifier

@@ -12,7 +12,6 @@ from amif_core.cli.common import (
     EXIT_OK,
     command,
     force_option,
-    json_output,
     load,
     model_options,
     owner_secret,
@@ -20,7 +19,7 @@ from amif_core.cli.common import (
     say,
 )
 from amif_core.errors import AMIFError
-from amif_core.atomic import Output, check_outputs, write_atomically
+from amif_core.atomic import Output, check_outputs, json_output, write_atomically
 
 
 def _data_option(parser: argparse.ArgumentParser) -> None:

@@ -28,7 +28,8 @@ from amif_core.cli.common import (
     say,
     _file_size,
 )
-from amif_core.cli.study import FuseOptions, StudyFiles, check_study_outputs, fuse_option_arguments, fuse_study
+from amif_core.cli.study import fuse_option_arguments, fuse_options
+from amif_core.study import StudyFiles, check_study_outputs, fuse_study
 from amif_core.errors import InputError, KeyFormatError, WrongPassphraseError
 from amif_core.atomic import check_outputs, write_atomically
 from amif_core.io.volumes import check_volume_path, read_volume, volume_output
@@ -52,7 +53,7 @@ def _fuse_arguments(parser: argparse.ArgumentParser) -> None:
          arguments=(_fuse_arguments, fuse_option_arguments, identifier_option, passphrase_options, model_options,
                     force_option))
 def fuse(args: argparse.Namespace) -> int:
-    options = FuseOptions.from_args(args)
+    options = fuse_options(args)
     files = StudyFiles(args.mri, args.other, args.output, args.key)
     check_study_outputs(files, options, args.force)
     passphrase = passphrase_from(args, confirm=True)

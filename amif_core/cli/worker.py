@@ -86,15 +86,6 @@ def _notice(text: str) -> None:
     say(notice=text)
 
 
-def _plan_and_run(image_voxels: int, slice_shape: tuple[int, int], device: str, run):
-    from amif_core.runtime import runner
-
-    plan = runner.plan_for(image_voxels, slice_shape, device)
-    for note in plan.notes:
-        _notice(note)
-    return runner.run_with_memory_fallback(run, plan, _notice)
-
-
 def _provenance(model, weights: Path, ran_on: str) -> dict[str, Any]:
     return {"device": ran_on, "modelId": model.model_id, "weights": str(weights),
             "modelVersion": f"{weights.stem} (weights format {model.metadata.get('version', '?')})"}
@@ -109,6 +100,7 @@ def protect(args: argparse.Namespace) -> dict[str, Any]:
     from amif_core.inference.weights import DEFAULT_WEIGHTS
     from amif_core.io.geometry import slice_axis, slice_size
     from amif_core.key.file import write_key
+    from amif_core.runtime.runner import plan_and_run
     from amif_core.tracing.secret import owner_secret
 
     mri, other = sitk.ReadImage(str(args.mri)), sitk.ReadImage(str(args.other))
@@ -122,8 +114,8 @@ def protect(args: argparse.Namespace) -> dict[str, Any]:
         return protect_volume(model, mri, other, args.identifier, colour_table=args.colour_table,
                               progress=_progress, notice=_notice, batch_size=batch, owner=owner)
 
-    (protected, key), ran_on = _plan_and_run(mri.GetNumberOfPixels(), slice_size(mri, slice_axis(mri)),
-                                             args.device, run)
+    (protected, key), ran_on = plan_and_run(mri.GetNumberOfPixels(), slice_size(mri, slice_axis(mri)), args.device,
+                                            run, _notice)
     sitk.WriteImage(protected, str(args.out))
     write_key(args.key, key)
     return _provenance(models[ran_on], weights, ran_on)
@@ -139,6 +131,7 @@ def unlock(args: argparse.Namespace) -> dict[str, Any]:
     from amif_core.inference.weights import DEFAULT_WEIGHTS, weights_for_key
     from amif_core.io.geometry import slice_size
     from amif_core.key.file import read_key
+    from amif_core.runtime.runner import plan_and_run
 
     key = read_key(args.key)
     protected = sitk.ReadImage(str(args.protected))
@@ -149,7 +142,8 @@ def unlock(args: argparse.Namespace) -> dict[str, Any]:
         model = models.get(device) or models.setdefault(device, amif_core.load_model(device, weights=weights))
         return unlock_volume(model, protected, key, progress=_progress, cancel=None, batch_size=batch)
 
-    unlocked, ran_on = _plan_and_run(protected.GetNumberOfPixels(), slice_size(protected, key.axis), args.device, run)
+    unlocked, ran_on = plan_and_run(protected.GetNumberOfPixels(), slice_size(protected, key.axis), args.device, run,
+                                    _notice)
     sitk.WriteImage(unlocked, str(args.out))
     return {**_provenance(models[ran_on], weights, ran_on), "identifier": key.identifier}
 

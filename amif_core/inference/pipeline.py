@@ -16,7 +16,8 @@ import SimpleITK as sitk
 
 from amif_core.constants import DEFAULT_BATCH_SIZE, DEFAULT_IDENTIFIER
 from amif_core.errors import InputError, KeyMismatchError
-from amif_core.inference.model import AMIFModel, Cancel, Progress
+from amif_core.inference.model import AMIFModel
+from amif_core.runtime.callbacks import Cancel, Progress
 from amif_core.runtime.runner import trimming
 from amif_core.io.geometry import (
     PARTIAL_COVERAGE,

@@ -35,7 +35,6 @@ MAX_GPU_BATCH_SIZE = 16
 OUT_OF_MEMORY_PHRASES = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")
 
 T = TypeVar("T")
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -276,6 +275,20 @@ def release_cached_memory(device: str) -> None:
         torch.cuda.empty_cache()
     elif device == "mps":
         torch.mps.empty_cache()
+
+
+def plan_and_run(voxels: int, slice_shape: tuple[int, int], requested: str, run: Callable[[str, int], T],
+                 notice: Callable[[str], None], cpu_batch_size: int = CPU_BATCH_SIZE) -> tuple[T, str]:
+    """Plan a run for the ``requested`` device (:func:`plan_for`), tell ``notice`` the plan's notes, and call
+    ``run(device, batch_size)`` with the out-of-memory fallback (:func:`run_with_memory_fallback`).
+
+    ``voxels``: of the grid the run covers; ``slice_shape``: (rows, cols) of
+    one slice. Returns ``(result, device that ran)``, e.g. "cuda:0".
+    """
+    plan = plan_for(voxels, slice_shape, requested, cpu_batch_size)
+    for note in plan.notes:
+        notice(note)
+    return run_with_memory_fallback(run, plan, notice)
 
 
 def run_with_memory_fallback(run: Callable[[str, int], T], plan: RunPlan, notice: Callable[[str], None]
