@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 import slicer
 
 from amif_core.runtime import runner  # torch-free until a run
+from amif_core.transforms.colour import table_choices  # numpy only
 from AMIFSlicerLib import choices
 from AMIFSlicerLib.coremessages import coreMessage
 from AMIFSlicerLib.i18n import tr as _
@@ -221,9 +222,12 @@ def panelMessage(error: Exception) -> str:
 
 
 def colourItems() -> list[tuple[str, str]]:
-    """The Colour list: (label, choice) for each of :data:`AMIFSlicerLib.choices.COLOUR_CHOICES`."""
-    return [(_("Automatic: PET/SPECT in colour, CT grey"), choices.COLOUR_AUTO), (_("PET colours (hot iron)"), "pet"),
-            (_("SPECT colours"), "spect"), (_("Keep grey"), choices.COLOUR_GREY)]
+    """The Colour list: (label, choice) for each of :data:`AMIFSlicerLib.choices.COLOUR_CHOICES`: automatic, each
+    of amif_core's colour tables (:func:`amif_core.transforms.colour.table_choices`), grey."""
+    tables = [(_("{name} colours ({look})").format(name=name.upper(), look=look), name)
+              for name, look in table_choices()]
+    return [(_("Automatic: PET/SPECT in colour, CT grey"), choices.COLOUR_AUTO), *tables,
+            (_("Keep grey"), choices.COLOUR_GREY)]
 
 
 def selectComboData(comboBox: Any, data: str) -> None:
