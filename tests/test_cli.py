@@ -375,3 +375,13 @@ def test_unlock_reads_the_key_file_once(capsys, monkeypatch: pytest.MonkeyPatch,
                                weights_file, "-q", "--force", *passphrase)
         assert code == 0, err
         assert opened == ["open"], opened
+
+
+def test_the_exit_codes_are_one_table_that_help_lists_whole(capsys) -> None:
+    constants = {value for name, value in vars(common).items() if name.startswith("EXIT_") and isinstance(value, int)}
+    assert constants == set(common.EXIT_CODES), "every EXIT_ constant has its meaning in EXIT_CODES"
+    code, out, _ = run(capsys, "--help")
+    epilog = out.split("exit codes:", 1)[1]
+    for exit_code, meaning in common.EXIT_CODES.items():
+        assert f"{exit_code:3d}  {meaning}" in epilog
+    assert " 143  terminated" in epilog

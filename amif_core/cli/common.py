@@ -42,6 +42,17 @@ EXIT_PASSPHRASE = 4
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool whose reader closed the pipe
 EXIT_TERMINATED = 143
+EXIT_CODES = {  # every code amif returns, and what it means: the one table (--help's epilog is made from it)
+    EXIT_OK: "success",
+    EXIT_FAILURE: "other failure",
+    EXIT_USAGE: "bad usage or input (including a damaged key file)",
+    EXIT_KEY_MISMATCH: "the key does not fit the volume",
+    EXIT_PASSPHRASE: "wrong or missing passphrase",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+    EXIT_BROKEN_PIPE: "the reader of its output went away (`amif info --json KEY | head`: silently, as a Unix tool "
+                      "ends on SIGPIPE)",
+    EXIT_TERMINATED: "terminated (SIGTERM)",
+}
 
 Arguments = Callable[[argparse.ArgumentParser], None]
 
