@@ -1,4 +1,4 @@
-"""AMIFSceneLogic: protect and unlock volume nodes and show them (what is ready: :mod:`AMIFSlicerLib.choices`).
+"""AMIFSceneLogic: protect and unlock volume nodes and show them (what is ready: :mod:`AMIFSlicerLib.readiness`).
 
 Protect reads the MRI and the CT/PET/SPECT node in world space, runs
 :func:`amif_core.inference.pipeline.protect_volume`, writes the key file and only then
@@ -24,7 +24,7 @@ from amif_core.runtime.callbacks import Cancel, Notice, Progress
 from amif_core.transforms.colour import luma, rgb_unit  # numpy only
 from AMIFSlicerLib import display
 from AMIFSlicerLib.engines import Engine, InProcessEngine
-from AMIFSlicerLib.choices import (
+from AMIFSlicerLib.readiness import (
     COLOUR_AUTO,
     COLOUR_GREY,
     MRI_ROLE,
@@ -112,8 +112,8 @@ class AMIFSceneLogic:
                 ) -> slicer.vtkMRMLScalarVolumeNode:
         """Fuse ``mriNode`` with ``otherNode``, burn in ``identifier``, write the key; return the new protected node.
 
-        ``colour`` (one of :data:`AMIFSlicerLib.choices.COLOUR_CHOICES`): a PET or SPECT is fused in
-        colour by default (:func:`AMIFSlicerLib.choices.colourTable`), and so is an RGB
+        ``colour`` (one of :data:`AMIFSlicerLib.readiness.COLOUR_CHOICES`): a PET or SPECT is fused in
+        colour by default (:func:`AMIFSlicerLib.readiness.colourTable`), and so is an RGB
         ``otherNode``; the protected node is then an RGB vector volume.
         "grey" keeps the fusion grey.
 

@@ -11,7 +11,7 @@ import vtk
 from amif_core.evaluation.psnr import psnr
 from amifslicer_testing import opens_of, voxelDigest
 from AMIFSlicerLib.selftest import cleanFusion
-from AMIFSlicerLib import choices, display
+from AMIFSlicerLib import display, readiness
 from AMIFSlicerLib.errors import InvalidInputError
 from AMIFSlicerLib.keyfilestate import KeyFileCache, KeyFileState
 from AMIFSlicerLib.logic import PROVENANCE_ATTRIBUTES, AMIFSceneLogic
@@ -150,11 +150,11 @@ def test_label_map_and_vector_volumes_get_their_own_messages(workspace):
 def test_colour_choices_rgb_input_and_keep_grey(workspace, coreModel):
     scene, logic = workspace.scene, workspace.logic
     mri, pet = addPhantomPair(scene, SMALL_MRI_SHAPE)
-    assert choices.colourTable(pet) == "pet" and choices.colourTable(pet, "spect") == "spect"
-    assert choices.colourTable(pet, "grey") is None
+    assert readiness.colourTable(pet) == "pet" and readiness.colourTable(pet, "spect") == "spect"
+    assert readiness.colourTable(pet, "grey") is None
     ct = addScalarVolumeNode(scene, np.full((4, 8, 8), -1000, np.int16), np.eye(4), "head CT")
-    assert choices.colourTable(ct) is None and "Grey" in choices.colourDescription(ct)
-    assert "'pet' colour table" in choices.colourDescription(pet)
+    assert readiness.colourTable(ct) is None and "Grey" in readiness.colourDescription(ct)
+    assert "'pet' colour table" in readiness.colourDescription(pet)
 
     grey = logic.protect(mri, pet, workspace.directory / "grey.amifkey", device="cpu", colour="grey")
     assert not grey.IsA("vtkMRMLVectorVolumeNode") and voxelArray(grey).shape == voxelArray(mri).shape
@@ -163,7 +163,7 @@ def test_colour_choices_rgb_input_and_keep_grey(workspace, coreModel):
 
     rgbVoxels = cleanFusion(coreModel, mri, pet)  # any RGB volume on a grid: here a colour fusion itself
     rgbNode = addScalarVolumeNode(scene, np.rint(rgbVoxels * 255).astype(np.uint8), localIjkToRas(mri), "RGB PET")
-    assert rgbNode.IsA("vtkMRMLVectorVolumeNode") and "own colours" in choices.colourDescription(rgbNode)
+    assert rgbNode.IsA("vtkMRMLVectorVolumeNode") and "own colours" in readiness.colourDescription(rgbNode)
     before = voxelDigest(rgbNode)
     protected = logic.protect(mri, rgbNode, workspace.directory / "rgb.amifkey", device="cpu")
     assert protected.IsA("vtkMRMLVectorVolumeNode")
@@ -298,11 +298,11 @@ def test_volumes_that_do_not_overlap_get_a_warning_and_are_refused(workspace):
     shifted = localIjkToRas(pet)
     shifted[:3, 3] += (60.0, 0.0, 0.0)
     pet.SetIJKToRASMatrix(arrayToMatrix(shifted))
-    assert any("covers only about" in warning for warning in choices.inputWarnings(mri, pet))
+    assert any("covers only about" in warning for warning in readiness.inputWarnings(mri, pet))
 
     shifted[:3, 3] += (500.0, 0.0, 0.0)
     pet.SetIJKToRASMatrix(arrayToMatrix(shifted))
-    warnings = choices.inputWarnings(mri, pet)
+    warnings = readiness.inputWarnings(mri, pet)
     assert any("do not overlap in world space" in warning for warning in warnings)
     before = nodeCount(scene)
     with pytest.raises(amif_core.InputError, match="do not overlap in physical space"):
@@ -356,8 +356,8 @@ def test_a_key_path_with_tilde_works_for_unlock_as_its_check_said(protectedPhant
     home.mkdir()
     shutil.copy(space.keyPath, home / "k.amifkey")
     monkeypatch.setenv("HOME", str(home))
-    assert choices.unlockBlocker(space.protected, "~/k.amifkey") is None
-    assert KeyFileCache(str).state(choices.keyFilePath("~/k.amifkey")) == KeyFileState(needsPassphrase=False)
+    assert readiness.unlockBlocker(space.protected, "~/k.amifkey") is None
+    assert KeyFileCache(str).state(readiness.keyFilePath("~/k.amifkey")) == KeyFileState(needsPassphrase=False)
     unlocked = space.logic.unlock(space.protected, "~/k.amifkey", device="cpu")
     assert "AMIF unlocked" in unlocked.GetName() and unlocked.GetAttribute("AMIF.role") == "unlocked"
     space.scene.RemoveNode(unlocked)
