@@ -73,7 +73,7 @@ def study_files(study: Study, settings: BatchSettings) -> StudyFiles:
 
 def _made_as_asked(key: Key, options: FuseOptions) -> bool:
     """True when ``key`` records the identifier, colour table and (when one is asked) slice axis of ``options``."""
-    table = None if key.colour is None else key.colour.get("table")
+    table = None if key.colour is None else key.colour.table
     return (key.identifier == validate_identifier(options.identifier) and table == options.colour
             and options.axis in (None, key.axis))
 
