@@ -9,7 +9,7 @@ outputs back. The worker speaks on stdout, one message per line, each
 * ``{"progress": [done, total]}`` after each slice;
 * ``{"notice": text}`` for a remark (resampling, a memory fallback);
 * ``{"result": {...}}`` once the outputs are written (see each command);
-* ``{"error": {"type", "template", "params", "setting", "value"}}`` for an
+* ``{"error": {"type", "template", "params", "advice", "setting", "value"}}`` for an
   :class:`~amif_core.errors.AMIFError`, which the front end raises again with
   :func:`error_from_message` (exit code 2);
 * ``{"ready": true}`` from ``serve``, once it has imported what a run needs.
@@ -60,8 +60,8 @@ def parse_message(line: str) -> dict[str, Any] | None:
 
 
 def error_message(error: errors.AMIFError) -> dict[str, Any]:
-    """The protocol form of an AMIF error: its class name, template, params, setting and value."""
-    return {"type": type(error).__name__, "template": error.template, "params": error.params,
+    """The protocol form of an AMIF error: its class name, template, params, advice, setting and value."""
+    return {"type": type(error).__name__, "template": error.template, "params": error.params, "advice": error.advice,
             "setting": error.setting, "value": error.value}
 
 
@@ -73,7 +73,8 @@ def error_from_message(message: dict[str, Any]) -> errors.AMIFError:
         kind = errors.AMIFError
     params = message.get("params") or {}
     try:
-        return kind(message["template"], setting=message.get("setting"), value=message.get("value"), **params)
+        return kind(message["template"], setting=message.get("setting"), value=message.get("value"),
+                    advice=message.get("advice"), **params)
     except (KeyError, IndexError, ValueError, TypeError):  # a param that lost its type in JSON
         return kind("{message}", message=str(message.get("template")))
 

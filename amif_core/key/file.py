@@ -60,6 +60,7 @@ CHUNK = 8 << 20
 ZLIB_LEVEL = 6
 SCRYPT = {"n": 1 << 15, "r": 8, "p": 1}
 SALT_SIZE = 16
+INTACT_COPY = "Use an intact copy of the key (the one written together with the protected volume)."  # damage's advice
 # ---------------------------------------------------------------- writing
 
 
@@ -207,46 +208,41 @@ def open_key_file(path: str | Path) -> KeyFile:
                                  "of amif-core 0.1; unlock it with amif-core 0.1.", path=path, version=version,
                                  amif=VERSION, earlier=earlier, latest=latest)
         if len(start) < _PREFIX.size:
-            raise KeyFormatError("The key file {path} is truncated ({size} bytes). Use an intact copy of the key (the "
-                                 "one written together with the protected volume).", path=path, size=size)
+            raise KeyFormatError("The key file {path} is truncated ({size} bytes).",
+                                 advice=INTACT_COPY, path=path, size=size)
         _, _, header_length, payload_length = _PREFIX.unpack(start)
         if not 2 <= header_length <= MAX_HEADER_BYTES:
-            raise KeyFormatError("The key file {path} is corrupted (its header length {length} is out of bounds). Use "
-                                 "an intact copy of the key (the one written together with the protected volume).",
-                                 path=path, length=header_length)
+            raise KeyFormatError("The key file {path} is corrupted (its header length {length} is out of bounds).",
+                                 advice=INTACT_COPY, path=path, length=header_length)
         expected = _PREFIX.size + header_length + payload_length + DIGEST_SIZE
         if size < expected:
-            raise KeyFormatError("The key file {path} is truncated ({size} bytes, but its lengths say {expected}). Use "
-                                 "an intact copy of the key (the one written together with the protected volume).",
-                                 path=path, size=size, expected=expected)
+            raise KeyFormatError("The key file {path} is truncated ({size} bytes, but its lengths say {expected}).",
+                                 advice=INTACT_COPY, path=path, size=size, expected=expected)
         if size > expected:
-            raise KeyFormatError("The key file {path} is corrupted ({extra} bytes more than its lengths say). Use an "
-                                 "intact copy of the key (the one written together with the protected volume).",
-                                 path=path, extra=size - expected)
+            raise KeyFormatError("The key file {path} is corrupted ({extra} bytes more than its lengths say).",
+                                 advice=INTACT_COPY, path=path, extra=size - expected)
         rest = file.read(expected - _PREFIX.size + 1)  # one byte more: a file that grew is caught too
     if len(rest) != expected - _PREFIX.size:
-        raise KeyFormatError("The key file {path} is truncated (it changed while being read). Use an intact "
-                             "copy of the key (the one written together with the protected volume).", path=path)
+        raise KeyFormatError("The key file {path} is truncated (it changed while being read).",
+                             advice=INTACT_COPY, path=path)
     body = memoryview(rest)
     header_bytes = bytes(body[:header_length])
     payload = body[header_length : header_length + payload_length]
     digest = hashlib.sha256(start)
     digest.update(body[: header_length + payload_length])
     if body[header_length + payload_length :] != digest.digest():
-        raise KeyFormatError("The key file {path} is corrupted (its SHA-256 integrity check fails). Use an intact "
-                             "copy of the key (the one written together with the protected volume).", path=path)
+        raise KeyFormatError("The key file {path} is corrupted (its SHA-256 integrity check fails).",
+                             advice=INTACT_COPY, path=path)
     try:
         header = json.loads(header_bytes.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise KeyFormatError("The key file {path} is damaged (its header is not valid JSON: {reason}). Use an intact "
-                             "copy of the key (the one written together with the protected volume).", path=path,
-                             reason=error) from error
+        raise KeyFormatError("The key file {path} is damaged (its header is not valid JSON: {reason}).",
+                             advice=INTACT_COPY, path=path, reason=error) from error
     try:
         validate_header(header, payload_length, version)
     except (KeyError, TypeError, ValueError, OverflowError) as error:
-        raise KeyFormatError("The key file {path} is damaged (invalid header: {reason}). Use an intact copy of the key "
-                             "(the one written together with the protected volume).", path=path,
-                             reason=error) from error
+        raise KeyFormatError("The key file {path} is damaged (invalid header: {reason}).",
+                             advice=INTACT_COPY, path=path, reason=error) from error
     if version < 3:
         header = {**header, "colour": None, "payload": {**header["payload"], "chroma_count": 0}}
     if version < 4:
@@ -323,36 +319,30 @@ class _Inflated:
         try:
             for piece in pieces:
                 if inflater.eof:
-                    raise KeyFormatError("The key file {path} is damaged (data after the end of its payload). Use an "
-                                         "intact copy of the key (the one written together with the protected volume).",
-                                         path=self._path)
+                    raise KeyFormatError("The key file {path} is damaged (data after the end of its payload).",
+                                         advice=INTACT_COPY, path=self._path)
                 while piece:
                     out = inflater.decompress(piece, CHUNK)
                     produced += len(out)
                     if produced > expected:
                         raise KeyFormatError("The key file {path} is damaged (its payload is longer than its header "
-                                             "says). Use an intact copy of the key (the one written together with the "
-                                             "protected volume).", path=self._path)
+                                             "says).", advice=INTACT_COPY, path=self._path)
                     yield out
                     piece = inflater.unconsumed_tail
             tail = inflater.flush()
             if produced + len(tail) > expected:
-                raise KeyFormatError("The key file {path} is damaged (its payload is longer than its header says). Use "
-                                     "an intact copy of the key (the one written together with the protected volume).",
-                                     path=self._path)
+                raise KeyFormatError("The key file {path} is damaged (its payload is longer than its header says).",
+                                     advice=INTACT_COPY, path=self._path)
             yield tail
         except zlib.error as error:
-            raise KeyFormatError("The key file {path} is damaged (its payload does not decompress: {reason}). Use an "
-                                 "intact copy of the key (the one written together with the protected volume).",
-                                 path=self._path, reason=error) from error
+            raise KeyFormatError("The key file {path} is damaged (its payload does not decompress: {reason}).",
+                                 advice=INTACT_COPY, path=self._path, reason=error) from error
         if not inflater.eof:
-            raise KeyFormatError("The key file {path} is damaged (its compressed payload stops before its end). Use an "
-                                 "intact copy of the key (the one written together with the protected volume).",
-                                 path=self._path)
+            raise KeyFormatError("The key file {path} is damaged (its compressed payload stops before its end).",
+                                 advice=INTACT_COPY, path=self._path)
         if inflater.unused_data:
-            raise KeyFormatError("The key file {path} is damaged (data after the end of its payload). Use an intact "
-                                 "copy of the key (the one written together with the protected volume).",
-                                 path=self._path)
+            raise KeyFormatError("The key file {path} is damaged (data after the end of its payload).",
+                                 advice=INTACT_COPY, path=self._path)
 
     def read_into(self, target: np.ndarray) -> None:
         """Fill a 1-D uint8 array (may be strided) from the stream."""
@@ -362,8 +352,7 @@ class _Inflated:
                 piece = next(self._output, None)
                 if piece is None:
                     raise KeyFormatError("The key file {path} is damaged (its payload is shorter than its header "
-                                         "says). Use an intact copy of the key (the one written together with the "
-                                         "protected volume).", path=self._path)
+                                         "says).", advice=INTACT_COPY, path=self._path)
                 self._current = memoryview(piece)
             take = min(target.size - done, len(self._current))
             target[done : done + take] = np.frombuffer(self._current[:take], dtype=np.uint8)
@@ -373,9 +362,8 @@ class _Inflated:
     def finish(self) -> None:
         """Check that the stream ends exactly here."""
         if len(self._current) or any(len(piece) for piece in self._output):
-            raise KeyFormatError("The key file {path} is damaged (its payload is longer than its header says). Use an "
-                                 "intact copy of the key (the one written together with the protected volume).",
-                                 path=self._path)
+            raise KeyFormatError("The key file {path} is damaged (its payload is longer than its header says).",
+                                 advice=INTACT_COPY, path=self._path)
 
 
 def read_key(path: str | Path, passphrase: str | None = None) -> Key:
@@ -410,8 +398,8 @@ def _parse_key(keyfile: KeyFile, passphrase: str | None) -> Key:
     clear_origin, clear_step = (arrays[name].view("<f4") for name in ("origin", "step"))
     if not scale_padded and not (np.isfinite(clear_origin).all() and np.isfinite(clear_step).all()
                                  and (clear_step >= 0).all()):
-        raise KeyFormatError("The key file {path} is damaged (its code scales are not finite and non-negative). Use an "
-                             "intact copy of the key (the one written together with the protected volume).", path=path)
+        raise KeyFormatError("The key file {path} is damaged (its code scales are not finite and non-negative).",
+                             advice=INTACT_COPY, path=path)
     geometry = header["geometry"]
     return Key(
         codes=arrays["codes"], code_origin=arrays["origin"].astype(np.uint32),
