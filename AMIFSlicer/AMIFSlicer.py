@@ -346,7 +346,7 @@ class AMIFSlicerLogic(ScriptedLoadableModuleLogic):
 
     def ensureDependencies(self, device: str, backend: str = "auto", status=None) -> str:
         """Install what AMIF needs (asking first; never in testing mode; PyTorch as the ``backend`` build) and check
-        PyTorch on ``device``; ``status(text)`` shows progress in the panelstate."""
+        PyTorch on ``device``; ``status(text)`` shows progress in the panel."""
         status = status or (lambda text: None)
 
         def launch(command: list[str]):

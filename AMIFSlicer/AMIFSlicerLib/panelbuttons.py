@@ -210,7 +210,7 @@ class PanelActions:
             self.afterRun()
 
     def protect(self, parameters: Any) -> None:
-        """Protect the parameter node's volumes (or cancel the running protect); the result goes to the panelstate."""
+        """Protect the parameter node's volumes (or cancel the running protect); the result goes to the panel."""
         ui = self.ui
         if self.run.running:
             if self.run.button is ui.protectButton:
