@@ -212,9 +212,7 @@ class PanelActions:
     def protect(self, parameters: Any) -> None:
         """Protect the parameter node's volumes (or cancel the running protect); the result goes to the panel."""
         ui = self.ui
-        if self.run.running:
-            if self.run.button is ui.protectButton:
-                self.run.requestCancel(ui.protectButton)
+        if self._cancelIfRunning(ui.protectButton):
             return
         mri, other = parameters.mriVolume, parameters.otherVolume  # the run's inputs, whatever happens meanwhile
         keyPath = readiness.keyFilePath(parameters.keyPath)
@@ -258,9 +256,7 @@ class PanelActions:
     def unlock(self, parameters: Any) -> None:
         """Unlock the parameter node's protected volume with its key (or cancel the running unlock)."""
         ui = self.ui
-        if self.run.running:
-            if self.run.button is ui.unlockButton:
-                self.run.requestCancel(ui.unlockButton)
+        if self._cancelIfRunning(ui.unlockButton):
             return
         protected, keyPath = parameters.protectedVolume, parameters.unlockKeyPath  # the run's, whatever happens
         passphrase = ui.passphraseLineEdit.text or None
@@ -285,6 +281,14 @@ class PanelActions:
             self.sceneLogic.showUnlocked(protected, node)
             ui.unlockStatusLabel.text = "\n".join(notices + [_("Created '{name}' on {device}.").format(
                 name=node.GetName(), device=node.GetAttribute("AMIF.device"))])
+
+    def _cancelIfRunning(self, button: Any) -> bool:
+        """True when a run is going on, so a click does nothing else: on the running button it asks to cancel."""
+        if not self.run.running:
+            return False
+        if self.run.button is button:
+            self.run.requestCancel(button)
+        return True
 
     def _start(self, button: Any, section: Any, progressBar: Any, inputs: Sequence[Any]) -> Callable[[int, int], None]:
         """Mark the panel busy for ``button``'s run, then check the dependencies (the panel is busy first, so an
