@@ -151,3 +151,16 @@ def test_a_translation_that_breaks_a_placeholder_falls_back_to_the_english_text(
     monkeypatch.setattr(coremessages, "_", lambda text: text.replace("{path}", "{chemin}"))
     error = amif_core.InputError("The key file {path} does not exist.", path="/keys/a.amifkey")
     assert coremessages.coreMessage(error) == "The key file /keys/a.amifkey does not exist."
+
+
+def test_the_colour_list_is_amif_cores_colour_tables_between_automatic_and_grey():
+    from AMIFSlicerLib import readiness
+
+    from amif_core.transforms.colour import COLOUR_TABLES, TABLE_LOOKS
+
+    assert readiness.COLOUR_CHOICES == (readiness.COLOUR_AUTO, *COLOUR_TABLES, readiness.COLOUR_GREY)
+    items = panelstate.colourItems()
+    assert [choice for _, choice in items] == list(readiness.COLOUR_CHOICES)
+    for label, choice in items[1:-1]:
+        assert label == f"{choice.upper()} colours ({TABLE_LOOKS[choice]})"
+    assert set(readiness.AUTO_TABLES.values()) <= set(COLOUR_TABLES)
