@@ -132,7 +132,9 @@ class Key:
     ``identifier_lattice`` (the 3D identifier's
     :meth:`~amif_core.transforms.identifier_volume.Lattice.to_dict`; None
     for the 2D identifier, and in keys made before it), fingerprint, model,
-    identifier and normalisation. A volume's key also holds its geometry: ``axis`` (the
+    identifier, its drawing style (``identifier_style``, an
+    :class:`~amif_core.transforms.identifier.IdentifierStyle`) and
+    normalisation. A volume's key also holds its geometry: ``axis`` (the
     numpy axis of the (z, y, x) voxel array the volume was sliced along, so
     ``shape`` is that array with ``axis`` first), ``size`` (x, y, z) voxels,
     ``spacing`` and ``origin`` (mm), ``direction`` (9 values, row-major) and
@@ -158,7 +160,7 @@ class Key:
     signature: np.ndarray
     model_id: str
     identifier: str
-    identifier_style: dict
+    identifier_style: IdentifierStyle
     normalisation: IntensityWindows
     mask_offsets: np.ndarray
     created_utc: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -176,6 +178,8 @@ class Key:
 
     def __post_init__(self) -> None:
         # The header's dicts (a key read from a file, or made by the model) become the typed fields.
+        if isinstance(self.identifier_style, dict):
+            self.identifier_style = IdentifierStyle(**self.identifier_style)
         if isinstance(self.normalisation, dict):
             self.normalisation = IntensityWindows.from_dict(self.normalisation)
         if isinstance(self.colour, dict):
@@ -208,8 +212,8 @@ class Key:
         if self.identifier_lattice is not None:
             return lattice_mask(self.identifier, self.spatial_shape, Lattice.from_dict(self.identifier_lattice))
         h, w = self.spatial_shape[-2:]
-        style = IdentifierStyle(**self.identifier_style)
-        return stamped_masks(self.identifier, self.mask_offsets, h, w, style).reshape(self.spatial_shape)
+        return stamped_masks(self.identifier, self.mask_offsets, h, w, self.identifier_style).reshape(
+            self.spatial_shape)
 
     @property
     def slices(self) -> int:

@@ -406,7 +406,7 @@ def _parse_key(keyfile: KeyFile, passphrase: str | None) -> Key:
         code_step=arrays["step"].astype(np.uint32), scale_padded=scale_padded,
         shape=shape + ((3,) if header["colour"] is not None else ()),
         fingerprint=header["image_fingerprint"], signature=arrays["signature"], model_id=header["model_id"],
-        identifier=header["identifier"], identifier_style=dict(header["identifier_style"]),
+        identifier=header["identifier"], identifier_style=header["identifier_style"],
         normalisation=header["normalisation"], mask_offsets=np.asarray(header["mask_offsets"], dtype=np.int64).reshape(-1, 2),
         created_utc=header["created_utc"], axis=header["axis"], size=tuple(geometry["size"]),
         spacing=tuple(geometry["spacing"]), origin=tuple(geometry["origin"]), direction=tuple(geometry["direction"]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import math
 import re
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -77,7 +78,7 @@ def build_header(key: Key, encryption: dict | None) -> dict[str, Any]:
         "geometry": key.geometry(),
         "normalisation": key.normalisation.to_dict(),
         "identifier": key.identifier,
-        "identifier_style": key.identifier_style,
+        "identifier_style": asdict(key.identifier_style),
         "mask_offsets": np.asarray(key.mask_offsets, dtype=np.int64).tolist(),
         "identifier_lattice": key.identifier_lattice,
         "payload": {"compression": "zlib", "filter": "byteshuffle", "code_count": int(key.codes.size),

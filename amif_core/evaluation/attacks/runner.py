@@ -70,7 +70,6 @@ from amif_core.evaluation.fusion import COLOUR_PAIRS
 from amif_core.inference.model import AMIFModel
 from amif_core.key.core import Key
 from amif_core.transforms.colour import slice_luma
-from amif_core.transforms.identifier import IdentifierStyle
 from amif_core.transforms.intensity import fit_normalisation
 
 REFERENCES = {"protected": "protected image (no attack)", "unlocked": "authorized unlock (true key)"}
@@ -271,7 +270,7 @@ def run_attack_eval(model: AMIFModel, data: Path, limit: int | None = None,
         mask = model.identifier_mask(case.key).reshape(case.protected.shape[:2])
         seen = slice_luma(case.protected)
         estimated = mask_estimation.estimate_mask(seen)
-        style = IdentifierStyle(**case.key.identifier_style)
+        style = case.key.identifier_style
         exact.append(bool(np.array_equal(white_box.recover_mask(seen, case.key.identifier, style), mask)))
         solve = solved.get(case.record.pair, 0) < white_box_limit
         solved[case.record.pair] = solved.get(case.record.pair, 0) + solve
