@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -33,7 +33,6 @@ from amif_core.transforms.identifier_volume import VolumePlanes, identifier_mask
 from amif_core.tracing.mark import TraceMark
 from amif_core.tracing.secret import DEMO_SECRET, OwnerSecret
 from amif_core.transforms.intensity import Normalisation, fit_normalisation
-
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Callable, TypeVar
 
 from amif_core.constants import padded
 from amif_core.errors import MemoryLimitError
+from amif_core.runtime.callbacks import Progress
 from amif_core.runtime.heap import trim_heap
 
 AUTO = "auto"
