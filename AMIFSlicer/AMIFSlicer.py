@@ -21,15 +21,15 @@ from AMIFSlicerLib.bootstrap import ensureAmifCoreImportable, forgetLibrary
 
 ensureAmifCoreImportable(Path(__file__).resolve().parent)
 
-from amif_core.inference import runner  # noqa: E402
-from AMIFSlicerLib import display, panel, panelactions, sampledata  # noqa: E402
+from amif_core.runtime import runner  # noqa: E402
+from AMIFSlicerLib import display, panelbuttons, panelstate, sampledata  # noqa: E402
 from AMIFSlicerLib.dependencies import (  # noqa: E402
     TORCH_BACKENDS,
     DependencyInstaller,
     WorkerTorchCheck,
     pyTorchUtilsInstaller,
 )
-from AMIFSlicerLib.choices import COLOUR_AUTO  # noqa: E402
+from AMIFSlicerLib.readiness import COLOUR_AUTO  # noqa: E402
 from AMIFSlicerLib.logic import DEFAULT_IDENTIFIER, AMIFSceneLogic  # noqa: E402
 from AMIFSlicerLib.pipinstall import runPip, slicerPython  # noqa: E402
 from AMIFSlicerLib.worker import WorkerEngine  # noqa: E402
@@ -179,17 +179,17 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.protectProgressBar.hide()
         self.ui.unlockProgressBar.hide()
         reloadSection = getattr(self, "reloadCollapsibleButton", None)  # developer mode only
-        self._actions = panelactions.PanelActions(
+        self._actions = panelbuttons.PanelActions(
             self.ui, self.logic.amif, self._ensureDependencies,
             confirm=lambda question, title: slicer.util.confirmOkCancelDisplay(question, windowTitle=title),
             errorDisplay=slicer.util.tryWithErrorDisplay, processEvents=slicer.app.processEvents,
-            message=panel.panelMessage, afterRun=self.updateState,
+            message=panelstate.panelMessage, afterRun=self.updateState,
             otherSections=[reloadSection] if reloadSection is not None else [], avoidFolders=dicomDatabaseFolders)
         self._actions.connectPathFields(lambda pathLineEdit: slicer.util.findChildren(pathLineEdit,
                                                                                       className="QLineEdit")[0],
                                         lambda: self._parameterNode)
 
-        tooOld = panel.slicerVersionProblem(slicer.app.majorVersion, slicer.app.minorVersion)
+        tooOld = panelstate.slicerVersionProblem(slicer.app.majorVersion, slicer.app.minorVersion)
         if tooOld:
             self.ui.dependencyStatusLabel.text = tooOld
             for section in self._actions.run.sections:
@@ -197,7 +197,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.populateDevices()
         for backend, label in TORCH_BACKENDS.items():
             self.ui.torchBackendComboBox.addItem(_(label), backend)
-        for label, choice in panel.colourItems():
+        for label, choice in panelstate.colourItems():
             self.ui.colourComboBox.addItem(label, choice)
         self.initializeParameterNode()
 
@@ -236,7 +236,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def initializeParameterNode(self) -> None:
         """Get the parameter node and preselect suitable volumes for empty choices."""
         self.setParameterNode(self.logic.getParameterNode())
-        panel.preselectVolumes(slicer.mrmlScene, self._parameterNode)
+        panelstate.preselectVolumes(slicer.mrmlScene, self._parameterNode)
 
     def setParameterNode(self, inputParameterNode) -> None:
         """Connect the panel to a parameter node (None disconnects it)."""
@@ -248,7 +248,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateState)
             self.selectDevice(self._parameterNode.device)
-            panel.selectComboData(self.ui.colourComboBox, self._parameterNode.colourMode)
+            panelstate.selectComboData(self.ui.colourComboBox, self._parameterNode.colourMode)
             self.updateState()
 
     # ------------------------------------------------------------------ panel state
@@ -257,23 +257,23 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Fill the device list: automatic and CPU, and the GPUs the worker's dependency check found."""
         wasBlocked = self.ui.deviceComboBox.blockSignals(True)
         self.ui.deviceComboBox.clear()
-        for label, deviceId in panel.deviceItems(self.logic.torchCheck.devices):
+        for label, deviceId in panelstate.deviceItems(self.logic.torchCheck.devices):
             self.ui.deviceComboBox.addItem(label, deviceId)
         self.ui.deviceComboBox.blockSignals(wasBlocked)
-        self.ui.dependencyStatusLabel.text = panel.dependencyStatus(self.ui.dependencyStatusLabel.text)
+        self.ui.dependencyStatusLabel.text = panelstate.dependencyStatus(self.ui.dependencyStatusLabel.text)
         if self._parameterNode:
             self.selectDevice(self._parameterNode.device)
 
     def selectDevice(self, deviceId: str) -> None:
         """Show ``deviceId`` in the device list; a device this computer lacks becomes automatic, in the parameter
-        node too (see :func:`AMIFSlicerLib.panel.deviceSelection`)."""
+        node too (see :func:`AMIFSlicerLib.panelstate.deviceSelection`)."""
         available = [self.ui.deviceComboBox.itemData(i) for i in range(self.ui.deviceComboBox.count)]
-        chosen, message = panel.deviceSelection(deviceId, available, runner.torch_installed())
+        chosen, message = panelstate.deviceSelection(deviceId, available, runner.torch_installed())
         if message:
             self.ui.dependencyStatusLabel.text = message
         if self._parameterNode and self._parameterNode.device != chosen:
             self._parameterNode.device = chosen
-        panel.selectComboData(self.ui.deviceComboBox, chosen)
+        panelstate.selectComboData(self.ui.deviceComboBox, chosen)
 
     def onColourChanged(self, index: int) -> None:
         if self._parameterNode and index >= 0:

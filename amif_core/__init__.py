@@ -60,7 +60,7 @@ def load_model(device: str = "auto", weights: str | Path | None = None) -> "AMIF
 
     ``device``: "auto" (CUDA, then Apple MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
     """
-    from amif_core.inference.devices import resolve_device
+    from amif_core.runtime.devices import resolve_device
     from amif_core.inference.model import AMIFModel
     from amif_core.inference.weights import load_weights
 

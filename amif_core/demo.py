@@ -11,9 +11,10 @@ from typing import Callable
 
 from amif_core.constants import DEFAULT_IDENTIFIER
 from amif_core.data.demo_files import DEMO_MRI, DEMO_PET
-from amif_core.inference.model import AMIFModel, Progress
+from amif_core.inference.model import AMIFModel
+from amif_core.runtime.callbacks import Progress
 from amif_core.inference.pipeline import protect_volume, unlock_volume
-from amif_core.io.atomic import check_outputs, write_atomically
+from amif_core.atomic import check_outputs, write_atomically
 from amif_core.io.geometry import resample_to_reference
 from amif_core.io.volumes import read_volume, volume_output
 from amif_core.key.file import key_output, read_key

@@ -11,7 +11,9 @@ An error that a setting can fix names it: ``setting`` is one of
 :data:`SETTINGS` and ``value`` the offending value. The core's message says
 what is wrong in the front end's neutral terms; each front end adds how to
 change that setting in its own words (the CLI names a flag, the Slicer panel
-a control), see :meth:`AMIFError.hint`.
+a control), see :meth:`AMIFError.hint`. Advice that many errors share (``advice``,
+e.g. "use an intact copy of the key" after each kind of key-file damage) is one
+literal kept apart from the templates and appended to the message.
 """
 from __future__ import annotations
 
@@ -26,17 +28,21 @@ class AMIFError(Exception):
     ``template``: the English message with named ``{placeholders}``;
     ``params``: their values (the keyword arguments other than ``setting`` and
     ``value``); ``setting``: the setting that would fix it (one of
-    :data:`SETTINGS`), or None; ``value``: the offending value, when there is one.
+    :data:`SETTINGS`), or None; ``value``: the offending value, when there is one;
+    ``advice``: a sentence shared by several errors (one literal, a module
+    constant), appended to the message after a space, or None.
     """
 
-    def __init__(self, template: str, *, setting: str | None = None, value: Any = None, **params: Any) -> None:
-        super().__init__(template.format(**params))
+    def __init__(self, template: str, *, setting: str | None = None, value: Any = None, advice: str | None = None,
+                 **params: Any) -> None:
+        super().__init__(template.format(**params) + (f" {advice}" if advice else ""))
         if setting is not None and setting not in SETTINGS:
             raise ValueError(f"unknown setting {setting!r}")
         self.template = template
         self.params = params
         self.setting = setting
         self.value = value
+        self.advice = advice
 
     def hint(self, words: Mapping[str, str]) -> str:
         """The message plus the front end's advice for :attr:`setting` (``words``: setting -> advice)."""

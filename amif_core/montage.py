@@ -16,7 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 from PIL import Image, ImageDraw, ImageFont
 
-from amif_core.io.atomic import Output, write_atomically
+from amif_core.atomic import Output, write_atomically
 from amif_core.transforms.colour import COLOUR_TABLES, apply_table
 from amif_core.transforms.intensity import fit_normalisation
 
@@ -154,7 +154,7 @@ def render_montage(columns: Sequence[MontageColumn], tile_px: int = 256) -> np.n
 
 
 def png_output(rgb: np.ndarray, path: str | Path) -> Output:
-    """An :class:`~amif_core.io.atomic.Output` writing an (H, W, 3) uint8 array as PNG."""
+    """An :class:`~amif_core.atomic.Output` writing an (H, W, 3) uint8 array as PNG."""
     return Output(Path(path), lambda temp: Image.fromarray(rgb).save(temp, format="PNG"))
 
 

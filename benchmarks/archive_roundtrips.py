@@ -92,7 +92,7 @@ def slicer_round_trips(model: amif_core.AMIFModel, work: Path) -> None:
     from AMIFSlicerLib.volumenodes import localIjkToRas, sitkImageFromArray, voxelArray
 
     from amif_core.evaluation.psnr import psnr
-    from amif_core.io.atomic import write_atomically
+    from amif_core.atomic import write_atomically
     from amif_core.io.dicom import dicom_series_output
 
     scene = slicer.vtkMRMLScene()

@@ -63,8 +63,7 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float]:
 _STUDY_CPU = """
 import json, sys, time
 from pathlib import Path
-from amif_core.cli.common import Models
-from amif_core.cli.study import FuseOptions, StudyFiles, fuse_study
+from amif_core.study import FuseOptions, Models, StudyFiles, fuse_study
 folder, repeats = Path(sys.argv[1]), int(sys.argv[2])
 models = Models(None)
 seconds = []
@@ -95,7 +94,7 @@ def io_seconds(folder: Path, size: tuple[int, int, int]) -> dict[str, float]:
     the volume fingerprint the resume check hashes."""
     import SimpleITK as sitk
 
-    from amif_core.io.atomic import write_atomically
+    from amif_core.atomic import write_atomically
     from amif_core.io.dicom import dicom_series_output
     from amif_core.io.geometry import volume_fingerprint
     from amif_core.io.volumes import read_volume, volume_output

@@ -78,11 +78,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # measure this checkout, installed or not
 
 from amif_core import AMIFModel, load_model  # noqa: E402
-from amif_core.cli.common import json_output  # noqa: E402
+from amif_core.atomic import json_output  # noqa: E402
 from amif_core.evaluation.benchmark import synthetic_pair  # noqa: E402
 from amif_core.evaluation.psnr import channel_psnr  # noqa: E402
-from amif_core.inference.runner import release_cached_memory, resolve  # noqa: E402
-from amif_core.io.atomic import Output, write_atomically  # noqa: E402
+from amif_core.runtime.runner import release_cached_memory, resolve  # noqa: E402
+from amif_core.atomic import Output, write_atomically  # noqa: E402
 from amif_core.key.core import Key  # noqa: E402
 from amif_core.key.storage import GREY_LEVELS, levels_for  # noqa: E402
 

@@ -27,12 +27,12 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODULE_DIR = REPO_ROOT / "AMIFSlicer"
-sys.path[:0] = [str(MODULE_DIR), str(REPO_ROOT)]
+sys.path[:0] = [str(MODULE_DIR), str(MODULE_DIR / "Testing" / "Python"), str(REPO_ROOT)]  # rendering: test support
 
 import slicer  # noqa: E402
 from AMIFSlicerLib import display  # noqa: E402
 from AMIFSlicerLib.logic import AMIFSceneLogic  # noqa: E402
-from AMIFSlicerLib.rendering import HeadlessViews, composeViews  # noqa: E402
+from rendering import HeadlessViews, composeViews  # noqa: E402
 
 from amif_core.inference.weights import DEFAULT_WEIGHTS  # noqa: E402
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import amif_core
 
 CORE_DIR = Path(amif_core.__file__).resolve().parent
-ERROR_ARGUMENTS = frozenset({"setting", "value"})  # keywords of AMIFError that are not template params
+ERROR_ARGUMENTS = frozenset({"setting", "value", "advice"})  # keywords of AMIFError that are not template params
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class ErrorSite:
     error: str
     template: str | None
     keywords: tuple[str | None, ...]  # None stands for a ``**mapping`` argument
+    advice: str | None = None  # the advice= text: a literal, or a module constant bound to one
 
     def problem(self) -> str | None:
         """Why this site breaks the rule (one literal template, its placeholders exactly the params), or None."""
@@ -32,6 +33,8 @@ class ErrorSite:
             return f"{self.place}: {self.error}'s first argument is not one literal string"
         if None in self.keywords:
             return f"{self.place}: {self.error} takes its params from a ** mapping"
+        if "advice" in self.keywords and self.advice is None:
+            return f"{self.place}: {self.error}'s advice is not a literal or a module constant bound to one"
         fields = placeholders(self.template)
         params = set(self.keywords) - ERROR_ARGUMENTS
         if fields != params:
@@ -67,12 +70,23 @@ def _error_classes(trees: list[tuple[Path, ast.Module]]) -> set[str]:
     return names
 
 
+def _advice(call: ast.Call, constants: dict[str, str]) -> str | None:
+    """The text of a call's ``advice=`` keyword: a literal, or the module-level string constant it names."""
+    value = next((k.value for k in call.keywords if k.arg == "advice"), None)
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        return value.value
+    return constants.get(value.id) if isinstance(value, ast.Name) else None
+
+
 def error_sites(root: Path = CORE_DIR) -> list[ErrorSite]:
     """Every call in the package at ``root`` (amif_core) to AMIFError or one of its subclasses (raised or not)."""
     trees = _trees(root)
     classes = _error_classes(trees)
     sites = []
     for path, tree in trees:
+        constants = {target.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                     and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+                     for target in node.targets if isinstance(target, ast.Name)}
         calls = sorted((node for node in ast.walk(tree) if isinstance(node, ast.Call)),
                        key=lambda node: (node.lineno, node.col_offset))
         for node in calls:
@@ -82,15 +96,19 @@ def error_sites(root: Path = CORE_DIR) -> list[ErrorSite]:
             first = node.args[0] if node.args else None
             literal = isinstance(first, ast.Constant) and isinstance(first.value, str) and len(node.args) == 1
             sites.append(ErrorSite(f"{path.relative_to(root.parent)}:{node.lineno}", name,
-                                   first.value if literal else None, tuple(k.arg for k in node.keywords)))
+                                   first.value if literal else None, tuple(k.arg for k in node.keywords),
+                                   _advice(node, constants)))
     return sites
 
 
-PANEL_UNREACHABLE = ("amif_core/batch/", "amif_core/cli/", "amif_core/evaluation/", "amif_core/training/",
-                     "amif_core/inference/trace.py", "amif_core/tracing/detect.py")  # Slicer never runs these (tracing is the owner's command)
+PANEL_UNREACHABLE = ("amif_core/batch/", "amif_core/cli/", "amif_core/study.py", "amif_core/evaluation/",
+                     "amif_core/training/", "amif_core/inference/trace.py",
+                     "amif_core/tracing/detect.py")  # Slicer never runs these (tracing is the owner's command)
 
 
 def core_templates(panel_only: bool = False) -> set[str]:
-    """The distinct templates of amif_core's errors; ``panel_only``: leaving out :data:`PANEL_UNREACHABLE`."""
-    return {site.template for site in error_sites() if site.template is not None
-            and not (panel_only and site.place.replace("\\", "/").startswith(PANEL_UNREACHABLE))}
+    """The distinct templates, and advice texts, of amif_core's errors; ``panel_only``: leaving out
+    :data:`PANEL_UNREACHABLE`."""
+    sites = [site for site in error_sites()
+             if not (panel_only and site.place.replace("\\", "/").startswith(PANEL_UNREACHABLE))]
+    return {text for site in sites for text in (site.template, site.advice) if text is not None}

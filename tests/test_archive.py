@@ -22,7 +22,7 @@ from amif_core.errors import ImageModifiedError, InputError, KeyMismatchError
 from amif_core.evaluation import archive
 from amif_core.inference.model import AMIFModel
 from amif_core.inference.pipeline import protect_volume, unlock_volume
-from amif_core.io.atomic import Output, write_atomically
+from amif_core.atomic import Output, write_atomically
 from amif_core.io.dicom import dicom_series_output, read_series_with_pydicom, source_attributes
 from amif_core.io.volumes import read_volume
 from amif_core.key.file import read_key, write_key

@@ -34,7 +34,7 @@ from amif_core.evaluation.attacks.remover import (
 )
 from amif_core.evaluation.attacks import distill, distill_eval
 from amif_core.evaluation.attacks.runner import REFERENCES, labels
-from amif_core.evaluation.fusion import wrong_key
+from amif_core.evaluation.attacks.wrong_keys import wrong_key
 from amif_core.key.codec import support_masks
 from amif_core.transforms.colour import COLOUR_TABLES, apply_table
 from amif_core.transforms.identifier import crop_mask, render_identifier_canvas

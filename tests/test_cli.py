@@ -15,6 +15,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 from PIL import Image
+from file_opens import opens_of
 from volume_factory import coarse_pet, geometry_close, oblique_mri, reference_fusion, snapshot
 
 import amif_core.cli.common as common
@@ -26,7 +27,7 @@ from amif_core.inference.model import AMIFModel
 from amif_core.inference.weights import save_weights
 from amif_core.io.volumes import read_volume
 from amif_core.key.storage import GREY_LEVELS
-from amif_core.key.file import read_key_header
+from amif_core.key.file import read_key, read_key_header, write_key
 from amif_core.networks.amif import AMIFNet
 from amif_core.evaluation.fusion import psnr
 
@@ -356,3 +357,31 @@ def test_demo(capsys, monkeypatch: pytest.MonkeyPatch, weights_file: Path, tmp_p
     with monkeypatch.context() as patch, _interrupt_after_first_batch(patch):
         assert run(capsys, "demo", "--out", tmp_path / "cancelled", "--weights", weights_file)[0] == 130
     assert not (tmp_path / "cancelled").exists()
+
+
+def test_unlock_reads_the_key_file_once(capsys, monkeypatch: pytest.MonkeyPatch, inputs: Path, weights_file: Path,
+                                        tmp_path: Path) -> None:
+    """The header, the passphrase question and the key arrays all come from one read of the key file."""
+    protected, key = tmp_path / "p.nrrd", tmp_path / "p.amifkey"
+    monkeypatch.setenv("AMIF_TEST_PASS", "s3cret phrase")
+    code, _, err = run(capsys, "fuse", inputs / "mri.nii.gz", inputs / "pet.nrrd", "-o", protected, "--key", key,
+                       "--weights", weights_file, "--passphrase-env", "AMIF_TEST_PASS", "-q")
+    assert code == 0, err
+    for passphrase in (["--passphrase-env", "AMIF_TEST_PASS"], []):
+        if not passphrase:  # the same volume's key, unencrypted
+            write_key(key, read_key(key, "s3cret phrase"), force=True)
+        with opens_of(key) as opened:
+            code, _, err = run(capsys, "unlock", protected, "--key", key, "-o", tmp_path / "u.nrrd", "--weights",
+                               weights_file, "-q", "--force", *passphrase)
+        assert code == 0, err
+        assert opened == ["open"], opened
+
+
+def test_the_exit_codes_are_one_table_that_help_lists_whole(capsys) -> None:
+    constants = {value for name, value in vars(common).items() if name.startswith("EXIT_") and isinstance(value, int)}
+    assert constants == set(common.EXIT_CODES), "every EXIT_ constant has its meaning in EXIT_CODES"
+    code, out, _ = run(capsys, "--help")
+    epilog = out.split("exit codes:", 1)[1]
+    for exit_code, meaning in common.EXIT_CODES.items():
+        assert f"{exit_code:3d}  {meaning}" in epilog
+    assert " 143  terminated" in epilog

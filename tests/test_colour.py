@@ -208,3 +208,15 @@ def test_a_pseudo_colour_palette_is_recovered_and_inverted() -> None:
     recovered = uptake_from_rgb(images[1], palette)
     assert recovered.dtype == np.float32 and recovered.shape == (40, 50)
     assert np.allclose(recovered, np.minimum(uptake[1], len(palette) - 1) / (len(palette) - 1))
+
+
+def test_the_colour_choices_of_every_front_end_come_from_the_colour_tables(monkeypatch):
+    from amif_core.cli.main import build_parser
+    from amif_core.transforms import colour
+
+    monkeypatch.setitem(colour.COLOUR_TABLES, "bone", colour.COLOUR_TABLES["pet"])  # a table added later
+    monkeypatch.setitem(colour.TABLE_LOOKS, "bone", "grey-blue")
+    assert [name for name, _ in colour.table_choices()] == list(colour.COLOUR_TABLES)
+    fuse = build_parser("fuse")._subparsers._group_actions[0].choices["fuse"]
+    help_text = next(action.help for action in fuse._actions if action.dest == "colour")
+    assert all(f"{name}: {look}" in help_text for name, look in colour.table_choices())

@@ -16,7 +16,7 @@ from volume_factory import coarse_pet, oblique_mri, reference_fusion
 import amif_core
 from amif_core.evaluation.benchmark import synthetic_pair
 from amif_core.evaluation.psnr import channel_psnr, psnr
-from amif_core.inference import runner
+from amif_core.runtime import runner
 from amif_core.inference.model import Protected
 from amif_core.inference.pipeline import protect_volume, unlock_volume
 

@@ -64,3 +64,20 @@ def test_an_error_keeps_its_template_and_params_and_formats_its_message():
 def test_an_unknown_setting_is_a_programming_error():
     with pytest.raises(ValueError, match="unknown setting 'size'"):
         AMIFError("Too big.", setting="size")
+
+
+def test_shared_advice_follows_the_message_and_travels_to_a_front_end():
+    import json
+
+    from amif_core.cli.worker import error_from_message, error_message
+    from amif_core.key.file import INTACT_COPY
+
+    error = KeyFormatError("The key file {path} is truncated ({size} bytes).", advice=INTACT_COPY, path="k", size=3)
+    assert str(error) == f"The key file k is truncated (3 bytes). {INTACT_COPY}"
+    assert (error.template, error.params, error.advice) == ("The key file {path} is truncated ({size} bytes).",
+                                                             {"path": "k", "size": 3}, INTACT_COPY)
+    again = error_from_message(json.loads(json.dumps(error_message(error))))
+    assert type(again) is KeyFormatError and str(again) == str(error) and again.advice == INTACT_COPY
+    sites = [site for site in error_sites() if site.place.startswith("amif_core/key/file.py")]
+    assert sum(site.advice == INTACT_COPY for site in sites) >= 13
+    assert not any(INTACT_COPY in (site.template or "") for site in sites), "the advice is written once"

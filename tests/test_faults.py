@@ -31,7 +31,7 @@ from volume_factory import scan, sha256, snapshot
 
 import amif_core.cli.common as common
 import amif_core.cli.main as cli
-import amif_core.io.atomic as atomic
+import amif_core.atomic as atomic
 import amif_core.key.file as keyfile
 from amif_core.inference.model import AMIFModel
 from amif_core.inference.pipeline import protect_volume, unlock_volume

@@ -295,3 +295,25 @@ def test_codes_are_within_half_a_step_whatever_the_magnitude() -> None:
     assert step == 0 and (dequantise(codes, origin, step) == 7.25).all()
     codes, origin, step = quantise(np.zeros(0))
     assert codes.size == 0 and dequantise(codes, origin, step).size == 0
+
+
+def test_a_key_holds_its_style_windows_and_colour_as_types_and_writes_them_back_unchanged(tmp_path: Path) -> None:
+    from amif_core.key.core import IntensityWindows, KeyColour
+    from amif_core.transforms.identifier import IdentifierStyle
+    from amif_core.transforms.intensity import Normalisation
+
+    grey = synthetic_key()
+    key = dataclasses.replace(grey, shape=tuple(grey.shape) + (3,), colour={
+        "space": "BT.601 YCbCr", "table": "pet", "uptake": {"low": 0, "high": 2.5}})
+    assert isinstance(key.identifier_style, IdentifierStyle) and isinstance(key.normalisation, IntensityWindows)
+    assert key.colour == KeyColour("BT.601 YCbCr", "pet", Normalisation(0, 2.5))
+    assert IdentifierStyle(**key.identifier_style) == key.identifier_style  # spreads as a mapping of its fields
+    write_key(tmp_path / "k.amifkey", key)
+    header = read_key_header(tmp_path / "k.amifkey")
+    assert header["colour"] == {"space": "BT.601 YCbCr", "table": "pet", "uptake": {"low": 0, "high": 2.5}}
+    assert header["identifier_style"] == dataclasses.asdict(key.identifier_style)
+    again = read_key(tmp_path / "k.amifkey")
+    assert (again.identifier_style, again.normalisation, again.colour) == (key.identifier_style, key.normalisation,
+                                                                           key.colour)
+    write_key(tmp_path / "again.amifkey", again)  # the same key written again: the same bytes (the clock is the key's)
+    assert (tmp_path / "again.amifkey").read_bytes() == (tmp_path / "k.amifkey").read_bytes()

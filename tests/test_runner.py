@@ -9,7 +9,7 @@ import torch
 import amif_core
 from amif_core.constants import DEFAULT_BATCH_SIZE
 from amif_core.errors import MemoryLimitError
-from amif_core.inference import runner
+from amif_core.runtime import runner
 
 GB = 2**30
 

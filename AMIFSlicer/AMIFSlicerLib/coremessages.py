@@ -16,10 +16,11 @@ from AMIFSlicerLib.i18n import tr as _
 
 def coreMessage(error: Exception) -> str:
     """``error``'s message for the panel: an AMIF core error's template translated (here, so in this file's
-    context) and filled with its params; any other error's text as it is."""
+    context) and filled with its params, then its advice translated; any other error's text as it is."""
     if isinstance(error, AMIFError):
         try:
-            return _(error.template).format(**error.params)
+            message = _(error.template).format(**error.params)
+            return f"{message} {_(error.advice)}" if error.advice else message
         except (KeyError, IndexError, ValueError):  # a translation that broke a {placeholder}: the English text
             return str(error)
     return str(error)
@@ -39,7 +40,7 @@ def catalogue() -> tuple[str, ...]:
         _("The owner secret file {path} can be read by other users; restrict it with `chmod 600 {path}`."),
         _("The owner secret file {path} does not exist. Create one with `amif owner init -o {path}`."),
         _("{path} is not an AMIF owner secret file (made by `amif owner init`)."),
-        # amif_core.inference.devices
+        # amif_core.runtime.devices
         _("Unknown device {device!r}; devices are auto, cpu, cuda, cuda:N or mps."),
         _("Device {device!r} is not available: this machine has {count} CUDA device(s)."),
         _("Device 'mps' is not available on this machine."),
@@ -67,7 +68,7 @@ def catalogue() -> tuple[str, ...]:
         _("The {name} contains NaN or infinite voxels; replace them (for example with 0) before protecting."),
         _("The protected volume has {size} voxels but the key is for {key_size}; even a forced unlock needs the same "
           "size."),
-        # amif_core.inference.runner
+        # amif_core.runtime.runner
         _("{device} has {free:.1f} GB of memory free, but one slice needs about {needed:.1f} GB. Run on the CPU, or "
           "free GPU memory, and try again."),
         _("This volume needs about {needed:.1f} GB of memory, but only {free:.1f} GB is free. Close other "
@@ -78,7 +79,7 @@ def catalogue() -> tuple[str, ...]:
         _("AMIF weights not found at {path}. Reinstall amif-core or pass the weights path."),
         _("{path} is not a readable AMIF weights file: {reason}"),
         _("{path} is not an AMIF weights file."),
-        # amif_core.io.atomic
+        # amif_core.atomic
         _("The same output file is given twice: {path}. Give each output its own name."),
         _("The output {path} is one of the input files; AMIF never overwrites its inputs. Choose another output name."),
         _("The folder {folder} does not exist; create it first or choose another output path."),
@@ -158,6 +159,7 @@ def catalogue() -> tuple[str, ...]:
           "was down-cast, which loses the precision the key needs (volume fingerprint {fingerprint}, the key expects "
           "{expected}). Unlock the original 16-bit protected file or series."),
         # amif_core.key.file
+        _("Use an intact copy of the key (the one written together with the protected volume)."),
         _("The passphrase is empty; give a non-empty passphrase, or none to write an unencrypted key."),
         _("The key file {path} does not exist."),
         _("{path} is not a file."),
@@ -166,36 +168,22 @@ def catalogue() -> tuple[str, ...]:
           "only. It was written by a newer AMIF; update amif-core to read it."),
         _("{path} uses key format version {version}, but this AMIF ({amif}) reads versions {earlier} and {latest} "
           "only. Keys of version 1 were made with the amif_v1 weights of amif-core 0.1; unlock it with amif-core 0.1."),
-        _("The key file {path} is truncated ({size} bytes). Use an intact copy of the key (the one written together "
-          "with the protected volume)."),
-        _("The key file {path} is corrupted (its header length {length} is out of bounds). Use an intact copy of the "
-          "key (the one written together with the protected volume)."),
-        _("The key file {path} is truncated ({size} bytes, but its lengths say {expected}). Use an intact copy of "
-          "the key (the one written together with the protected volume)."),
-        _("The key file {path} is corrupted ({extra} bytes more than its lengths say). Use an intact copy of the key "
-          "(the one written together with the protected volume)."),
-        _("The key file {path} is truncated (it changed while being read). Use an intact copy of the key (the one "
-          "written together with the protected volume)."),
-        _("The key file {path} is corrupted (its SHA-256 integrity check fails). Use an intact copy of the key (the "
-          "one written together with the protected volume)."),
-        _("The key file {path} is damaged (its header is not valid JSON: {reason}). Use an intact copy of the key "
-          "(the one written together with the protected volume)."),
-        _("The key file {path} is damaged (invalid header: {reason}). Use an intact copy of the key (the one written "
-          "together with the protected volume)."),
+        _("The key file {path} is truncated ({size} bytes)."),
+        _("The key file {path} is corrupted (its header length {length} is out of bounds)."),
+        _("The key file {path} is truncated ({size} bytes, but its lengths say {expected})."),
+        _("The key file {path} is corrupted ({extra} bytes more than its lengths say)."),
+        _("The key file {path} is truncated (it changed while being read)."),
+        _("The key file {path} is corrupted (its SHA-256 integrity check fails)."),
+        _("The key file {path} is damaged (its header is not valid JSON: {reason})."),
+        _("The key file {path} is damaged (invalid header: {reason})."),
         _("The key file {path} is encrypted with a passphrase, and none was given."),
         _("The passphrase does not open the key file {path}. Check it and try again (passphrases are case-sensitive)."),
-        _("The key file {path} is damaged (data after the end of its payload). Use an intact copy of the key (the "
-          "one written together with the protected volume)."),
-        _("The key file {path} is damaged (its payload is longer than its header says). Use an intact copy of the "
-          "key (the one written together with the protected volume)."),
-        _("The key file {path} is damaged (its payload does not decompress: {reason}). Use an intact copy of the key "
-          "(the one written together with the protected volume)."),
-        _("The key file {path} is damaged (its compressed payload stops before its end). Use an intact copy of the "
-          "key (the one written together with the protected volume)."),
-        _("The key file {path} is damaged (its payload is shorter than its header says). Use an intact copy of the "
-          "key (the one written together with the protected volume)."),
-        _("The key file {path} is damaged (its code scales are not finite and non-negative). Use an intact copy of "
-          "the key (the one written together with the protected volume)."),
+        _("The key file {path} is damaged (data after the end of its payload)."),
+        _("The key file {path} is damaged (its payload is longer than its header says)."),
+        _("The key file {path} is damaged (its payload does not decompress: {reason})."),
+        _("The key file {path} is damaged (its compressed payload stops before its end)."),
+        _("The key file {path} is damaged (its payload is shorter than its header says)."),
+        _("The key file {path} is damaged (its code scales are not finite and non-negative)."),
         # amif_core.transforms.colour
         _("Unknown colour table {name!r}; choose one of {tables}."),
         _("The {name} must be RGB with 3 channels last, got shape {shape} (RGBA? drop the alpha channel first)."),

@@ -132,7 +132,7 @@ def verifyTorch(device: str) -> str:
     try:
         import torch
 
-        from amif_core.inference.runner import resolve
+        from amif_core.runtime.runner import resolve
 
         resolved = resolve(device)
         value = (torch.ones(2, 2, device=resolved) @ torch.ones(2, 2, device=resolved)).sum().item()

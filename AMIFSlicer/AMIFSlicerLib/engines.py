@@ -18,15 +18,13 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 import numpy as np
 import SimpleITK as sitk
 
-from amif_core.inference import runner  # torch-free until a run
+from amif_core.runtime import runner  # torch-free until a run
+from amif_core.runtime.callbacks import Cancel, Notice, Progress
 
 if TYPE_CHECKING:  # both import torch: only type checkers import them here
     from amif_core import AMIFModel
     from amif_core.key.core import Key
 
-Progress = Callable[[int, int], None]
-Cancel = Callable[[], bool]
-Notice = Callable[[str], None]
 
 
 @dataclass
@@ -78,12 +76,12 @@ class InProcessEngine:
                 "modelVersion": f"{weights.stem} (weights format {model.metadata.get('version', '?')})"}
 
     @staticmethod
-    def _plan(image: sitk.Image, axis: int, device: str, notice: Notice) -> runner.RunPlan:
+    def _planned(image: sitk.Image, axis: int, device: str, run: Callable[[str, int], Any], notice: Notice
+                 ) -> tuple[Any, str]:
+        """``run(device, batch size)`` for ``image`` sliced along ``axis`` under the runner's plan and fallback."""
         shape = sitk.GetArrayViewFromImage(image).shape
-        plan = runner.plan_for(int(np.prod(shape)), tuple(s for i, s in enumerate(shape) if i != axis), device)
-        for note in plan.notes:
-            notice(note)
-        return plan
+        return runner.plan_and_run(int(np.prod(shape)), tuple(s for i, s in enumerate(shape) if i != axis), device,
+                                   run, notice)
 
     def protect(self, mri: sitk.Image, other: sitk.Image, identifier: str, colourTable: str | None, device: str,
                 progress: Progress | None, cancel: Cancel | None, notice: Notice) -> EngineResult:
@@ -93,7 +91,6 @@ class InProcessEngine:
 
         from amif_core.tracing.secret import owner_secret
 
-        plan = self._plan(mri, slice_axis(mri), device, notice)
         weights = self.weights()
         owner = owner_secret(notice)
 
@@ -101,7 +98,7 @@ class InProcessEngine:
             return protect_volume(self.model(runDevice, weights), mri, other, identifier, colour_table=colourTable,
                                   progress=progress, cancel=cancel, notice=notice, batch_size=batchSize, owner=owner)
 
-        (image, key), ranOn = runner.run_with_memory_fallback(run, plan, notice)
+        (image, key), ranOn = self._planned(mri, slice_axis(mri), device, run, notice)
         return EngineResult(image, key, self._provenance(ranOn, weights))
 
     def unlock(self, protected: sitk.Image, key: Key, device: str, progress: Progress | None,
@@ -111,12 +108,11 @@ class InProcessEngine:
         from amif_core.inference.pipeline import unlock_volume
         from amif_core.inference.weights import weights_for_key
 
-        plan = self._plan(protected, key.axis, device, notice)
         weights = self.weights(weights_for_key(key.model_id, self.weightsPath))
 
         def run(runDevice: str, batchSize: int) -> sitk.Image:
             return unlock_volume(self.model(runDevice, weights), protected, key, progress=progress, cancel=cancel,
                                  batch_size=batchSize)
 
-        image, ranOn = runner.run_with_memory_fallback(run, plan, notice)
+        image, ranOn = self._planned(protected, key.axis, device, run, notice)
         return EngineResult(image, None, self._provenance(ranOn, weights))

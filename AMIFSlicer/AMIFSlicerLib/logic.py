@@ -1,4 +1,4 @@
-"""AMIFSceneLogic: protect and unlock volume nodes and show them (what is ready: :mod:`AMIFSlicerLib.choices`).
+"""AMIFSceneLogic: protect and unlock volume nodes and show them (what is ready: :mod:`AMIFSlicerLib.readiness`).
 
 Protect reads the MRI and the CT/PET/SPECT node in world space, runs
 :func:`amif_core.inference.pipeline.protect_volume`, writes the key file and only then
@@ -9,24 +9,22 @@ version, model version, weights checksum, device, identifier text).
 """
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import SimpleITK as sitk
 import slicer
 
-from amif_core.constants import (
-    DEFAULT_IDENTIFIER,  # torch-free: importable before PyTorch is installed
-)
+from amif_core.constants import DEFAULT_IDENTIFIER, VERSION  # torch-free: importable before PyTorch is installed
 from amif_core.errors import CancelledError
-from amif_core.inference import runner  # torch-free until a run: lists devices before PyTorch is installed
+from amif_core.runtime import runner  # torch-free until a run: lists devices before PyTorch is installed
+from amif_core.runtime.callbacks import Cancel, Notice, Progress
+from amif_core.transforms.colour import luma, rgb_unit  # numpy only
 from AMIFSlicerLib import display
 from AMIFSlicerLib.engines import Engine, InProcessEngine
-from AMIFSlicerLib.choices import (
+from AMIFSlicerLib.readiness import (
     COLOUR_AUTO,
     COLOUR_GREY,
     MRI_ROLE,
@@ -37,7 +35,7 @@ from AMIFSlicerLib.choices import (
     unlockBlocker,
 )
 from AMIFSlicerLib.coremessages import coreMessage
-from AMIFSlicerLib.errors import DependencyError, InvalidInputError
+from AMIFSlicerLib.errors import InvalidInputError
 from AMIFSlicerLib.i18n import tr as _
 from AMIFSlicerLib.volumenodes import (
     addScalarVolumeNode,
@@ -54,12 +52,7 @@ PROTECTED_SUFFIX = " AMIF protected"
 UNLOCKED_SUFFIX = " AMIF unlocked"
 PROVENANCE_ATTRIBUTES = ("AMIF.role", "AMIF.version", "AMIF.modelVersion", "AMIF.weightsSHA256", "AMIF.device",
                          "AMIF.identifier")
-CORE_MODULES = ("amif_core.io.geometry", "amif_core.key.file", "amif_core.transforms.colour",
-                "amif_core.transforms.identifier")  # torch-free: the network runs in the engine
 
-Progress = Callable[[int, int], None]
-Cancel = Callable[[], bool]
-Notice = Callable[[str], None]
 
 
 def stopIfCancelled(cancel: Cancel | None) -> None:
@@ -90,26 +83,6 @@ class AMIFSceneLogic:
         self.weightsPath = Path(weightsPath) if weightsPath is not None else None
         self.engine = engine if engine is not None else InProcessEngine(self.weightsPath)
 
-    # ------------------------------------------------------------------ core access
-
-    @staticmethod
-    def core() -> ModuleType:
-        """The ``amif_core`` package with the torch-free modules this logic uses loaded.
-
-        Raises :class:`DependencyError` (saying what to install) when it or
-        one of its packages cannot be imported.
-        """
-        try:
-            core = importlib.import_module("amif_core")
-            for name in CORE_MODULES:
-                importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            raise DependencyError(
-                _("AMIF cannot start: the Python package '{package}' is missing. Open the AMIF module and click "
-                  "Protect or Unlock to install the dependencies, or reinstall the AMIF extension.").format(
-                    package=error.name)) from error
-        return core
-
     def model(self, device: str) -> AMIFModel:
         """The AMIF model of the weights this logic protects with, loaded in this process on ``device`` (the
         self-test's reference fusion)."""
@@ -121,7 +94,7 @@ class AMIFSceneLogic:
         device = provenance["device"]
         values = {
             "AMIF.role": role,
-            "AMIF.version": self.core().__version__,
+            "AMIF.version": VERSION,
             "AMIF.modelVersion": provenance["modelVersion"],
             "AMIF.weightsSHA256": provenance["modelId"],
             "AMIF.device": runner.device_label(device) + ("" if device == runner.CPU else f" ({device})"),
@@ -139,8 +112,8 @@ class AMIFSceneLogic:
                 ) -> slicer.vtkMRMLScalarVolumeNode:
         """Fuse ``mriNode`` with ``otherNode``, burn in ``identifier``, write the key; return the new protected node.
 
-        ``colour`` (one of :data:`AMIFSlicerLib.choices.COLOUR_CHOICES`): a PET or SPECT is fused in
-        colour by default (:func:`AMIFSlicerLib.choices.colourTable`), and so is an RGB
+        ``colour`` (one of :data:`AMIFSlicerLib.readiness.COLOUR_CHOICES`): a PET or SPECT is fused in
+        colour by default (:func:`AMIFSlicerLib.readiness.colourTable`), and so is an RGB
         ``otherNode``; the protected node is then an RGB vector volume.
         "grey" keeps the fusion grey.
 
@@ -159,9 +132,11 @@ class AMIFSceneLogic:
         if problem is not None:
             raise InvalidInputError(problem)
         keyPath = keyFilePath(keyPath)
-        core = self.core()
+        from amif_core.key.file import write_key  # Pillow and cryptography: installed with consent, before a run
+        from amif_core.transforms.identifier import validate_identifier
+
         try:
-            identifier = core.transforms.identifier.validate_identifier(identifier)
+            identifier = validate_identifier(identifier)
         except ValueError as error:
             raise InvalidInputError(coreMessage(error)) from error
 
@@ -172,13 +147,13 @@ class AMIFSceneLogic:
                 notice(_("'{name}' is under a non-linear or shearing transform; it was resampled through that "
                          "transform into world space.").format(name=node.GetName()))
             if role == OTHER_ROLE and np.ndim(voxels) == 4 and colour == COLOUR_GREY:
-                voxels = core.transforms.colour.luma(core.transforms.colour.rgb_unit(voxels, OTHER_ROLE))
+                voxels = luma(rgb_unit(voxels, OTHER_ROLE))
             images[role] = (sitkImageFromArray(voxels, ijkToWorld), ijkToWorld)
         mriImage, mriIjkToWorld = images[MRI_ROLE]
         result = self.engine.protect(mriImage, images[OTHER_ROLE][0], identifier, colourTable(otherNode, colour),
                                      device, progress, cancel, notice)
         stopIfCancelled(cancel)
-        core.key.file.write_key(keyPath, result.key, passphrase=passphrase, force=overwriteKey)
+        write_key(keyPath, result.key, passphrase=passphrase, force=overwriteKey)
         voxels = sitk.GetArrayViewFromImage(result.image)
         node = addScalarVolumeNode(self.scene, voxels, mriIjkToWorld, mriNode.GetName() + PROTECTED_SUFFIX)
         display.setWindowLevel(node, *(display.rgbWindowLevel(voxels) if voxels.ndim == 4 else
@@ -204,12 +179,13 @@ class AMIFSceneLogic:
         problem = unlockBlocker(protectedNode, keyPath)
         if problem is not None:
             raise InvalidInputError(problem)
-        keyPath = keyFilePath(keyPath)
-        core = self.core()
-        if passphrase is None and core.key.file.key_needs_passphrase(keyPath):
+        from amif_core.key.file import open_key_file  # cryptography: installed with consent, before a run
+
+        keyFile = open_key_file(keyFilePath(keyPath))  # the one read of the key file
+        if passphrase is None and keyFile.needs_passphrase:
             raise InvalidInputError(_("This key file is protected by a passphrase. Enter it in the Passphrase "
                                       "field and click Unlock again."))
-        key = core.key.file.read_key(keyPath, passphrase=passphrase)
+        key = keyFile.key(passphrase)
         ijkToRas = localIjkToRas(protectedNode)
         protectedImage = sitkImageFromArray(voxelArray(protectedNode), ijkToRas)
         result = self.engine.unlock(protectedImage, key, device, progress, cancel, notice)

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import slicer
 
-from amif_core.inference import runner
+from amif_core.runtime import runner
 from AMIFSlicerLib.errors import InvalidInputError
 from AMIFSlicerLib.logic import AMIFSceneLogic
 from AMIFSlicerLib.testdata import addPhantomPair

@@ -35,7 +35,8 @@ import SimpleITK as sitk
 
 from amif_core.cli.worker import JOB_FILE, error_from_message, parse_message
 from amif_core.errors import CancelledError
-from AMIFSlicerLib.engines import Cancel, EngineResult, Notice, Progress
+from amif_core.runtime.callbacks import Cancel, Notice, Progress
+from AMIFSlicerLib.engines import EngineResult
 from AMIFSlicerLib.errors import AMIFSlicerError
 from AMIFSlicerLib.i18n import tr as _
 

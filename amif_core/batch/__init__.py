@@ -15,6 +15,6 @@ from __future__ import annotations
 from amif_core.batch.manifest import RowProblem, Study, read_manifest
 from amif_core.batch.report import BatchReport, StudyResult
 from amif_core.batch.run import protect_manifest
-from amif_core.cli.study import FuseOptions
+from amif_core.study import FuseOptions
 
 __all__ = ["BatchReport", "FuseOptions", "RowProblem", "Study", "StudyResult", "protect_manifest", "read_manifest"]

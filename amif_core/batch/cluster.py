@@ -33,7 +33,7 @@ def local_workers(device: str, cores: int | None = None, memory: int | None = No
     """How many single-threaded workers a ``LocalCluster`` on this machine gets for ``device``: one per GPU when the
     device is a GPU ("auto" with CUDA GPUs: each; "cuda:N": one); else one per core, as far as the memory holds
     :data:`CPU_WORKER_MEMORY` each. ``cores``/``memory`` (bytes): this machine's, when None."""
-    from amif_core.inference import runner
+    from amif_core.runtime import runner
 
     if device != runner.CPU:
         gpus = [d for d in runner.available_devices() if d.device_id.startswith("cuda:")]
@@ -63,7 +63,7 @@ def batch_client(scheduler: str | None, device: str, workers: int | None, retrie
     workers run without Dask's default ``MALLOC_TRIM_THRESHOLD_=65536``,
     which costs torch 60 to 75 % more CPU time per study (``benchmarks/bench_batch.py``:
     2.15 against 1.24 CPU s at 128x128x32); the pipeline hands freed memory
-    back after each batch of slices itself (:func:`amif_core.inference.runner.trimming`).
+    back after each batch of slices itself (:func:`amif_core.runtime.runner.trimming`).
     """
     import dask
     from distributed import Client, LocalCluster

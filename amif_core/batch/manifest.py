@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from amif_core.batch.report import REPORT_CSV, REPORT_JSON
-from amif_core.cli.study import FuseOptions
+from amif_core.study import FuseOptions
 from amif_core.errors import InputError
 from amif_core.io.volumes import READ_SUFFIXES
 

@@ -12,8 +12,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from amif_core.cli.common import json_output
-from amif_core.io.atomic import Output, write_atomically
+from amif_core.atomic import Output, json_output, write_atomically
 
 REPORT_CSV = "batch-report.csv"
 REPORT_JSON = "batch-report.json"

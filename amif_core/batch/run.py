@@ -21,8 +21,7 @@ from tqdm import tqdm
 from amif_core.batch.cluster import batch_client, require_distributed
 from amif_core.batch.manifest import Study, read_manifest
 from amif_core.batch.report import FAILED, INVALID, BatchReport, StudyResult, write_report
-from amif_core.cli.common import Models, read_passphrase_file
-from amif_core.cli.study import FuseOptions
+from amif_core.study import FuseOptions, Models, read_passphrase_file
 from amif_core.errors import InputError
 from amif_core.io.volumes import check_volume_path
 from amif_core.tracing.secret import ENVIRONMENT, owner_secret

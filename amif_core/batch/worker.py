@@ -2,7 +2,7 @@
 
 A study's outputs go to ``OUT/<study_id>/``: ``protected.<ext>`` (or the
 folder ``protected/`` for a DICOM series) and ``protected.amifkey``,
-written as ``amif fuse`` writes them (:func:`amif_core.cli.study.fuse_study`).
+written as ``amif fuse`` writes them (:func:`amif_core.study.fuse_study`).
 A study whose outputs exist, whose key records its options and fits its
 protected volume (:func:`amif_core.inference.pipeline.check_key_fits_volume`)
 is skipped unless forced; any other study is protected again, replacing
@@ -18,8 +18,7 @@ from distributed import WorkerPlugin, get_worker
 
 from amif_core.batch.manifest import Study
 from amif_core.batch.report import FAILED, PROTECTED, SKIPPED, StudyResult, sha256_of
-from amif_core.cli.common import Models, read_passphrase_file
-from amif_core.cli.study import FuseOptions, StudyFiles, check_study_outputs, fuse_study
+from amif_core.study import FuseOptions, Models, StudyFiles, check_study_outputs, fuse_study, read_passphrase_file
 from amif_core.errors import AMIFError, InputError, KeyFormatError, KeyMismatchError, WrongPassphraseError
 from amif_core.key.core import Key
 from amif_core.transforms.identifier import validate_identifier
@@ -41,7 +40,7 @@ class ModelPlugin(WorkerPlugin):
         self.weights, self.requested = weights, device
 
     def setup(self, worker: object) -> None:
-        from amif_core.inference import runner
+        from amif_core.runtime import runner
 
         gpus = [d.device_id for d in runner.available_devices() if d.device_id.startswith("cuda:")]
         name = getattr(worker, "name", None)
@@ -74,7 +73,7 @@ def study_files(study: Study, settings: BatchSettings) -> StudyFiles:
 
 def _made_as_asked(key: Key, options: FuseOptions) -> bool:
     """True when ``key`` records the identifier, colour table and (when one is asked) slice axis of ``options``."""
-    table = None if key.colour is None else key.colour.get("table")
+    table = None if key.colour is None else key.colour.table
     return (key.identifier == validate_identifier(options.identifier) and table == options.colour
             and options.axis in (None, key.axis))
 
@@ -86,14 +85,15 @@ def _done(files: StudyFiles, options: FuseOptions, passphrase: str | None, model
     replaced unasked. The owner secret is not recorded anywhere, so a change of secret alone is not seen."""
     from amif_core.inference.pipeline import check_key_fits_volume
     from amif_core.io.volumes import read_volume
-    from amif_core.key.file import read_key, read_key_header
+    from amif_core.key.file import open_key_file
 
     if not (files.output.exists() and files.key.exists()):
         return False
     try:
-        if passphrase is not None and read_key_header(files.key)["encryption"] is None:
+        keyfile = open_key_file(files.key)
+        if passphrase is not None and not keyfile.needs_passphrase:
             return False  # asked for an encrypted key now
-        key = read_key(files.key, passphrase)
+        key = keyfile.key(passphrase)
         if not _made_as_asked(key, options):
             return False
         check_key_fits_volume(read_volume(files.output), key, model_id)

@@ -19,7 +19,7 @@ from amif_core.cli.common import (
     notice,
     say,
 )
-from amif_core.cli.study import FuseOptions, fuse_option_arguments
+from amif_core.cli.study import fuse_option_arguments, fuse_options
 from amif_core.errors import InputError
 
 SUFFIXES = {"nrrd": ".nrrd", "nii": ".nii", "nii.gz": ".nii.gz", "mha": ".mha"}
@@ -54,7 +54,7 @@ def _batch_arguments(parser: argparse.ArgumentParser) -> None:
                  "  amif batch manifest.csv --out protected/ --scheduler tcp://host:8786",
          arguments=(_batch_arguments, fuse_option_arguments, identifier_option, model_options, force_option))
 def batch(args: argparse.Namespace) -> int:
-    options = FuseOptions.from_args(args)
+    options = fuse_options(args)
     if args.retries < 0:
         raise InputError("--retries must be 0 or more, got {retries}.", retries=args.retries)
     if args.check:

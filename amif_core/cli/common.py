@@ -16,26 +16,23 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
-from amif_core.constants import DEFAULT_BATCH_SIZE, DEFAULT_IDENTIFIER
+from amif_core.constants import DEFAULT_IDENTIFIER
 from amif_core.errors import InputError
-from amif_core.io.atomic import Output
+from amif_core.runtime.callbacks import Progress
+from amif_core.study import Models, read_passphrase_file, run_on_device
 
 if TYPE_CHECKING:
     from amif_core.inference.model import AMIFModel
     from amif_core.tracing.secret import OwnerSecret
-
-Progress = Callable[[int, int], None]
-T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -45,6 +42,17 @@ EXIT_PASSPHRASE = 4
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a Unix tool whose reader closed the pipe
 EXIT_TERMINATED = 143
+EXIT_CODES = {  # every code amif returns, and what it means: the one table (--help's epilog is made from it)
+    EXIT_OK: "success",
+    EXIT_FAILURE: "other failure",
+    EXIT_USAGE: "bad usage or input (including a damaged key file)",
+    EXIT_KEY_MISMATCH: "the key does not fit the volume",
+    EXIT_PASSPHRASE: "wrong or missing passphrase",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+    EXIT_BROKEN_PIPE: "the reader of its output went away (`amif info --json KEY | head`: silently, as a Unix tool "
+                      "ends on SIGPIPE)",
+    EXIT_TERMINATED: "terminated (SIGTERM)",
+}
 
 Arguments = Callable[[argparse.ArgumentParser], None]
 
@@ -119,23 +127,6 @@ def owner_secret(args: argparse.Namespace) -> "OwnerSecret":
     return resolve(notice(args), args.owner_secret)
 
 
-class Models:
-    """The model of ``weights`` (--weights; None: the shipped one), loaded once per device on first use."""
-
-    def __init__(self, weights: Path | None) -> None:
-        if weights is not None and not weights.is_file():
-            raise InputError("The weights file {path} does not exist.", path=weights)
-        self.weights = weights
-        self._loaded: dict[str, AMIFModel] = {}
-
-    def __call__(self, device: str) -> AMIFModel:
-        if device not in self._loaded:
-            from amif_core import load_model
-
-            self._loaded[device] = load_model(device, weights=self.weights)
-        return self._loaded[device]
-
-
 def load(args: argparse.Namespace) -> AMIFModel:
     """Load the model named by --weights (or the shipped one) onto --device."""
     return Models(args.weights)(args.device)
@@ -146,23 +137,6 @@ def run_planned(args: argparse.Namespace, voxels: int, slice_shape: tuple[int, i
     """Run ``run(model, batch_size)`` under the core runner's memory plan for --device (:func:`run_on_device`)."""
     result, _ = run_on_device(Models(args.weights), args.device, voxels, slice_shape, run, notice(args))
     return result
-
-
-def run_on_device(models: Models, device: str, voxels: int, slice_shape: tuple[int, int],
-                  run: Callable[[AMIFModel, int], T], notice: Callable[[str], None]) -> tuple[T, str]:
-    """Run ``run(model, batch_size)`` under the core runner's memory plan for ``device`` ("auto", "cpu", ...).
-
-    ``voxels``: of the MRI grid; ``slice_shape``: (rows, cols) of one slice.
-    The plan's notes, and each retry of an out-of-memory error (half the
-    batch, then the CPU; :func:`amif_core.inference.runner.run_with_memory_fallback`),
-    go to ``notice``. Returns the result and the device that ran it (e.g. "cuda:0").
-    """
-    from amif_core.inference import runner
-
-    plan = runner.plan_for(voxels, slice_shape, device, cpu_batch_size=DEFAULT_BATCH_SIZE)
-    for note in plan.notes:
-        notice(note)
-    return runner.run_with_memory_fallback(lambda ran_on, batch: run(models(ran_on), batch), plan, notice)
 
 
 def passphrase_from(args: argparse.Namespace, confirm: bool) -> str | None:
@@ -177,18 +151,6 @@ def passphrase_from(args: argparse.Namespace, confirm: bool) -> str | None:
     if args.passphrase_prompt:
         return prompt_passphrase(confirm)
     return None
-
-
-def read_passphrase_file(path: Path) -> str:
-    """The passphrase on the first line of the file ``path``; InputError when it cannot be read or is empty."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise InputError("Cannot read the passphrase file {path}: {reason}.", path=path,
-                         reason=error.strerror) from error
-    if not lines or not lines[0]:
-        raise InputError("The passphrase file {path} is empty; put the passphrase on its first line.", path=path)
-    return lines[0]
 
 
 def prompt_passphrase(confirm: bool) -> str:
@@ -245,9 +207,3 @@ def notice(args: argparse.Namespace) -> Callable[[str], None]:
 def _file_size(path: str | Path) -> str:
     size = os.path.getsize(path)
     return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
-
-
-def json_output(path: Path, result: dict) -> Output:
-    """An atomic write of ``result`` as indented JSON to ``path``."""
-    text = json.dumps(result, indent=2)
-    return Output(path, lambda temp: temp.write_text(text))

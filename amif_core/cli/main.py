@@ -5,11 +5,9 @@ and register themselves with :func:`amif_core.cli.common.command`; only the
 options of the subcommand being run are built. A core error that names a
 setting gets this front end's advice for it (:data:`CLI_HINTS`).
 
-Exit codes: 0 success; 1 other failure; 2 bad usage or input (including a
-damaged key file); 3 the key does not fit the volume; 4 wrong or missing
-passphrase; 130 interrupted (Ctrl-C); 141 the reader of its output went away
-(``amif info --json KEY | head``: silently, as a Unix tool ends on SIGPIPE);
-143 terminated (SIGTERM). A failed or interrupted run leaves no partial output files.
+The exit codes and their meanings are :data:`~amif_core.cli.common.EXIT_CODES`
+(``amif --help`` lists them). A failed or interrupted run leaves no partial
+output files.
 """
 from __future__ import annotations
 
@@ -25,6 +23,7 @@ from amif_core.cli import batch, owner, user  # noqa: F401  (registers the subco
 from amif_core.cli.common import (
     COMMANDS,
     EXIT_BROKEN_PIPE,
+    EXIT_CODES,
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_KEY_MISMATCH,
@@ -36,7 +35,7 @@ from amif_core.cli.common import (
 from amif_core.constants import VERSION
 from amif_core.errors import AMIFError, InputError, KeyFormatError, KeyMismatchError, WrongPassphraseError
 
-__all__ = ["EXIT_BROKEN_PIPE", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_KEY_MISMATCH", "EXIT_OK", "EXIT_PASSPHRASE", "EXIT_TERMINATED",
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_CODES", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_KEY_MISMATCH", "EXIT_OK", "EXIT_PASSPHRASE", "EXIT_TERMINATED",
            "EXIT_USAGE", "build_parser", "main"]
 
 
@@ -60,9 +59,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="amif", description="AMIF: fuse a registered MRI with a CT/PET/SPECT into one image that carries a "
                                  "visible copyright identifier; the identifier-free fusion needs the key.",
-        epilog="exit codes: 0 success, 1 other failure, 2 bad usage or input (including a damaged key), "
-               "3 the key does not fit the volume, 4 wrong or missing passphrase, 130 interrupted, "
-               "141 output pipe closed by its reader",
+        epilog="exit codes:\n" + "\n".join(f"  {code:3d}  {meaning}" for code, meaning in EXIT_CODES.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"amif {VERSION}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -12,7 +12,6 @@ from amif_core.cli.common import (
     EXIT_OK,
     command,
     force_option,
-    json_output,
     load,
     model_options,
     owner_secret,
@@ -20,7 +19,7 @@ from amif_core.cli.common import (
     say,
 )
 from amif_core.errors import AMIFError
-from amif_core.io.atomic import Output, check_outputs, write_atomically
+from amif_core.atomic import Output, check_outputs, json_output, write_atomically
 
 
 def _data_option(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +66,7 @@ def train_command(args: argparse.Namespace) -> int:
     weights_out = args.weights_out or args.out / "amif_v3.pt"
     args.out.mkdir(parents=True, exist_ok=True)
     check_outputs([weights_out], args.force, inputs=[])
-    from amif_core.inference.devices import resolve_device
+    from amif_core.runtime.devices import resolve_device
     from amif_core.inference.model import AMIFModel
     from amif_core.training.release import release_weights
     from amif_core.networks.amif import AMIFConfig

@@ -28,11 +28,12 @@ from amif_core.cli.common import (
     say,
     _file_size,
 )
-from amif_core.cli.study import FuseOptions, StudyFiles, check_study_outputs, fuse_option_arguments, fuse_study
-from amif_core.errors import InputError, WrongPassphraseError
-from amif_core.io.atomic import check_outputs, write_atomically
+from amif_core.cli.study import fuse_option_arguments, fuse_options
+from amif_core.study import StudyFiles, check_study_outputs, fuse_study
+from amif_core.errors import InputError, KeyFormatError, WrongPassphraseError
+from amif_core.atomic import check_outputs, write_atomically
 from amif_core.io.volumes import check_volume_path, read_volume, volume_output
-from amif_core.key.file import is_key_file, read_key, read_key_header
+from amif_core.key.file import is_key_file, open_key_file, read_key_header
 from amif_core.transforms.identifier import validate_identifier
 
 
@@ -52,7 +53,7 @@ def _fuse_arguments(parser: argparse.ArgumentParser) -> None:
          arguments=(_fuse_arguments, fuse_option_arguments, identifier_option, passphrase_options, model_options,
                     force_option))
 def fuse(args: argparse.Namespace) -> int:
-    options = FuseOptions.from_args(args)
+    options = fuse_options(args)
     files = StudyFiles(args.mri, args.other, args.output, args.key)
     check_study_outputs(files, options, args.force)
     passphrase = passphrase_from(args, confirm=True)
@@ -82,21 +83,24 @@ def _unlock_arguments(parser: argparse.ArgumentParser) -> None:
 def unlock(args: argparse.Namespace) -> int:
     check_volume_path(args.output)
     check_outputs([args.output], args.force, inputs=[args.protected, args.key])
-    if not is_key_file(args.key) and is_key_file(args.protected):
-        raise InputError("The arguments look swapped: {protected} is an AMIF key file and {key} is not. Give the "
-                         "protected volume first and the key after --key: amif unlock {key} --key {protected} -o "
-                         "{output}", protected=args.protected, key=args.key, output=args.output)
-    encrypted = read_key_header(args.key)["encryption"] is not None
+    try:
+        keyfile = open_key_file(args.key)  # the one read of the key file: header, passphrase question and payload
+    except KeyFormatError as error:
+        if not is_key_file(args.key) and is_key_file(args.protected):
+            raise InputError("The arguments look swapped: {protected} is an AMIF key file and {key} is not. Give the "
+                             "protected volume first and the key after --key: amif unlock {key} --key {protected} -o "
+                             "{output}", protected=args.protected, key=args.key, output=args.output) from error
+        raise
     passphrase = passphrase_from(args, confirm=False)
-    if encrypted and passphrase is None:
+    if keyfile.needs_passphrase and passphrase is None:
         if not sys.stdin.isatty():
             raise WrongPassphraseError("The key file {path} is encrypted; give its passphrase with "
                                        "--passphrase-prompt, --passphrase-env NAME or --passphrase-file PATH.",
                                        path=args.key)
         passphrase = prompt_passphrase(confirm=False)
-    if not encrypted and passphrase is not None:
+    if not keyfile.needs_passphrase and passphrase is not None:
         notice(args)("The key file is not encrypted; the passphrase was not needed.")
-    key = read_key(args.key, passphrase)
+    key = keyfile.key(passphrase)
     protected = read_volume(args.protected)
     from amif_core.inference.pipeline import unlock_volume
     from amif_core.inference.weights import weights_for_key

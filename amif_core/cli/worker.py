@@ -9,7 +9,7 @@ outputs back. The worker speaks on stdout, one message per line, each
 * ``{"progress": [done, total]}`` after each slice;
 * ``{"notice": text}`` for a remark (resampling, a memory fallback);
 * ``{"result": {...}}`` once the outputs are written (see each command);
-* ``{"error": {"type", "template", "params", "setting", "value"}}`` for an
+* ``{"error": {"type", "template", "params", "advice", "setting", "value"}}`` for an
   :class:`~amif_core.errors.AMIFError`, which the front end raises again with
   :func:`error_from_message` (exit code 2);
 * ``{"ready": true}`` from ``serve``, once it has imported what a run needs.
@@ -60,8 +60,8 @@ def parse_message(line: str) -> dict[str, Any] | None:
 
 
 def error_message(error: errors.AMIFError) -> dict[str, Any]:
-    """The protocol form of an AMIF error: its class name, template, params, setting and value."""
-    return {"type": type(error).__name__, "template": error.template, "params": error.params,
+    """The protocol form of an AMIF error: its class name, template, params, advice, setting and value."""
+    return {"type": type(error).__name__, "template": error.template, "params": error.params, "advice": error.advice,
             "setting": error.setting, "value": error.value}
 
 
@@ -73,7 +73,8 @@ def error_from_message(message: dict[str, Any]) -> errors.AMIFError:
         kind = errors.AMIFError
     params = message.get("params") or {}
     try:
-        return kind(message["template"], setting=message.get("setting"), value=message.get("value"), **params)
+        return kind(message["template"], setting=message.get("setting"), value=message.get("value"),
+                    advice=message.get("advice"), **params)
     except (KeyError, IndexError, ValueError, TypeError):  # a param that lost its type in JSON
         return kind("{message}", message=str(message.get("template")))
 
@@ -84,15 +85,6 @@ def _progress(done: int, total: int) -> None:
 
 def _notice(text: str) -> None:
     say(notice=text)
-
-
-def _plan_and_run(image_voxels: int, slice_shape: tuple[int, int], device: str, run):
-    from amif_core.inference import runner
-
-    plan = runner.plan_for(image_voxels, slice_shape, device)
-    for note in plan.notes:
-        _notice(note)
-    return runner.run_with_memory_fallback(run, plan, _notice)
 
 
 def _provenance(model, weights: Path, ran_on: str) -> dict[str, Any]:
@@ -109,6 +101,7 @@ def protect(args: argparse.Namespace) -> dict[str, Any]:
     from amif_core.inference.weights import DEFAULT_WEIGHTS
     from amif_core.io.geometry import slice_axis, slice_size
     from amif_core.key.file import write_key
+    from amif_core.runtime.runner import plan_and_run
     from amif_core.tracing.secret import owner_secret
 
     mri, other = sitk.ReadImage(str(args.mri)), sitk.ReadImage(str(args.other))
@@ -122,8 +115,8 @@ def protect(args: argparse.Namespace) -> dict[str, Any]:
         return protect_volume(model, mri, other, args.identifier, colour_table=args.colour_table,
                               progress=_progress, notice=_notice, batch_size=batch, owner=owner)
 
-    (protected, key), ran_on = _plan_and_run(mri.GetNumberOfPixels(), slice_size(mri, slice_axis(mri)),
-                                             args.device, run)
+    (protected, key), ran_on = plan_and_run(mri.GetNumberOfPixels(), slice_size(mri, slice_axis(mri)), args.device,
+                                            run, _notice)
     sitk.WriteImage(protected, str(args.out))
     write_key(args.key, key)
     return _provenance(models[ran_on], weights, ran_on)
@@ -139,6 +132,7 @@ def unlock(args: argparse.Namespace) -> dict[str, Any]:
     from amif_core.inference.weights import DEFAULT_WEIGHTS, weights_for_key
     from amif_core.io.geometry import slice_size
     from amif_core.key.file import read_key
+    from amif_core.runtime.runner import plan_and_run
 
     key = read_key(args.key)
     protected = sitk.ReadImage(str(args.protected))
@@ -149,7 +143,8 @@ def unlock(args: argparse.Namespace) -> dict[str, Any]:
         model = models.get(device) or models.setdefault(device, amif_core.load_model(device, weights=weights))
         return unlock_volume(model, protected, key, progress=_progress, cancel=None, batch_size=batch)
 
-    unlocked, ran_on = _plan_and_run(protected.GetNumberOfPixels(), slice_size(protected, key.axis), args.device, run)
+    unlocked, ran_on = plan_and_run(protected.GetNumberOfPixels(), slice_size(protected, key.axis), args.device, run,
+                                    _notice)
     sitk.WriteImage(unlocked, str(args.out))
     return {**_provenance(models[ran_on], weights, ran_on), "identifier": key.identifier}
 
@@ -158,7 +153,7 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
     """Import torch, run a small tensor operation on ``--device`` and list the devices this computer offers."""
     import torch
 
-    from amif_core.inference import runner
+    from amif_core.runtime import runner
 
     device = runner.resolve(args.device)
     value = (torch.ones(2, 2, device=device) @ torch.ones(2, 2, device=device)).sum().item()

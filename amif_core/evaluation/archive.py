@@ -23,7 +23,7 @@ from amif_core.errors import KeyMismatchError
 from amif_core.evaluation.psnr import psnr
 from amif_core.inference.model import AMIFModel
 from amif_core.inference.pipeline import protect_volume, protected_voxels, unlock_volume
-from amif_core.io.atomic import write_atomically
+from amif_core.atomic import write_atomically
 from amif_core.io.dicom import dicom_series_output, read_series_with_pydicom
 from amif_core.io.geometry import axis_first, resample_to_reference
 from amif_core.io.volumes import read_volume, write_volume

@@ -17,7 +17,6 @@ plain inpainting of the strokes from their surroundings (:func:`surround_fill`).
 """
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from amif_core.data.harvard import PAIRS, read_pair, read_records, read_rgb, source_paths, split_records
+from amif_core.evaluation.attacks.wrong_keys import SAME_SHAPE_KINDS, wrong_key
 from amif_core.evaluation.metrics import fusion_metrics
 from amif_core.evaluation.psnr import channel_psnr, psnr
 from amif_core.inference.model import AMIFModel
@@ -42,7 +42,6 @@ CDDFUSE_MIF: dict[str, dict[str, float]] = {
     "SPECT-MRI": dict(zip(TABLE_METRICS, (3.90, 58.31, 20.87, 2.49, 1.35, 0.97, 0.78, 1.48))),
 }
 
-WRONG_KEYS = ("random", "zero", "other_slice", "shuffled")
 COLOUR_PAIRS = ("PET-MRI", "SPECT-MRI")
 DARK, BRIGHT = 0.25, 0.5
 FILL_SIGMA = 3.0
@@ -62,34 +61,6 @@ def surround_fill(image: np.ndarray, mask: np.ndarray, sigma: float = FILL_SIGMA
     total = ndimage.gaussian_filter(np.asarray(image, np.float64) * uncovered, sigma)
     weight = ndimage.gaussian_filter(uncovered, sigma)
     return np.where(uncovered > 0, image, total / np.maximum(weight, 1e-6)).astype(np.float32)
-
-
-def wrong_key(key: Key, kind: str, other: Key | None, rng: np.random.Generator) -> Key:
-    """A key of ``kind`` in WRONG_KEYS, or "other_volume", for forced-unlock evaluation.
-
-    Each is what an attacker could hand in as a key file for this image:
-    random: uniformly random stored codes; zero: all-zero stored codes;
-    shuffled: the true stored codes in a random order (each for the chroma
-    codes of a colour key too); other_slice: ``other``,
-    the whole key of another slice of the same size; other_volume: ``other``,
-    the whole key of a different volume (another patient) of the same shape.
-    The fingerprint is the true one, as if the fingerprint check were skipped.
-    """
-    if kind in ("other_slice", "other_volume"):
-        if other is None:
-            raise ValueError(f"the {kind!r} wrong key needs another key of the same shape")
-        return dataclasses.replace(other, fingerprint=key.fingerprint)
-    forged = []
-    for stored in (key.codes, key.chroma_codes):  # a colour key's chroma codes are forged alike
-        if kind == "random":
-            forged.append(rng.integers(-32768, 32768, size=stored.size).astype(np.int16))
-        elif kind == "zero":
-            forged.append(np.zeros_like(stored))
-        elif kind == "shuffled":
-            forged.append(rng.permutation(stored))
-        else:
-            raise ValueError(f"unknown wrong-key kind {kind!r}")
-    return dataclasses.replace(key, codes=forged[0], chroma_codes=forged[1])
 
 
 def protection_figures(model: AMIFModel, mri: np.ndarray, other: np.ndarray, other_key: Key | None,
@@ -135,7 +106,7 @@ def protection_figures(model: AMIFModel, mri: np.ndarray, other: np.ndarray, oth
         "mask_psnr_fill": psnr(surround_fill(protected.image, mask), clean, mask),
         "mark_psnr": channel_psnr(clean, unmarked),
     }
-    for kind in WRONG_KEYS:
+    for kind in SAME_SHAPE_KINDS:
         if kind == "other_slice" and other_key is None:
             continue
         forced = model.unlock(protected.image, wrong_key(protected.key, kind, other_key, rng), verify=False)
@@ -190,7 +161,7 @@ def summarise_protection(per_pair: dict[str, list[dict[str, float]]]) -> dict:
     rows = [f for figures in per_pair.values() for f in figures]
     def worst(key: str, fn=np.nanmin) -> float:
         return float(fn([r[key] for r in rows if key in r]))
-    wrong_margin = [max(r[f"mask_psnr_{k}"] - r["mask_psnr_fill"] for k in WRONG_KEYS if f"mask_psnr_{k}" in r)
+    wrong_margin = [max(r[f"mask_psnr_{k}"] - r["mask_psnr_fill"] for k in SAME_SHAPE_KINDS if f"mask_psnr_{k}" in r)
                     for r in rows]
     passes = [
         r["unlock_psnr"] >= 50 and r["unlock_psnr_16bit"] >= 50 and r["unlock_psnr_stored"] >= 50
@@ -212,7 +183,7 @@ def summarise_protection(per_pair: dict[str, list[dict[str, float]]]) -> dict:
         "min_outside_psnr": worst("outside_psnr"),
         "min_mark_psnr": worst("mark_psnr"),
         "max_wrong_key_margin_db": float(max(wrong_margin)),
-        "max_mask_psnr_by_wrong_key": {k: worst(f"mask_psnr_{k}", np.nanmax) for k in WRONG_KEYS},
+        "max_mask_psnr_by_wrong_key": {k: worst(f"mask_psnr_{k}", np.nanmax) for k in SAME_SHAPE_KINDS},
     }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -26,15 +26,13 @@ from amif_core.key.check import check_fits
 from amif_core.key.core import Key, image_fingerprint, image_signature
 from amif_core.key.storage import quantise
 from amif_core.networks.amif import AMIFNet
+from amif_core.runtime.callbacks import Cancel, Progress
 from amif_core.transforms.colour import chroma, compose, luma, rgb_from
 from amif_core.transforms.identifier import IdentifierStyle, validate_identifier
 from amif_core.transforms.identifier_volume import VolumePlanes, identifier_masks
 from amif_core.tracing.mark import TraceMark
 from amif_core.tracing.secret import DEMO_SECRET, OwnerSecret
 from amif_core.transforms.intensity import Normalisation, fit_normalisation
-
-Progress = Callable[[int, int], None]
-Cancel = Callable[[], bool]
 
 
 @dataclass

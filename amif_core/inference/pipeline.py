@@ -3,7 +3,7 @@
 Processing streams batches of slices through the model, so apart from the
 inputs only the output volume and the key are held in memory, and each
 batch's freed memory goes back to the system
-(:func:`~amif_core.inference.runner.trimming`), whichever front end runs it.
+(:func:`~amif_core.runtime.runner.trimming`), whichever front end runs it.
 Inputs are never modified.
 """
 from __future__ import annotations
@@ -16,8 +16,9 @@ import SimpleITK as sitk
 
 from amif_core.constants import DEFAULT_BATCH_SIZE, DEFAULT_IDENTIFIER
 from amif_core.errors import InputError, KeyMismatchError
-from amif_core.inference.model import AMIFModel, Cancel, Progress
-from amif_core.inference.runner import trimming
+from amif_core.inference.model import AMIFModel
+from amif_core.runtime.callbacks import Cancel, Progress
+from amif_core.runtime.runner import trimming
 from amif_core.io.geometry import (
     PARTIAL_COVERAGE,
     axis_first,
@@ -74,7 +75,7 @@ def protect_volume(model: AMIFModel, mri: sitk.Image, other: sitk.Image, identif
     (linear) when needed, with a one-line ``notice``. ``axis``: numpy slice axis, default
     :func:`slice_axis` of the MRI. ``progress(done, total)`` counts slices;
     ``cancel()`` returning True stops with :class:`~amif_core.errors.CancelledError`;
-    ``batch_size`` slices run at once (see :mod:`amif_core.inference.runner`);
+    ``batch_size`` slices run at once (see :mod:`amif_core.runtime.runner`);
     ``owner``: the secret of the fusion's trace mark (:mod:`amif_core.tracing`).
 
     The identifier is three-dimensional, on the MRI's voxel grid, and

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from amif_core.errors import AMIFError
-from amif_core.io.atomic import Output, write_atomically
+from amif_core.atomic import Output, write_atomically
 from amif_core.networks.amif import AMIFConfig, AMIFNet
 from amif_core.networks.fusion import FusionConfig
 

@@ -1,2 +1,2 @@
-"""Files and geometry: atomic writes (:mod:`~amif_core.io.atomic`), volumes on disk
-(:mod:`~amif_core.io.volumes`) and their grids (:mod:`~amif_core.io.geometry`). Torch-free."""
+"""Volumes on disk (:mod:`~amif_core.io.volumes`, :mod:`~amif_core.io.dicom`) and their grids
+(:mod:`~amif_core.io.geometry`). Torch-free. Atomic writes are :mod:`amif_core.atomic`."""

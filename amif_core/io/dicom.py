@@ -26,7 +26,7 @@ import SimpleITK as sitk
 
 from amif_core.constants import VERSION
 from amif_core.errors import InputError
-from amif_core.io.atomic import Output
+from amif_core.atomic import Output
 
 SOURCE_ATTRIBUTES = (  # copied from the MRI series: the patient, the study and the MRI's frame of reference
     "PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate", "PatientSex", "PatientAge",
@@ -129,7 +129,7 @@ def _base_dataset(image: sitk.Image, identifier: str, source: dict[str, object],
 
 def dicom_series_output(image: sitk.Image, folder: str | Path, identifier: str,
                         source: dict[str, object] | None = None) -> Output:
-    """An :class:`~amif_core.io.atomic.Output` that writes ``image`` (AMIF's stored protected volume: uint16 grey
+    """An :class:`~amif_core.atomic.Output` that writes ``image`` (AMIF's stored protected volume: uint16 grey
     or 8-bit RGB vector voxels) as a DICOM series into the new folder ``folder``, one file per k slice.
 
     ``source``: the MRI series' attributes (:func:`source_attributes`). Raises

@@ -18,7 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from amif_core.errors import InputError
-from amif_core.io.atomic import Output, write_atomically
+from amif_core.atomic import Output, write_atomically
 
 READ_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 WRITE_SUFFIXES = (".nrrd", ".nii", ".nii.gz", ".mha")  # single-file formats only: they can be written atomically
@@ -128,7 +128,7 @@ def check_volume_path(path: str | Path) -> None:
 
 
 def volume_output(image: sitk.Image, path: str | Path) -> Output:
-    """An :class:`~amif_core.io.atomic.Output` that writes ``image`` to ``path`` (format from the extension).
+    """An :class:`~amif_core.atomic.Output` that writes ``image`` to ``path`` (format from the extension).
 
     Raises :class:`InputError` at once for an extension AMIF cannot write (:func:`check_volume_path`).
     """

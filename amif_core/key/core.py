@@ -20,8 +20,55 @@ import numpy as np
 from amif_core.key.codec import plain_scale
 from amif_core.transforms.identifier import IdentifierStyle
 from amif_core.transforms.identifier_volume import Lattice, lattice_mask, stamped_masks
+from amif_core.transforms.intensity import Normalisation
 
 SIGNATURE_GRID = 8
+
+
+def _window(data: dict) -> Normalisation:
+    """A :class:`Normalisation` from its ``{"low", "high"}`` dict, the numbers kept as they are (a key written
+    again keeps its bytes)."""
+    return Normalisation(low=data["low"], high=data["high"])
+
+
+@dataclass(frozen=True)
+class IntensityWindows:
+    """The intensity windows protect fitted to its two inputs: ``mri`` and ``other`` (each a
+    :class:`~amif_core.transforms.intensity.Normalisation`, ``low`` to ``high`` mapped to [0, 1])."""
+
+    mri: Normalisation
+    other: Normalisation
+
+    def to_dict(self) -> dict[str, dict]:
+        """The header's form: ``{"mri": {"low", "high"}, "other": {"low", "high"}}``."""
+        return {"mri": self.mri.to_dict(), "other": self.other.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> IntensityWindows:
+        return cls(mri=_window(data["mri"]), other=_window(data["other"]))
+
+
+@dataclass(frozen=True)
+class KeyColour:
+    """How a colour key's RGB image was made: ``space`` (the colour transform, "BT.601 YCbCr"), ``table`` (the
+    colour table a scalar second scan was mapped through; None: the second scan's own RGB) and ``uptake`` (the
+    intensity window applied before that table; None without a table)."""
+
+    space: str
+    table: str | None = None
+    uptake: Normalisation | None = None
+
+    def to_dict(self) -> dict:
+        """The header's form: ``{"space", "table"}``, and ``"uptake"`` when there is one."""
+        out: dict = {"space": self.space, "table": self.table}
+        if self.uptake is not None:
+            out["uptake"] = self.uptake.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> KeyColour:
+        uptake = data.get("uptake")
+        return cls(space=data["space"], table=data.get("table"), uptake=None if uptake is None else _window(uptake))
 
 
 def image_fingerprint(image: np.ndarray) -> str:
@@ -85,14 +132,16 @@ class Key:
     ``identifier_lattice`` (the 3D identifier's
     :meth:`~amif_core.transforms.identifier_volume.Lattice.to_dict`; None
     for the 2D identifier, and in keys made before it), fingerprint, model,
-    identifier and normalisation. A volume's key also holds its geometry: ``axis`` (the
+    identifier, its drawing style (``identifier_style``, an
+    :class:`~amif_core.transforms.identifier.IdentifierStyle`) and
+    normalisation. A volume's key also holds its geometry: ``axis`` (the
     numpy axis of the (z, y, x) voxel array the volume was sliced along, so
     ``shape`` is that array with ``axis`` first), ``size`` (x, y, z) voxels,
     ``spacing`` and ``origin`` (mm), ``direction`` (9 values, row-major) and
     ``volume_fingerprint``; these are None for a key of a plain array.
 
-    A colour key (``colour`` not None: ``{"space", "table"}``, and the
-    colour table's ``uptake`` window when one was used) is for an RGB image:
+    ``normalisation`` is the :class:`IntensityWindows` protect fitted. A
+    colour key (``colour`` not None: a :class:`KeyColour`) is for an RGB image:
     ``shape`` ends in 3, the codes are those of its luma, and
     ``chroma_codes`` (2M,) int16 hold the chroma of its M covered pixels
     (:func:`~amif_core.key.codec.encode_chroma`), under the same pad from
@@ -111,8 +160,8 @@ class Key:
     signature: np.ndarray
     model_id: str
     identifier: str
-    identifier_style: dict
-    normalisation: dict
+    identifier_style: IdentifierStyle
+    normalisation: IntensityWindows
     mask_offsets: np.ndarray
     created_utc: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
     axis: int = 0
@@ -121,11 +170,20 @@ class Key:
     origin: tuple[float, float, float] | None = None
     direction: tuple[float, ...] | None = None
     volume_fingerprint: str | None = None
-    colour: dict | None = None
+    colour: KeyColour | None = None
     chroma_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
     levels: int | None = None
     scale_padded: bool = True
     identifier_lattice: dict | None = None
+
+    def __post_init__(self) -> None:
+        # The header's dicts (a key read from a file, or made by the model) become the typed fields.
+        if isinstance(self.identifier_style, dict):
+            self.identifier_style = IdentifierStyle(**self.identifier_style)
+        if isinstance(self.normalisation, dict):
+            self.normalisation = IntensityWindows.from_dict(self.normalisation)
+        if isinstance(self.colour, dict):
+            self.colour = KeyColour.from_dict(self.colour)
 
     def scales(self, image_seed: bytes) -> tuple[np.ndarray, np.ndarray]:
         """The codes' origin and step, (D, 4) float32 each; ``image_seed``: the protected image's
@@ -154,8 +212,8 @@ class Key:
         if self.identifier_lattice is not None:
             return lattice_mask(self.identifier, self.spatial_shape, Lattice.from_dict(self.identifier_lattice))
         h, w = self.spatial_shape[-2:]
-        style = IdentifierStyle(**self.identifier_style)
-        return stamped_masks(self.identifier, self.mask_offsets, h, w, style).reshape(self.spatial_shape)
+        return stamped_masks(self.identifier, self.mask_offsets, h, w, self.identifier_style).reshape(
+            self.spatial_shape)
 
     @property
     def slices(self) -> int:

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from amif_core.constants import VERSION
 from amif_core.errors import InputError, KeyFormatError, WrongPassphraseError
-from amif_core.io.atomic import PRIVATE_MODE, Output, write_atomically
+from amif_core.atomic import PRIVATE_MODE, Output, write_atomically
 from amif_core.key.core import Key
 from amif_core.key.header import (
     NONCE_SIZE,
@@ -60,6 +60,7 @@ CHUNK = 8 << 20
 ZLIB_LEVEL = 6
 SCRYPT = {"n": 1 << 15, "r": 8, "p": 1}
 SALT_SIZE = 16
+INTACT_COPY = "Use an intact copy of the key (the one written together with the protected volume)."  # damage's advice
 # ---------------------------------------------------------------- writing
 
 
@@ -99,7 +100,7 @@ def _check_passphrase(passphrase: str | None) -> None:
 
 
 def key_output(path: str | Path, key: Key, passphrase: str | None = None) -> Output:
-    """An :class:`~amif_core.io.atomic.Output` that writes ``key`` (owner-only file mode) to ``path``."""
+    """An :class:`~amif_core.atomic.Output` that writes ``key`` (owner-only file mode) to ``path``."""
     _check_passphrase(passphrase)
 
     def write(temp: Path) -> None:
@@ -143,22 +144,53 @@ def write_key(path: str | Path, key: Key, passphrase: str | None = None, force: 
 
 
 @dataclass(frozen=True)
-class _Verified:
+class KeyFile:
+    """A key file read, digest-checked and parsed in one read (:func:`open_key_file`); nothing else opens it.
+
+    ``header``: the validated header plus ``format_version`` (what
+    :func:`read_key_header` returns); ``prefix``: the magic, version, lengths
+    and header bytes (AES-GCM's associated data); ``payload``: the payload
+    bytes as they are on disk (compressed, and encrypted when
+    :attr:`needs_passphrase`).
+    """
+
+    path: Path
     header: dict[str, Any]
-    prefix: bytes  # magic, version, lengths and header: the AES-GCM associated data
-    payload_length: int
-    version: int
+    prefix: bytes
+    payload: memoryview
+
+    @property
+    def version(self) -> int:
+        """The key format version of the file (2 to :data:`FORMAT_VERSION`)."""
+        return int(self.header["format_version"])
+
+    @property
+    def needs_passphrase(self) -> bool:
+        """True when the key arrays are encrypted, so :meth:`key` needs the passphrase."""
+        return self.header["encryption"] is not None
+
+    def key(self, passphrase: str | None = None) -> Key:
+        """The :class:`~amif_core.key.core.Key` the file holds; ``passphrase``: needed when
+        :attr:`needs_passphrase`, ignored otherwise. Raises :class:`KeyFormatError` for a damaged payload and
+        :class:`WrongPassphraseError` for a wrong or missing passphrase."""
+        return _parse_key(self, passphrase)
 
 
-def _verify(path: str | Path) -> _Verified:
-    """Check magic, version, lengths and the SHA-256 digest; then parse and validate the header."""
+def open_key_file(path: str | Path) -> KeyFile:
+    """Read the key file at ``path`` once: check magic, version, lengths and the SHA-256 digest of the bytes read,
+    then parse and validate the header.
+
+    Raises :class:`InputError` for a missing path or a folder and
+    :class:`KeyFormatError` for a damaged or unknown file. Every length is
+    checked against the file's size and a fixed maximum before the rest is read.
+    """
     path = Path(path)
     if not path.is_file():
         if not path.exists():
             raise InputError("The key file {path} does not exist.", path=path)
         raise InputError("{path} is not a file.", path=path)
-    size = path.stat().st_size
     with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
         start = file.read(_PREFIX.size)
         if len(start) < len(MAGIC) + 2 or not start.startswith(MAGIC):
             raise KeyFormatError("{path} is not an AMIF key file (it does not start with the AMIF key signature).",
@@ -176,54 +208,49 @@ def _verify(path: str | Path) -> _Verified:
                                  "of amif-core 0.1; unlock it with amif-core 0.1.", path=path, version=version,
                                  amif=VERSION, earlier=earlier, latest=latest)
         if len(start) < _PREFIX.size:
-            raise KeyFormatError("The key file {path} is truncated ({size} bytes). Use an intact copy of the key (the "
-                                 "one written together with the protected volume).", path=path, size=size)
+            raise KeyFormatError("The key file {path} is truncated ({size} bytes).",
+                                 advice=INTACT_COPY, path=path, size=size)
         _, _, header_length, payload_length = _PREFIX.unpack(start)
         if not 2 <= header_length <= MAX_HEADER_BYTES:
-            raise KeyFormatError("The key file {path} is corrupted (its header length {length} is out of bounds). Use "
-                                 "an intact copy of the key (the one written together with the protected volume).",
-                                 path=path, length=header_length)
+            raise KeyFormatError("The key file {path} is corrupted (its header length {length} is out of bounds).",
+                                 advice=INTACT_COPY, path=path, length=header_length)
         expected = _PREFIX.size + header_length + payload_length + DIGEST_SIZE
         if size < expected:
-            raise KeyFormatError("The key file {path} is truncated ({size} bytes, but its lengths say {expected}). Use "
-                                 "an intact copy of the key (the one written together with the protected volume).",
-                                 path=path, size=size, expected=expected)
+            raise KeyFormatError("The key file {path} is truncated ({size} bytes, but its lengths say {expected}).",
+                                 advice=INTACT_COPY, path=path, size=size, expected=expected)
         if size > expected:
-            raise KeyFormatError("The key file {path} is corrupted ({extra} bytes more than its lengths say). Use an "
-                                 "intact copy of the key (the one written together with the protected volume).",
-                                 path=path, extra=size - expected)
-        header_bytes = file.read(header_length)
-        digest = hashlib.sha256(start + header_bytes)
-        remaining = payload_length
-        while remaining:
-            piece = file.read(min(CHUNK, remaining))
-            if not piece:
-                raise KeyFormatError("The key file {path} is truncated (it changed while being read). Use an intact "
-                                     "copy of the key (the one written together with the protected volume).", path=path)
-            digest.update(piece)
-            remaining -= len(piece)
-        if file.read(DIGEST_SIZE + 1) != digest.digest():
-            raise KeyFormatError("The key file {path} is corrupted (its SHA-256 integrity check fails). Use an intact "
-                                 "copy of the key (the one written together with the protected volume).", path=path)
+            raise KeyFormatError("The key file {path} is corrupted ({extra} bytes more than its lengths say).",
+                                 advice=INTACT_COPY, path=path, extra=size - expected)
+        rest = file.read(expected - _PREFIX.size + 1)  # one byte more: a file that grew is caught too
+    if len(rest) != expected - _PREFIX.size:
+        raise KeyFormatError("The key file {path} is truncated (it changed while being read).",
+                             advice=INTACT_COPY, path=path)
+    body = memoryview(rest)
+    header_bytes = bytes(body[:header_length])
+    payload = body[header_length : header_length + payload_length]
+    digest = hashlib.sha256(start)
+    digest.update(body[: header_length + payload_length])
+    if body[header_length + payload_length :] != digest.digest():
+        raise KeyFormatError("The key file {path} is corrupted (its SHA-256 integrity check fails).",
+                             advice=INTACT_COPY, path=path)
     try:
         header = json.loads(header_bytes.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise KeyFormatError("The key file {path} is damaged (its header is not valid JSON: {reason}). Use an intact "
-                             "copy of the key (the one written together with the protected volume).", path=path,
-                             reason=error) from error
+        raise KeyFormatError("The key file {path} is damaged (its header is not valid JSON: {reason}).",
+                             advice=INTACT_COPY, path=path, reason=error) from error
     try:
         validate_header(header, payload_length, version)
     except (KeyError, TypeError, ValueError, OverflowError) as error:
-        raise KeyFormatError("The key file {path} is damaged (invalid header: {reason}). Use an intact copy of the key "
-                             "(the one written together with the protected volume).", path=path,
-                             reason=error) from error
+        raise KeyFormatError("The key file {path} is damaged (invalid header: {reason}).",
+                             advice=INTACT_COPY, path=path, reason=error) from error
     if version < 3:
         header = {**header, "colour": None, "payload": {**header["payload"], "chroma_count": 0}}
     if version < 4:
         header = {**header, "levels": None}
     if version < 6:
         header = {**header, "identifier_lattice": None}
-    return _Verified(header, start + header_bytes, payload_length, version)
+    header = {"format_version": version, **{k: v for k, v in header.items() if k != "format_version"}}
+    return KeyFile(path, header, start + header_bytes, payload)
 
 
 def is_key_file(path: str | Path) -> bool:
@@ -236,7 +263,7 @@ def is_key_file(path: str | Path) -> bool:
 
 
 def read_key_header(path: str | Path) -> dict[str, Any]:
-    """The verified header of a key file, plus ``format_version``; needs no passphrase.
+    """The verified header of a key file, plus ``format_version``; needs no passphrase (:func:`open_key_file`).
 
     The header describes the volume the key fits (``volume_fingerprint``,
     ``geometry``, ``axis``, ``shape``), the model (``model_id``), the
@@ -244,46 +271,37 @@ def read_key_header(path: str | Path) -> dict[str, Any]:
     ``encryption`` (None or the scrypt/AES-GCM parameters). It holds no key
     material. Raises :class:`KeyFormatError` for a damaged file.
     """
-    verified = _verify(path)
-    return {"format_version": verified.version, **{k: v for k, v in verified.header.items() if k != "format_version"}}
+    return dict(open_key_file(path).header)
 
 
 def key_needs_passphrase(path: str | Path) -> bool:
     """True when the key file's arrays are encrypted, so :func:`read_key` needs the passphrase."""
-    return _verify(path).header["encryption"] is not None
+    return open_key_file(path).needs_passphrase
 
 
-def _payload_pieces(path: Path, verified: _Verified, length: int) -> Iterator[bytes]:
-    with open(path, "rb") as file:
-        file.seek(len(verified.prefix))
-        while length:
-            piece = file.read(min(CHUNK, length))
-            if not piece:
-                raise KeyFormatError("The key file {path} is truncated (it changed while being read). Use an intact "
-                                     "copy of the key (the one written together with the protected volume).", path=path)
-            length -= len(piece)
-            yield piece
+def _pieces(data: memoryview) -> Iterator[memoryview]:
+    for start in range(0, len(data), CHUNK):
+        yield data[start : start + CHUNK]
 
 
-def _decrypt(path: Path, verified: _Verified, passphrase: str | None) -> list[bytes]:
-    encryption = verified.header["encryption"]
+def _decrypt(keyfile: KeyFile, passphrase: str | None) -> list[bytes]:
+    encryption = keyfile.header["encryption"]
     if passphrase is None:
         raise WrongPassphraseError("The key file {path} is encrypted with a passphrase, and none was given.",
-                                   path=path)
+                                   path=keyfile.path)
     _check_passphrase(passphrase)
     secret = _derive(passphrase, base64.b64decode(encryption["salt"]), encryption["n"], encryption["r"],
                      encryption["p"])
-    with open(path, "rb") as file:
-        file.seek(len(verified.prefix) + verified.payload_length - TAG_SIZE)
-        tag = file.read(TAG_SIZE)
+    payload = keyfile.payload
+    tag = bytes(payload[-TAG_SIZE:])
     decryptor = Cipher(algorithms.AES(secret), modes.GCM(base64.b64decode(encryption["nonce"]), tag)).decryptor()
-    decryptor.authenticate_additional_data(verified.prefix)
-    plain = [decryptor.update(piece) for piece in _payload_pieces(path, verified, verified.payload_length - TAG_SIZE)]
+    decryptor.authenticate_additional_data(keyfile.prefix)
+    plain = [decryptor.update(piece) for piece in _pieces(payload[:-TAG_SIZE])]
     try:
         decryptor.finalize()
     except InvalidTag:
         raise WrongPassphraseError("The passphrase does not open the key file {path}. Check it and try again "
-                                   "(passphrases are case-sensitive).", path=path) from None
+                                   "(passphrases are case-sensitive).", path=keyfile.path) from None
     return plain
 
 
@@ -301,36 +319,30 @@ class _Inflated:
         try:
             for piece in pieces:
                 if inflater.eof:
-                    raise KeyFormatError("The key file {path} is damaged (data after the end of its payload). Use an "
-                                         "intact copy of the key (the one written together with the protected volume).",
-                                         path=self._path)
+                    raise KeyFormatError("The key file {path} is damaged (data after the end of its payload).",
+                                         advice=INTACT_COPY, path=self._path)
                 while piece:
                     out = inflater.decompress(piece, CHUNK)
                     produced += len(out)
                     if produced > expected:
                         raise KeyFormatError("The key file {path} is damaged (its payload is longer than its header "
-                                             "says). Use an intact copy of the key (the one written together with the "
-                                             "protected volume).", path=self._path)
+                                             "says).", advice=INTACT_COPY, path=self._path)
                     yield out
                     piece = inflater.unconsumed_tail
             tail = inflater.flush()
             if produced + len(tail) > expected:
-                raise KeyFormatError("The key file {path} is damaged (its payload is longer than its header says). Use "
-                                     "an intact copy of the key (the one written together with the protected volume).",
-                                     path=self._path)
+                raise KeyFormatError("The key file {path} is damaged (its payload is longer than its header says).",
+                                     advice=INTACT_COPY, path=self._path)
             yield tail
         except zlib.error as error:
-            raise KeyFormatError("The key file {path} is damaged (its payload does not decompress: {reason}). Use an "
-                                 "intact copy of the key (the one written together with the protected volume).",
-                                 path=self._path, reason=error) from error
+            raise KeyFormatError("The key file {path} is damaged (its payload does not decompress: {reason}).",
+                                 advice=INTACT_COPY, path=self._path, reason=error) from error
         if not inflater.eof:
-            raise KeyFormatError("The key file {path} is damaged (its compressed payload stops before its end). Use an "
-                                 "intact copy of the key (the one written together with the protected volume).",
-                                 path=self._path)
+            raise KeyFormatError("The key file {path} is damaged (its compressed payload stops before its end).",
+                                 advice=INTACT_COPY, path=self._path)
         if inflater.unused_data:
-            raise KeyFormatError("The key file {path} is damaged (data after the end of its payload). Use an intact "
-                                 "copy of the key (the one written together with the protected volume).",
-                                 path=self._path)
+            raise KeyFormatError("The key file {path} is damaged (data after the end of its payload).",
+                                 advice=INTACT_COPY, path=self._path)
 
     def read_into(self, target: np.ndarray) -> None:
         """Fill a 1-D uint8 array (may be strided) from the stream."""
@@ -340,8 +352,7 @@ class _Inflated:
                 piece = next(self._output, None)
                 if piece is None:
                     raise KeyFormatError("The key file {path} is damaged (its payload is shorter than its header "
-                                         "says). Use an intact copy of the key (the one written together with the "
-                                         "protected volume).", path=self._path)
+                                         "says).", advice=INTACT_COPY, path=self._path)
                 self._current = memoryview(piece)
             take = min(target.size - done, len(self._current))
             target[done : done + take] = np.frombuffer(self._current[:take], dtype=np.uint8)
@@ -351,28 +362,29 @@ class _Inflated:
     def finish(self) -> None:
         """Check that the stream ends exactly here."""
         if len(self._current) or any(len(piece) for piece in self._output):
-            raise KeyFormatError("The key file {path} is damaged (its payload is longer than its header says). Use an "
-                                 "intact copy of the key (the one written together with the protected volume).",
-                                 path=self._path)
+            raise KeyFormatError("The key file {path} is damaged (its payload is longer than its header says).",
+                                 advice=INTACT_COPY, path=self._path)
 
 
 def read_key(path: str | Path, passphrase: str | None = None) -> Key:
-    """Read a key file written by :func:`write_key`.
+    """Read a key file written by :func:`write_key` (one read: :func:`open_key_file`, then :meth:`KeyFile.key`).
 
     ``passphrase``: needed when :func:`key_needs_passphrase`; ignored otherwise.
     Raises :class:`KeyFormatError` for a damaged or unknown file,
     :class:`WrongPassphraseError` for a wrong or missing passphrase, and
     :class:`InputError` for a missing file.
     """
-    path = Path(path)
-    verified = _verify(path)
-    header = verified.header
+    return open_key_file(path).key(passphrase)
+
+
+def _parse_key(keyfile: KeyFile, passphrase: str | None) -> Key:
+    path, header = keyfile.path, keyfile.header
     if header["encryption"] is None:
-        pieces: Iterable[bytes] = _payload_pieces(path, verified, verified.payload_length)
+        pieces: Iterable[bytes] = _pieces(keyfile.payload)
     else:
-        pieces = _decrypt(path, verified, passphrase)
+        pieces = _decrypt(keyfile, passphrase)
     shape = tuple(header["shape"])
-    scale_padded = verified.version >= 5
+    scale_padded = keyfile.version >= 5
     layout = arrays_layout(shape, header["payload"]["code_count"], header["payload"]["chroma_count"])
     stream = _Inflated(path, pieces, raw_length(layout))
     arrays = {}
@@ -386,15 +398,15 @@ def read_key(path: str | Path, passphrase: str | None = None) -> Key:
     clear_origin, clear_step = (arrays[name].view("<f4") for name in ("origin", "step"))
     if not scale_padded and not (np.isfinite(clear_origin).all() and np.isfinite(clear_step).all()
                                  and (clear_step >= 0).all()):
-        raise KeyFormatError("The key file {path} is damaged (its code scales are not finite and non-negative). Use an "
-                             "intact copy of the key (the one written together with the protected volume).", path=path)
+        raise KeyFormatError("The key file {path} is damaged (its code scales are not finite and non-negative).",
+                             advice=INTACT_COPY, path=path)
     geometry = header["geometry"]
     return Key(
         codes=arrays["codes"], code_origin=arrays["origin"].astype(np.uint32),
         code_step=arrays["step"].astype(np.uint32), scale_padded=scale_padded,
         shape=shape + ((3,) if header["colour"] is not None else ()),
         fingerprint=header["image_fingerprint"], signature=arrays["signature"], model_id=header["model_id"],
-        identifier=header["identifier"], identifier_style=dict(header["identifier_style"]),
+        identifier=header["identifier"], identifier_style=header["identifier_style"],
         normalisation=header["normalisation"], mask_offsets=np.asarray(header["mask_offsets"], dtype=np.int64).reshape(-1, 2),
         created_utc=header["created_utc"], axis=header["axis"], size=tuple(geometry["size"]),
         spacing=tuple(geometry["spacing"]), origin=tuple(geometry["origin"]), direction=tuple(geometry["direction"]),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import math
 import re
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -72,12 +73,12 @@ def build_header(key: Key, encryption: dict | None) -> dict[str, Any]:
         "image_fingerprint": key.fingerprint,
         "axis": int(key.axis),
         "shape": [int(v) for v in key.spatial_shape],
-        "colour": key.colour,
+        "colour": key.colour.to_dict() if key.colour is not None else None,
         "levels": key.levels,
         "geometry": key.geometry(),
-        "normalisation": key.normalisation,
+        "normalisation": key.normalisation.to_dict(),
         "identifier": key.identifier,
-        "identifier_style": key.identifier_style,
+        "identifier_style": asdict(key.identifier_style),
         "mask_offsets": np.asarray(key.mask_offsets, dtype=np.int64).tolist(),
         "identifier_lattice": key.identifier_lattice,
         "payload": {"compression": "zlib", "filter": "byteshuffle", "code_count": int(key.codes.size),

@@ -25,9 +25,9 @@ import torch
 from tqdm.auto import tqdm
 
 from amif_core.data.harvard import PairSet, load_pairs
-from amif_core.inference.devices import resolve_device
+from amif_core.runtime.devices import resolve_device
 from amif_core.inference.weights import load_backbone_state
-from amif_core.io.atomic import Output, write_atomically
+from amif_core.atomic import Output, write_atomically
 from amif_core.networks.amif import AMIFConfig, AMIFNet
 from amif_core.networks.csamic import key_support
 from amif_core.training.losses import (

@@ -39,8 +39,15 @@ COLOUR_TABLES: dict[str, np.ndarray] = {
     "spect": _table([(0.0, (0.0, 0.0, 0.0)), (0.2, (0.1, 0.1, 0.7)), (0.4, (0.0, 0.5, 0.6)), (0.6, (0.2, 0.8, 0.1)),
                      (0.8, (1.0, 0.9, 0.0)), (1.0, (1.0, 1.0, 1.0))]),
 }
+TABLE_LOOKS = {"pet": "hot iron", "spect": "rainbow"}  # how each table looks, for the front ends' option lists
 DEFAULT_TABLE = "pet"
 SHADING = 0.5  # the colour fusion's luma is the fused luma x (1 - SHADING + SHADING x partner luma)
+
+
+def table_choices() -> list[tuple[str, str]]:
+    """(name, look) of each of :data:`COLOUR_TABLES`, in their order: what a front end offers, e.g. ("pet",
+    "hot iron")."""
+    return [(name, TABLE_LOOKS[name]) for name in COLOUR_TABLES]
 
 
 def colour_table(name: str) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Test support for AMIFSlicer: voxel digests (the clean fusion of nodes is AMIFSlicerLib.selftest.cleanFusion) and
-the templates of the core's errors."""
+"""Test support for AMIFSlicer: voxel digests (the clean fusion of nodes is AMIFSlicerLib.selftest.cleanFusion),
+the templates of the core's errors and the count of a file's opens (both from the core tests' folder)."""
 from __future__ import annotations
 
 import hashlib
@@ -9,6 +9,10 @@ from pathlib import Path
 import numpy as np
 
 CORE_TESTS = Path(__file__).resolve().parents[3] / "tests"
+if str(CORE_TESTS) not in sys.path:
+    sys.path.append(str(CORE_TESTS))
+
+from file_opens import opens_of  # noqa: E402  (the core tests' open counter, re-exported for the Slicer tests)
 
 
 def voxelDigest(node) -> str:
@@ -27,8 +31,6 @@ def voxelDigest(node) -> str:
 def coreErrorTemplates() -> set[str]:
     """The templates of amif_core's errors that the panel can show, read from its source by the core tests'
     scanner (``tests/error_templates.py`` of this checkout)."""
-    if str(CORE_TESTS) not in sys.path:
-        sys.path.append(str(CORE_TESTS))
     from error_templates import core_templates
 
     return core_templates(panel_only=True)

@@ -23,7 +23,7 @@ import slicer  # noqa: E402
 import torch  # noqa: E402
 from amifslicer_testing import voxelDigest  # noqa: E402
 from AMIFSlicerLib.logic import AMIFSceneLogic  # noqa: E402
-from AMIFSlicerLib.rendering import HeadlessViews  # noqa: E402
+from rendering import HeadlessViews  # noqa: E402
 from AMIFSlicerLib.testdata import addPhantomPair  # noqa: E402
 
 import amif_core  # noqa: E402

@@ -15,7 +15,7 @@ from AMIFSlicerLib.testdata import addPhantomPair, loadWithStorageNode
 from AMIFSlicerLib.volumenodes import localIjkToRas, sitkImageFromArray, voxelArray
 
 from amif_core.evaluation.psnr import psnr
-from amif_core.io.atomic import write_atomically
+from amif_core.atomic import write_atomically
 from amif_core.io.dicom import dicom_series_output
 
 

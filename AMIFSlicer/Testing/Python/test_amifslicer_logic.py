@@ -9,10 +9,11 @@ import SimpleITK as sitk
 import slicer
 import vtk
 from amif_core.evaluation.psnr import psnr
-from amifslicer_testing import voxelDigest
+from amifslicer_testing import opens_of, voxelDigest
 from AMIFSlicerLib.selftest import cleanFusion
-from AMIFSlicerLib import choices, display
+from AMIFSlicerLib import display, readiness
 from AMIFSlicerLib.errors import InvalidInputError
+from AMIFSlicerLib.keyfilestate import KeyFileCache, KeyFileState
 from AMIFSlicerLib.logic import PROVENANCE_ATTRIBUTES, AMIFSceneLogic
 from AMIFSlicerLib.testdata import addPhantomPair
 from AMIFSlicerLib.volumenodes import (
@@ -149,11 +150,11 @@ def test_label_map_and_vector_volumes_get_their_own_messages(workspace):
 def test_colour_choices_rgb_input_and_keep_grey(workspace, coreModel):
     scene, logic = workspace.scene, workspace.logic
     mri, pet = addPhantomPair(scene, SMALL_MRI_SHAPE)
-    assert choices.colourTable(pet) == "pet" and choices.colourTable(pet, "spect") == "spect"
-    assert choices.colourTable(pet, "grey") is None
+    assert readiness.colourTable(pet) == "pet" and readiness.colourTable(pet, "spect") == "spect"
+    assert readiness.colourTable(pet, "grey") is None
     ct = addScalarVolumeNode(scene, np.full((4, 8, 8), -1000, np.int16), np.eye(4), "head CT")
-    assert choices.colourTable(ct) is None and "Grey" in choices.colourDescription(ct)
-    assert "'pet' colour table" in choices.colourDescription(pet)
+    assert readiness.colourTable(ct) is None and "Grey" in readiness.colourDescription(ct)
+    assert "'pet' colour table" in readiness.colourDescription(pet)
 
     grey = logic.protect(mri, pet, workspace.directory / "grey.amifkey", device="cpu", colour="grey")
     assert not grey.IsA("vtkMRMLVectorVolumeNode") and voxelArray(grey).shape == voxelArray(mri).shape
@@ -162,7 +163,7 @@ def test_colour_choices_rgb_input_and_keep_grey(workspace, coreModel):
 
     rgbVoxels = cleanFusion(coreModel, mri, pet)  # any RGB volume on a grid: here a colour fusion itself
     rgbNode = addScalarVolumeNode(scene, np.rint(rgbVoxels * 255).astype(np.uint8), localIjkToRas(mri), "RGB PET")
-    assert rgbNode.IsA("vtkMRMLVectorVolumeNode") and "own colours" in choices.colourDescription(rgbNode)
+    assert rgbNode.IsA("vtkMRMLVectorVolumeNode") and "own colours" in readiness.colourDescription(rgbNode)
     before = voxelDigest(rgbNode)
     protected = logic.protect(mri, rgbNode, workspace.directory / "rgb.amifkey", device="cpu")
     assert protected.IsA("vtkMRMLVectorVolumeNode")
@@ -297,11 +298,11 @@ def test_volumes_that_do_not_overlap_get_a_warning_and_are_refused(workspace):
     shifted = localIjkToRas(pet)
     shifted[:3, 3] += (60.0, 0.0, 0.0)
     pet.SetIJKToRASMatrix(arrayToMatrix(shifted))
-    assert any("covers only about" in warning for warning in choices.inputWarnings(mri, pet))
+    assert any("covers only about" in warning for warning in readiness.inputWarnings(mri, pet))
 
     shifted[:3, 3] += (500.0, 0.0, 0.0)
     pet.SetIJKToRASMatrix(arrayToMatrix(shifted))
-    warnings = choices.inputWarnings(mri, pet)
+    warnings = readiness.inputWarnings(mri, pet)
     assert any("do not overlap in world space" in warning for warning in warnings)
     before = nodeCount(scene)
     with pytest.raises(amif_core.InputError, match="do not overlap in physical space"):
@@ -355,8 +356,8 @@ def test_a_key_path_with_tilde_works_for_unlock_as_its_check_said(protectedPhant
     home.mkdir()
     shutil.copy(space.keyPath, home / "k.amifkey")
     monkeypatch.setenv("HOME", str(home))
-    assert choices.unlockBlocker(space.protected, "~/k.amifkey") is None
-    assert choices.keyNeedsPassphrase("~/k.amifkey") is False
+    assert readiness.unlockBlocker(space.protected, "~/k.amifkey") is None
+    assert KeyFileCache(str).state(readiness.keyFilePath("~/k.amifkey")) == KeyFileState(needsPassphrase=False)
     unlocked = space.logic.unlock(space.protected, "~/k.amifkey", device="cpu")
     assert "AMIF unlocked" in unlocked.GetName() and unlocked.GetAttribute("AMIF.role") == "unlocked"
     space.scene.RemoveNode(unlocked)
@@ -384,3 +385,32 @@ def test_views_are_fitted_after_the_layout_has_its_final_size(protectedPhantom, 
     for sliceLogic, dimensions in zip(logics, original):  # the shared phantom's views as they were
         sliceLogic.GetSliceNode().SetDimensions(*dimensions)
     space.logic.showComparison(space.mri, space.pet, space.protected)
+
+
+def test_unlock_reads_the_key_file_once(protectedPhantom, tmp_path):
+    """The passphrase question and the key arrays come from one read of the key file, plain or encrypted."""
+    space = protectedPhantom
+    encryptedKey = tmp_path / "encrypted.amifkey"
+    write_key(encryptedKey, read_key(space.keyPath), passphrase="correct horse")
+    for keyPath, passphrase in ((space.keyPath, None), (encryptedKey, "correct horse")):
+        with opens_of(keyPath) as opened:
+            unlocked = space.logic.unlock(space.protected, keyPath, passphrase=passphrase, device="cpu")
+        assert opened == ["open"], opened
+        space.scene.RemoveNode(unlocked)
+
+
+def test_the_panel_reads_a_key_file_again_only_when_it_changes(protectedPhantom, tmp_path):
+    space = protectedPhantom
+    keyPath = tmp_path / "k.amifkey"
+    shutil.copy(space.keyPath, keyPath)
+    cache = KeyFileCache(str)
+    with opens_of(keyPath) as opened:
+        for _ in range(3):
+            assert cache.state(keyPath) == KeyFileState(needsPassphrase=False)
+    assert opened == ["open"], "refreshes of an unchanged file read it once"
+    write_key(keyPath, read_key(space.keyPath), passphrase="pw", force=True)
+    assert cache.state(keyPath) == KeyFileState(needsPassphrase=True)
+    keyPath.write_bytes(keyPath.read_bytes()[:-1])  # damaged: the reason is shown, not hidden
+    state = cache.state(keyPath)
+    assert state.needsPassphrase is False and "cannot unlock" in state.problem and "truncated" in state.problem
+    assert cache.state(tmp_path / "missing.amifkey") is None

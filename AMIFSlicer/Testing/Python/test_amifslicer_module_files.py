@@ -56,14 +56,14 @@ def parameterNodeFields() -> dict[str, str]:
 
 def test_every_widget_the_module_uses_exists_in_the_ui():
     used = set()
-    for script in (MODULE_SCRIPT, MODULE_DIR / "AMIFSlicerLib" / "panelactions.py"):  # the widget and its actions
+    for script in (MODULE_SCRIPT, MODULE_DIR / "AMIFSlicerLib" / "panelbuttons.py"):  # the widget and its actions
         tree = ast.parse(script.read_text(encoding="utf-8"))
         used |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute) and (
             (isinstance(node.value, ast.Attribute) and node.value.attr == "ui")
             or (isinstance(node.value, ast.Name) and node.value.id == "ui"))}
     assert {"protectButton", "unlockButton", "deviceComboBox", "passphraseLineEdit", "keyPathHintLabel"} <= used
     missing = used - set(uiWidgets())
-    assert not missing, f"AMIFSlicer.py or panelactions.py uses widgets that the .ui lacks: {sorted(missing)}"
+    assert not missing, f"AMIFSlicer.py or panelbuttons.py uses widgets that the .ui lacks: {sorted(missing)}"
 
 
 def test_node_selectors_list_scalar_volumes_and_get_the_scene():
@@ -192,12 +192,13 @@ def test_importing_the_library_installs_and_imports_nothing_heavy():
         "before = set(sys.modules)\n"
         "for name in ('AMIFSlicerLib.bootstrap', 'AMIFSlicerLib.dependencies',\n"
         "             'AMIFSlicerLib.display', 'AMIFSlicerLib.errors', 'AMIFSlicerLib.logic',\n"
-        "             'AMIFSlicerLib.rendering', 'AMIFSlicerLib.testdata', 'AMIFSlicerLib.volumenodes',\n"
-        "             'AMIFSlicerLib.engines', 'AMIFSlicerLib.worker', 'AMIFSlicerLib.panelactions'):\n"
+        "             'AMIFSlicerLib.testdata', 'AMIFSlicerLib.volumenodes',\n"
+        "             'AMIFSlicerLib.engines', 'AMIFSlicerLib.worker', 'AMIFSlicerLib.panelbuttons'):\n"
         "    importlib.import_module(name)\n"
         "loaded = set(sys.modules) - before\n"
-        "light = {'amif_core', 'amif_core.constants', 'amif_core.errors', 'amif_core.inference',\n"
-        "         'amif_core.inference.heap', 'amif_core.inference.runner', 'amif_core.cli', 'amif_core.cli.worker'}\n"
+        "light = {'amif_core', 'amif_core.constants', 'amif_core.errors', 'amif_core.runtime', 'amif_core.transforms',\n"
+        "         'amif_core.transforms.colour', 'amif_core.runtime.heap', 'amif_core.runtime.runner', 'amif_core.cli',\n"
+        "         'amif_core.cli.worker', 'amif_core.runtime.callbacks'}\n"
         "heavy = sorted(m for m in loaded - light if m.split('.')[0] in ('torch', 'amif_core', 'pip', 'ptwt', 'PIL'))\n"
         "print(heavy)\n"
     )

@@ -8,7 +8,7 @@ import numpy as np
 import slicer
 from AMIFSlicerLib import display
 from AMIFSlicerLib.logic import PROVENANCE_ATTRIBUTES
-from AMIFSlicerLib.rendering import HeadlessViews
+from rendering import HeadlessViews
 from AMIFSlicerLib.volumenodes import localIjkToRas, voxelArray
 
 from amif_core.key.file import read_key

@@ -49,7 +49,7 @@ def test_cleanup_cancels_a_running_job_and_disconnects_the_gui():
 def test_reload_reads_the_library_again():
     import sys
 
-    import AMIFSlicerLib.panel
+    import AMIFSlicerLib.panelstate
 
     module = loadModuleScript()
     before = {name: m for name, m in sys.modules.items() if name.split(".")[0] == "AMIFSlicerLib"}
@@ -58,9 +58,9 @@ def test_reload_reads_the_library_again():
         module.AMIFSlicerWidget.onReload(widget)
         assert widget.calls == ["ScriptedLoadableModuleWidget.onReload"]
         assert not any(name.split(".")[0] == "AMIFSlicerLib" for name in sys.modules)
-        import AMIFSlicerLib.panel as reloaded
+        import AMIFSlicerLib.panelstate as reloaded
 
-        assert reloaded is not before["AMIFSlicerLib.panel"]  # the file was read again
+        assert reloaded is not before["AMIFSlicerLib.panelstate"]  # the file was read again
     finally:
         sys.modules.update(before)  # the other tests keep the classes they imported
-    assert sys.modules["AMIFSlicerLib.panel"] is AMIFSlicerLib.panel
+    assert sys.modules["AMIFSlicerLib.panelstate"] is AMIFSlicerLib.panelstate

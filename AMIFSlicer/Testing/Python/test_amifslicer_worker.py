@@ -18,7 +18,7 @@ from AMIFSlicerLib.sampledata import demoVolumePaths
 from AMIFSlicerLib.testdata import addPhantomPair, loadWithStorageNode
 from AMIFSlicerLib.volumenodes import addScalarVolumeNode, localIjkToRas, voxelArray
 from AMIFSlicerLib.worker import WorkerEngine, launchSubprocess
-from test_amifslicer_panelactions import Panel, parametersFor
+from test_amifslicer_panelbuttons import Panel, parametersFor
 
 from amif_core.errors import CancelledError, ImageModifiedError
 from amif_core.transforms.colour import apply_table, colour_table

@@ -15,7 +15,7 @@ attacker reads the codes at a unit scale (codes / 32767). The attacks:
 
 Each attack has a control that is the same attack run on a key whose codes
 are fresh uniform random words on the same support (the "random" wrong key of
-:func:`amif_core.evaluation.fusion.wrong_key`): what anyone can make from the
+:func:`amif_core.evaluation.attacks.wrong_keys.wrong_key`): what anyone can make from the
 public header. Padded codes are uniform words
 too, so the attack on the true key and its control see inputs of the same
 distribution, and the control measures what the attack gets from the support

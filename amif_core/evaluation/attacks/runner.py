@@ -65,11 +65,11 @@ from amif_core.evaluation.attacks.remover import (
     remove,
     train_remover,
 )
-from amif_core.evaluation.fusion import COLOUR_PAIRS, wrong_key
+from amif_core.evaluation.attacks.wrong_keys import wrong_key
+from amif_core.evaluation.fusion import COLOUR_PAIRS
 from amif_core.inference.model import AMIFModel
 from amif_core.key.core import Key
 from amif_core.transforms.colour import slice_luma
-from amif_core.transforms.identifier import IdentifierStyle
 from amif_core.transforms.intensity import fit_normalisation
 
 REFERENCES = {"protected": "protected image (no attack)", "unlocked": "authorized unlock (true key)"}
@@ -83,8 +83,6 @@ KEY_ONLY = {"key_only_flow": "key only: flow inverse from a blank image",
             "key_only_unet": "key only: U-Net fed the key, all leaked pairs",
             "random_unet": "control: U-Net fed random codes on the key's support, all leaked pairs",
             "blank_unet": "no key, no image: U-Net fed the mask only (blank-image inpainting)"}
-WRONG_KEY_LABELS = {"random": "random", "zero": "zero", "shuffled": "shuffled",
-                    "other_slice": "another slice's", "other_volume": "another volume's"}
 TISSUE = 0.1  # clean-fusion level counted as tissue when choosing the picture's slice
 TRAIN_CONTROL, ATTACK_CONTROL = 1, 2  # streams of the random-code controls' generators, beside the seed
 
@@ -123,7 +121,7 @@ def labels(budgets: dict[str, int]) -> dict[str, str]:
     rows.update(WHITE_BOX)
     rows.update({row: f"U-Net remover, {count} leaked pairs" for row, count in budgets.items()})
     rows.update(KEY_ONLY)
-    rows.update({f"key_{kind}": f"wrong key: {WRONG_KEY_LABELS[kind]}" for kind in wrong_keys.KINDS})
+    rows.update({f"key_{kind}": f"wrong key: {wrong_keys.LABELS[kind]}" for kind in wrong_keys.KINDS})
     rows.update({f"median{size}": f"median filter {size}x{size}" for size in filters.MEDIAN_SIZES})
     rows.update({f"jpeg{quality}": f"JPEG quality {quality}" for quality in filters.JPEG_QUALITIES})
     return rows
@@ -272,7 +270,7 @@ def run_attack_eval(model: AMIFModel, data: Path, limit: int | None = None,
         mask = model.identifier_mask(case.key).reshape(case.protected.shape[:2])
         seen = slice_luma(case.protected)
         estimated = mask_estimation.estimate_mask(seen)
-        style = IdentifierStyle(**case.key.identifier_style)
+        style = case.key.identifier_style
         exact.append(bool(np.array_equal(white_box.recover_mask(seen, case.key.identifier, style), mask)))
         solve = solved.get(case.record.pair, 0) < white_box_limit
         solved[case.record.pair] = solved.get(case.record.pair, 0) + solve

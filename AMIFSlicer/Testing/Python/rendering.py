@@ -1,4 +1,4 @@
-"""Slice views without a GUI, for screenshots and tests.
+"""Slice views without a GUI, for screenshots and tests (test support: not shipped with the extension).
 
 In Slicer the layout manager creates a view (and its ``vtkMRMLSliceLogic``)
 for every slice node of the layout. :class:`HeadlessViews` does the same on

@@ -1,4 +1,4 @@
-"""What the panel is offered and told (AMIFSlicerLib.choices) on real MRML: preselection, blockers, the default
+"""What the panel is offered and told (AMIFSlicerLib.readiness) on real MRML: preselection, blockers, the default
 key place, and the volumes the selectors do not offer."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 import vtk
-from AMIFSlicerLib import choices, display
+from AMIFSlicerLib import display, readiness
 from AMIFSlicerLib.errors import InvalidInputError
 from AMIFSlicerLib.testdata import addPhantomPair
 from AMIFSlicerLib.volumenodes import addScalarVolumeNode
@@ -25,23 +25,23 @@ def test_panel_helpers_preselect_and_explain(workspace):
     assert display.guessModality(ct) == display.CT
     assert display.guessModality(pet) == display.PET
     assert display.guessModality(mri) == display.MR
-    assert choices.suggestInputs(logic.scene) == (mri, ct)  # the first CT/PET/SPECT volume in the scene
+    assert readiness.suggestInputs(logic.scene) == (mri, ct)  # the first CT/PET/SPECT volume in the scene
 
-    assert choices.protectBlocker(None, pet, "AMIF", "k.amifkey") == "Select the MRI."
-    assert "label map" in choices.protectBlocker(labels, pet, "AMIF", "k.amifkey")
-    assert choices.protectBlocker(mri, pet, "  ", "k.amifkey").startswith("Enter the identifier text")
-    assert choices.protectBlocker(mri, pet, "AMIF", None) == "Choose where to save the key file."
-    assert "does not exist" in choices.protectBlocker(mri, pet, "AMIF", workspace.directory / "no" / "k.amifkey")
-    assert choices.protectBlocker(mri, pet, "AMIF", workspace.directory / "k.amifkey") is None
-    assert choices.unlockBlocker(mri, None) == "Choose the key file."
+    assert readiness.protectBlocker(None, pet, "AMIF", "k.amifkey") == "Select the MRI."
+    assert "label map" in readiness.protectBlocker(labels, pet, "AMIF", "k.amifkey")
+    assert readiness.protectBlocker(mri, pet, "  ", "k.amifkey").startswith("Enter the identifier text")
+    assert readiness.protectBlocker(mri, pet, "AMIF", None) == "Choose where to save the key file."
+    assert "does not exist" in readiness.protectBlocker(mri, pet, "AMIF", workspace.directory / "no" / "k.amifkey")
+    assert readiness.protectBlocker(mri, pet, "AMIF", workspace.directory / "k.amifkey") is None
+    assert readiness.unlockBlocker(mri, None) == "Choose the key file."
 
     sceneFolder = workspace.directory / "Slicer scenes"
     sceneFolder.mkdir()
     scene.SetRootDirectory(str(sceneFolder))
-    place = choices.defaultKeyPlace(logic.scene, mri)  # a node made in memory: no file of its own
+    place = readiness.defaultKeyPlace(logic.scene, mri)  # a node made in memory: no file of its own
     assert place.path == sceneFolder / "phantom T1 AMIF key.amifkey" and "scene's folder" in place.reason
     place.path.write_bytes(b"someone's key")
-    again = choices.defaultKeyPlace(logic.scene, mri, now=datetime(2026, 3, 14, 9, 26, 53))
+    again = readiness.defaultKeyPlace(logic.scene, mri, now=datetime(2026, 3, 14, 9, 26, 53))
     assert again.path == sceneFolder / "phantom T1 AMIF key 2026-03-14 092653.amifkey"
     assert "exists there already" in again.reason and place.path.read_bytes() == b"someone's key"
 
@@ -49,7 +49,7 @@ def test_panel_helpers_preselect_and_explain(workspace):
     mriFolder.mkdir()
     mri.AddDefaultStorageNode()
     mri.GetStorageNode().SetFileName(str(mriFolder / "t1.nrrd"))  # as after loading the MRI from that file
-    place = choices.defaultKeyPlace(logic.scene, mri)
+    place = readiness.defaultKeyPlace(logic.scene, mri)
     assert place.path == mriFolder / "phantom T1 AMIF key.amifkey" and place.reason == "next to the MRI's file"
 
 
@@ -65,7 +65,7 @@ def test_multi_frame_volumes_are_named_and_hidden_volumes_are_explained(workspac
     labels.SetAndObserveImageData(mri.GetImageData())
     with pytest.raises(InvalidInputError, match=r"'dynamic PET' is a 4D \(multi-frame\) volume with 10 frames"):
         logic.protect(mri, dynamic, workspace.directory / "k.amifkey", device="cpu")
-    hidden = choices.volumesNotOffered(logic.scene)
+    hidden = readiness.volumesNotOffered(logic.scene)
     assert len(hidden) == 2
     assert any("'dynamic PET' is a 4D" in line for line in hidden)
     assert any("'brain labels' is a label map" in line for line in hidden)

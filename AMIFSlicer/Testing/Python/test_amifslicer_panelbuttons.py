@@ -1,4 +1,4 @@
-"""The panel's Protect and Unlock buttons (AMIFSlicerLib.panelactions) on real MRML, with plain widget stand-ins:
+"""The panel's Protect and Unlock buttons (AMIFSlicerLib.panelbuttons) on real MRML, with plain widget stand-ins:
 busy before any install, cancel, expected errors in the panel line, and the default key path."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from AMIFSlicerLib import choices, panelactions
+from AMIFSlicerLib import panelbuttons, readiness
 from AMIFSlicerLib.testdata import addPhantomPair
 from AMIFSlicerLib.volumenodes import voxelArray
 
@@ -47,7 +47,7 @@ class Panel:
         self.dialogs: list[str] = []
         self.busyAtInstall: list[tuple[str, bool, bool]] = []
         self.duringInstall = duringInstall
-        self.actions = panelactions.PanelActions(
+        self.actions = panelbuttons.PanelActions(
             self.ui, workspace.logic, self.ensureDependencies, confirm=lambda question, title: True,
             errorDisplay=self.errorDisplay, processEvents=lambda: processEvents(self), message=str,
             afterRun=lambda: None, otherSections=[self.ui.reloadCollapsibleButton], avoidFolders=avoidFolders)
@@ -190,7 +190,7 @@ def test_any_key_name_and_a_cleared_field_reach_the_parameter_node(workspace, tm
     widgets = {w.get("name"): w for w in ElementTree.parse(UI_FILE).iter("widget")}
     panel = Panel(workspace)
     heard: list[str] = []
-    for field, name in panelactions.PATH_FIELDS:
+    for field, name in panelbuttons.PATH_FIELDS:
         nameFilters = [s.text for p in widgets[name].findall("property") if p.get("name") == "nameFilters"
                        for s in p.iter("string")]
         setattr(panel.ui, name, StandInPathLineEdit(nameFilters))
@@ -310,7 +310,7 @@ def test_the_default_key_never_goes_into_the_dicom_database_the_extension_or_a_r
     database = tmp_path / "SlicerDICOMDatabase"
     (database / "dicom" / "study").mkdir(parents=True)
     sceneFolder = str(workspace.directory.resolve())
-    demoFolder = Path(choices.installFolders()[-1]) / "data" / "demo"
+    demoFolder = Path(readiness.installFolders()[-1]) / "data" / "demo"
     for folder, because in ((database / "dicom" / "study", "is inside Slicer's DICOM database"),
                             (demoFolder, "belongs to the AMIF extension"),
                             (Path("/proc"), "cannot be written")):
@@ -322,7 +322,7 @@ def test_the_default_key_never_goes_into_the_dicom_database_the_extension_or_a_r
         assert panel.ui.keyPathHintLabel.text.startswith("The key goes in the scene's folder")
         assert f"'{folder.resolve()}' {because}" in panel.ui.keyPathHintLabel.text
     mriFileIn(mri, tmp_path)
-    place = choices.defaultKeyPlace(workspace.scene, mri, avoid=[database])
+    place = readiness.defaultKeyPlace(workspace.scene, mri, avoid=[database])
     assert place.path.parent == tmp_path and place.reason == "next to the MRI's file"
 
 
@@ -336,3 +336,29 @@ def test_protect_refuses_a_key_folder_that_cannot_be_written_before_it_runs(work
     panel.actions.protect(parameters)  # the logic checks it too, before any work
     assert panel.ui.protectStatusLabel.text.startswith("Protecting failed: The folder '/proc' cannot be written")
     assert panel.busyAtInstall and parameters.protectedVolume is None
+
+
+def test_a_button_reaches_the_logic_in_three_calls(workspace, monkeypatch):
+    """Qt calls the widget's slot (1), which calls PanelActions (2), which calls the scene logic (3)."""
+    import ast
+    import inspect
+
+    module = ast.parse((Path(__file__).resolve().parents[2] / "AMIFSlicer.py").read_text(encoding="utf-8"))
+    slots = {node.name: node for node in ast.walk(module) if isinstance(node, ast.FunctionDef)}
+    for slot, action in (("onProtectButton", "protect"), ("onUnlockButton", "unlock")):
+        body = slots[slot].body
+        assert len(body) == 1 and ast.unparse(body[0]) == f"self._actions.{action}(self._parameterNode)", slot
+
+    panel, parameters = panelOnPhantom(workspace)
+    callers = {}
+    for name in ("protect", "unlock"):
+        def recording(*args, _name=name, _real=getattr(workspace.logic, name), **kwargs):
+            callers[_name] = inspect.stack()[1]
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(workspace.logic, name, recording)
+    panel.actions.protect(parameters)
+    panel.actions.unlock(parameters)
+    for name in ("protect", "unlock"):
+        assert callers[name].function == name and isinstance(callers[name].frame.f_locals["self"],
+                                                              panelbuttons.PanelActions)

@@ -11,7 +11,7 @@ system. Measured with ``amif_core.inference.pipeline.protect_volume`` on 2 CPU t
 (Serving every buffer of 1 MiB or more with mmap instead, an earlier choice,
 gave 1.30 GB but doubled the time: each fresh mapping is page-faulted in.)
 It is a process-wide, harmless call; the volume pipeline makes it after each batch
-(:func:`amif_core.inference.runner.trimming`), for the CLI and Slicer alike.
+(:func:`amif_core.runtime.runner.trimming`), for the CLI and Slicer alike.
 """
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ look (grey or colour), and where the key goes by default.
 """
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import re
 import tempfile
@@ -18,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import slicer
 
+from amif_core.transforms.colour import COLOUR_TABLES  # numpy only
 from AMIFSlicerLib import display
 from AMIFSlicerLib.i18n import tr as _
 from AMIFSlicerLib.volumenodes import isRgbNode, volumeProblem, worldBounds
@@ -28,8 +28,9 @@ MRI_ROLE = "MRI"
 OTHER_ROLE = "CT/PET/SPECT volume"
 PROTECTED_ROLE = "protected volume"
 COLOUR_AUTO, COLOUR_GREY = "auto", "grey"
-COLOUR_CHOICES = (COLOUR_AUTO, "pet", "spect", COLOUR_GREY)  # "pet" and "spect": amif_core's colour tables
-AUTO_TABLES = {display.PET: "pet", display.SPECT: "spect"}
+COLOUR_CHOICES = (COLOUR_AUTO, *COLOUR_TABLES, COLOUR_GREY)  # automatic, each of amif_core's colour tables, grey
+AUTO_TABLES = {modality: modality.lower() for modality in display.FUNCTIONAL_MODALITIES
+               if modality.lower() in COLOUR_TABLES}  # PET -> "pet", SPECT -> "spect"
 PARTIAL_OVERLAP_WARNING = 0.5  # warn when the second scan covers less than this fraction of the MRI
 
 
@@ -249,17 +250,6 @@ def defaultKeyPlace(scene: slicer.vtkMRMLScene, mriNode: slicer.vtkMRMLScalarVol
             name=path.name)
         path = folder / f"{stem} AMIF key {stamp}{KEY_SUFFIX}"
     return KeyPlace(path, why)
-
-
-def keyNeedsPassphrase(keyPath: str | Path) -> bool:
-    """True when the key file at ``keyPath`` is encrypted; False when it is not, or cannot be read yet."""
-    path = keyFilePath(keyPath)
-    if not path.is_file():
-        return False
-    try:
-        return bool(importlib.import_module("amif_core.key.file").key_needs_passphrase(path))
-    except Exception:
-        return False  # unreadable: unlock reports the reason (reading a key header needs no PyTorch)
 
 
 def keyFilePath(keyPath: str | Path) -> Path:

@@ -7,11 +7,13 @@ are passed in, so the run logic is tested headless with plain objects.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 from amif_core.errors import CancelledError
-from AMIFSlicerLib import choices, panel
+from AMIFSlicerLib import panelstate, readiness
 from AMIFSlicerLib.i18n import tr as _
+from AMIFSlicerLib.keyfilestate import KeyFileCache
 
 # The parameter node's text fields and the ctkPathLineEdit each is typed in.
 PATH_FIELDS = (("keyPath", "keyPathLineEdit"), ("unlockKeyPath", "unlockKeyPathLineEdit"))
@@ -76,7 +78,7 @@ class PanelRun:
         def progress(done: int, total: int) -> None:
             progressBar.maximum = max(total, 1)
             progressBar.value = done
-            progressBar.format = panel.progressText(done, total, time.monotonic() - started)
+            progressBar.format = panelstate.progressText(done, total, time.monotonic() - started)
             self.processEvents()
 
         return progress
@@ -91,21 +93,6 @@ class PanelRun:
         """The run's ``cancel()``: True once Cancel was clicked (or the scene closes)."""
         self.processEvents()
         return self.cancelRequested
-
-    def run(self, button: Any, runningSection: Any, progressBar: Any, call: Callable[[Callable], Any],
-            inputs: Sequence[Any] = ()) -> Any:
-        """Mark the panel busy, then return ``call(progress)``; None when the user cancelled.
-
-        The panel is busy before ``call`` starts, so a dependency install that
-        ``call`` begins with cannot be started twice.
-        """
-        self.start(button, runningSection, progressBar, inputs)
-        try:
-            return call(self.progressCallback(progressBar))
-        except CancelledError:
-            return None
-        finally:
-            self.end(progressBar)
 
 
 class PanelActions:
@@ -129,7 +116,8 @@ class PanelActions:
         self.ui, self.sceneLogic = ui, sceneLogic
         self.ensureDependencies, self.confirm, self.errorDisplay = ensureDependencies, confirm, errorDisplay
         self.message, self.afterRun = message, afterRun
-        self.defaultKey = panel.DefaultKeyPath(avoidFolders)
+        self.defaultKey = panelstate.DefaultKeyPath(avoidFolders)
+        self.keyFiles = KeyFileCache(message)
         self.run = PanelRun(
             (ui.inputsCollapsibleButton, ui.protectCollapsibleButton, ui.showCollapsibleButton,
              ui.unlockCollapsibleButton, ui.advancedCollapsibleButton, *otherSections),
@@ -169,13 +157,15 @@ class PanelActions:
 
     def refresh(self, scene: Any, parameters: Any) -> None:
         """Show what ``parameters`` allow: buttons on or off with the reason as tooltip, warnings, the default key
-        path (set in ``parameters`` once per MRI), and the passphrase field when the chosen key is encrypted."""
+        path (set in ``parameters`` once per MRI), and the passphrase field when the chosen key is encrypted (or not
+        known to be plain: :class:`AMIFSlicerLib.keyfilestate.KeyFileCache` reads it once per version of the file).
+        A key file that cannot unlock turns Unlock off, its reason as the tooltip."""
         ui = self.ui
         if self.run.running:
             return
         for lineEdit, value in ((ui.keyPathLineEdit, parameters.keyPath), (ui.unlockKeyPathLineEdit,
                                                                            parameters.unlockKeyPath)):
-            shown = "" if panel.isUnsetPath(value) else value  # text, "" when unset (older scenes saved ".")
+            shown = "" if panelstate.isUnsetPath(value) else value  # text, "" when unset (older scenes saved ".")
             if lineEdit.currentPath != shown:
                 lineEdit.currentPath = shown
         path, hint = self.defaultKey.update(scene, parameters.mriVolume, parameters.keyPath)
@@ -184,7 +174,7 @@ class PanelActions:
         if path is not None and parameters.keyPath != path:
             parameters.keyPath = path  # the parameter node's observer calls refresh again
             return
-        state = panel.panelState(scene, parameters, ui.keyPassphraseLineEdit.text,
+        state = panelstate.panelState(scene, parameters, ui.keyPassphraseLineEdit.text,
                                  ui.keyPassphraseConfirmLineEdit.text)
         ui.protectButton.enabled = state.protectBlocker is None
         ui.protectButton.toolTip = state.protectBlocker or _(
@@ -197,8 +187,12 @@ class PanelActions:
         ui.unlockButton.enabled = state.unlockBlocker is None
         ui.unlockButton.toolTip = state.unlockBlocker or _("Recover the watermark-free fusion with the key file.")
         keyPath = ui.unlockKeyPathLineEdit.currentPath
-        ui.passphraseLabel.visible = ui.passphraseLineEdit.visible = bool(keyPath) and choices.keyNeedsPassphrase(
-            keyPath)
+        keyState = self.keyFiles.state(readiness.keyFilePath(keyPath)) if keyPath else None
+        if keyState is not None and keyState.problem is not None and state.unlockBlocker is None:
+            ui.unlockButton.enabled = False
+            ui.unlockButton.toolTip = keyState.problem
+        ui.passphraseLabel.visible = ui.passphraseLineEdit.visible = (keyState is not None
+                                                                       and keyState.needsPassphrase is not False)
 
     def installDependencies(self) -> None:
         """Check and install the dependencies (the Advanced button) with the panel busy: no second install, and no
@@ -209,7 +203,8 @@ class PanelActions:
         self.run.start(ui.installDependenciesButton, ui.advancedCollapsibleButton, None,
                        inputs=(ui.torchBackendComboBox, ui.deviceComboBox), cancellable=False)
         try:
-            self._guarded(ui.dependencyStatusLabel, _("Installing the dependencies failed:"), self.ensureDependencies)
+            with self._failuresShownIn(ui.dependencyStatusLabel, _("Installing the dependencies failed:")):
+                self.ensureDependencies()
         finally:
             self.run.end(None)
             self.afterRun()
@@ -217,12 +212,10 @@ class PanelActions:
     def protect(self, parameters: Any) -> None:
         """Protect the parameter node's volumes (or cancel the running protect); the result goes to the panel."""
         ui = self.ui
-        if self.run.running:
-            if self.run.button is ui.protectButton:
-                self.run.requestCancel(ui.protectButton)
+        if self._cancelIfRunning(ui.protectButton):
             return
         mri, other = parameters.mriVolume, parameters.otherVolume  # the run's inputs, whatever happens meanwhile
-        keyPath = choices.keyFilePath(parameters.keyPath)
+        keyPath = readiness.keyFilePath(parameters.keyPath)
         overwrite = keyPath.exists()
         if overwrite and not self.confirm(_("The key file {path} exists already. Replace it? The volume it unlocks "
                                             "cannot be unlocked without it.").format(path=keyPath),
@@ -235,13 +228,17 @@ class PanelActions:
         ui.protectStatusLabel.text = ""
         inputs = (ui.keyPathLineEdit, ui.keyPassphraseLineEdit, ui.keyPassphraseConfirmLineEdit)
 
-        def work() -> None:
-            node = self._run(ui.protectButton, ui.protectCollapsibleButton, ui.protectProgressBar,
-                             lambda progress: self.sceneLogic.protect(
-                                 mri, other, keyPath, parameters.identifierText,
-                                 parameters.device, progress=progress, cancel=self.run.isCancelRequested,
-                                 passphrase=passphrase, overwriteKey=overwrite, notice=notices.append,
-                                 colour=parameters.colourMode), inputs)
+        with self._failuresShownIn(ui.protectStatusLabel, _("Protecting failed:")):
+            progress = self._start(ui.protectButton, ui.protectCollapsibleButton, ui.protectProgressBar, inputs)
+            try:
+                node = self.sceneLogic.protect(mri, other, keyPath, parameters.identifierText, parameters.device,
+                                               progress=progress, cancel=self.run.isCancelRequested,
+                                               passphrase=passphrase, overwriteKey=overwrite, notice=notices.append,
+                                               colour=parameters.colourMode)
+            except CancelledError:
+                node = None
+            finally:
+                self._end(ui.protectProgressBar)
             if node is None:
                 ui.protectStatusLabel.text = _("Cancelled; nothing was written or added.")
                 return
@@ -253,17 +250,13 @@ class PanelActions:
             if preset:
                 details.append(_("'{name}' shown with a PET colour table, preset {preset}.").format(
                     name=other.GetName(), preset=preset))
-            ui.protectStatusLabel.text = panel.keyResultLine(str(keyPath), passphrase is not None)
+            ui.protectStatusLabel.text = panelstate.keyResultLine(str(keyPath), passphrase is not None)
             ui.protectStatusLabel.toolTip = "\n".join(details)  # the details, on demand
-
-        self._guarded(ui.protectStatusLabel, _("Protecting failed:"), work)
 
     def unlock(self, parameters: Any) -> None:
         """Unlock the parameter node's protected volume with its key (or cancel the running unlock)."""
         ui = self.ui
-        if self.run.running:
-            if self.run.button is ui.unlockButton:
-                self.run.requestCancel(ui.unlockButton)
+        if self._cancelIfRunning(ui.unlockButton):
             return
         protected, keyPath = parameters.protectedVolume, parameters.unlockKeyPath  # the run's, whatever happens
         passphrase = ui.passphraseLineEdit.text or None
@@ -271,12 +264,16 @@ class PanelActions:
         ui.unlockStatusLabel.text = ""
         inputs = (ui.protectedSelector, ui.unlockKeyPathLineEdit, ui.passphraseLineEdit)
 
-        def work() -> None:
-            node = self._run(ui.unlockButton, ui.unlockCollapsibleButton, ui.unlockProgressBar,
-                             lambda progress: self.sceneLogic.unlock(
-                                 protected, keyPath, passphrase=passphrase, device=parameters.device,
-                                 progress=progress, cancel=self.run.isCancelRequested, notice=notices.append),
-                             inputs)
+        with self._failuresShownIn(ui.unlockStatusLabel, _("Unlocking failed:")):
+            progress = self._start(ui.unlockButton, ui.unlockCollapsibleButton, ui.unlockProgressBar, inputs)
+            try:
+                node = self.sceneLogic.unlock(protected, keyPath, passphrase=passphrase, device=parameters.device,
+                                              progress=progress, cancel=self.run.isCancelRequested,
+                                              notice=notices.append)
+            except CancelledError:
+                node = None
+            finally:
+                self._end(ui.unlockProgressBar)
             ui.passphraseLineEdit.text = ""
             if node is None:
                 ui.unlockStatusLabel.text = _("Cancelled; nothing was added.")
@@ -285,31 +282,42 @@ class PanelActions:
             ui.unlockStatusLabel.text = "\n".join(notices + [_("Created '{name}' on {device}.").format(
                 name=node.GetName(), device=node.GetAttribute("AMIF.device"))])
 
-        self._guarded(ui.unlockStatusLabel, _("Unlocking failed:"), work)
+    def _cancelIfRunning(self, button: Any) -> bool:
+        """True when a run is going on, so a click does nothing else: on the running button it asks to cancel."""
+        if not self.run.running:
+            return False
+        if self.run.button is button:
+            self.run.requestCancel(button)
+        return True
 
-    def _run(self, button: Any, section: Any, progressBar: Any, call: Callable[[Callable], Any],
-             inputs: Sequence[Any]) -> Any:
-        """``call(progress)`` with the panel busy and the dependencies checked first; None when cancelled."""
-        def withDependencies(progress: Callable[[int, int], None]) -> Any:
+    def _start(self, button: Any, section: Any, progressBar: Any, inputs: Sequence[Any]) -> Callable[[int, int], None]:
+        """Mark the panel busy for ``button``'s run, then check the dependencies (the panel is busy first, so an
+        install cannot be started twice); returns the run's ``progress(done, total)``."""
+        self.run.start(button, section, progressBar, inputs)
+        try:
             self.ui.dependencyStatusLabel.text = _("Checking the dependencies (PyTorch is installed first if "
                                                    "needed)...")
             self.ensureDependencies()
-            return call(progress)
+        except BaseException:
+            self._end(progressBar)
+            raise
+        return self.run.progressCallback(progressBar)
 
-        try:
-            return self.run.run(button, section, progressBar, withDependencies, inputs)
-        finally:
-            self.afterRun()
+    def _end(self, progressBar: Any) -> None:
+        """Give the panel back after a run, and refresh it."""
+        self.run.end(progressBar)
+        self.afterRun()
 
-    def _guarded(self, statusLabel: Any, failure: str, work: Callable[[], None]) -> None:
-        """Run ``work()``. An expected error (:func:`AMIFSlicerLib.panel.isExpectedError`) is explained in
-        ``statusLabel`` only; any other is a bug: Slicer's error dialog with its traceback, and the panel line."""
+    @contextmanager
+    def _failuresShownIn(self, statusLabel: Any, failure: str) -> Iterator[None]:
+        """Around a button's work: an expected error (:func:`AMIFSlicerLib.panelstate.isExpectedError`) is explained
+        in ``statusLabel`` only; any other is a bug: Slicer's error dialog with its traceback, and the panel line."""
         try:
             with self.errorDisplay(failure):
                 try:
-                    work()
+                    yield
                 except Exception as error:
-                    if not panel.isExpectedError(error):
+                    if not panelstate.isExpectedError(error):
                         raise
                     statusLabel.text = f"{failure} {self.message(error)}"
         except Exception as error:

@@ -8,8 +8,9 @@ from typing import Any, Callable, Sequence
 
 import slicer
 
-from amif_core.inference import runner  # torch-free until a run
-from AMIFSlicerLib import choices
+from amif_core.runtime import runner  # torch-free until a run
+from amif_core.transforms.colour import table_choices  # numpy only
+from AMIFSlicerLib import readiness
 from AMIFSlicerLib.coremessages import coreMessage
 from AMIFSlicerLib.i18n import tr as _
 
@@ -131,7 +132,7 @@ class DefaultKeyPath:
     """The key path the panel proposes: chosen once per MRI, and never over a path the user picked.
 
     ``avoidFolders()`` names folders the default must not go into (Slicer's
-    DICOM database), besides those :func:`AMIFSlicerLib.choices.defaultKeyPlace`
+    DICOM database), besides those :func:`AMIFSlicerLib.readiness.defaultKeyPlace`
     always avoids.
     """
 
@@ -151,7 +152,7 @@ class DefaultKeyPath:
         path is unset or still the default (else None), and the line saying where the key goes (None: unchanged)."""
         mriId = mriNode.GetID() if mriNode is not None else None
         if mriId and mriId != self.forNode and (isUnsetPath(keyPath) or keyPath == self.path):
-            place = choices.defaultKeyPlace(scene, mriNode, avoid=[Path(f) for f in self.avoidFolders() if f])
+            place = readiness.defaultKeyPlace(scene, mriNode, avoid=[Path(f) for f in self.avoidFolders() if f])
             self.forNode, self.path = mriId, str(place.path)
             return self.path, _("The key goes {reason}.").format(reason=place.reason)
         if isUnsetPath(keyPath):
@@ -174,31 +175,31 @@ def panelState(scene: slicer.vtkMRMLScene, parameters: Any, passphrase: str, con
     """The panel's state for ``parameters`` (the parameter node: mriVolume, otherVolume, colourMode,
     identifierText, keyPath, protectedVolume, unlockKeyPath) and the two passphrase fields."""
     keyPath = None if isUnsetPath(parameters.keyPath) else parameters.keyPath
-    protect = choices.protectBlocker(parameters.mriVolume, parameters.otherVolume, parameters.identifierText, keyPath,
+    protect = readiness.protectBlocker(parameters.mriVolume, parameters.otherVolume, parameters.identifierText, keyPath,
                                      colour=parameters.colourMode) or passphraseProblem(passphrase, confirmation)
-    warnings = choices.inputWarnings(parameters.mriVolume, parameters.otherVolume) + choices.volumesNotOffered(scene)
+    warnings = readiness.inputWarnings(parameters.mriVolume, parameters.otherVolume) + readiness.volumesNotOffered(scene)
     ownerWarning = identifierWarning(parameters.identifierText)
     unlockKey = None if isUnsetPath(parameters.unlockKeyPath) else parameters.unlockKeyPath
     return PanelState(
         protectBlocker=protect,
-        colourToolTip=choices.colourDescription(parameters.otherVolume, parameters.colourMode),
+        colourToolTip=readiness.colourDescription(parameters.otherVolume, parameters.colourMode),
         warnings="\n".join(warnings + ([ownerWarning] if ownerWarning else [])),
         showReady=all((parameters.mriVolume, parameters.otherVolume, parameters.protectedVolume)),
-        unlockBlocker=choices.unlockBlocker(parameters.protectedVolume, unlockKey),
+        unlockBlocker=readiness.unlockBlocker(parameters.protectedVolume, unlockKey),
     )
 
 
 def preselectVolumes(scene: slicer.vtkMRMLScene, parameters: Any) -> None:
-    """Fill the parameter node's empty volume choices from the scene (:func:`AMIFSlicerLib.choices.suggestInputs`
+    """Fill the parameter node's empty volume choices from the scene (:func:`AMIFSlicerLib.readiness.suggestInputs`
     and the newest protected volume); a choice already made is kept."""
     if not parameters.mriVolume or not parameters.otherVolume:
-        mri, other = choices.suggestInputs(scene)
+        mri, other = readiness.suggestInputs(scene)
         if not parameters.mriVolume and mri:
             parameters.mriVolume = mri
         if not parameters.otherVolume and other and other is not parameters.mriVolume:
             parameters.otherVolume = other
     if not parameters.protectedVolume:
-        protected = choices.suggestProtectedVolume(scene)
+        protected = readiness.suggestProtectedVolume(scene)
         if protected:
             parameters.protectedVolume = protected
 
@@ -221,9 +222,12 @@ def panelMessage(error: Exception) -> str:
 
 
 def colourItems() -> list[tuple[str, str]]:
-    """The Colour list: (label, choice) for each of :data:`AMIFSlicerLib.choices.COLOUR_CHOICES`."""
-    return [(_("Automatic: PET/SPECT in colour, CT grey"), choices.COLOUR_AUTO), (_("PET colours (hot iron)"), "pet"),
-            (_("SPECT colours"), "spect"), (_("Keep grey"), choices.COLOUR_GREY)]
+    """The Colour list: (label, choice) for each of :data:`AMIFSlicerLib.readiness.COLOUR_CHOICES`: automatic, each
+    of amif_core's colour tables (:func:`amif_core.transforms.colour.table_choices`), grey."""
+    tables = [(_("{name} colours ({look})").format(name=name.upper(), look=look), name)
+              for name, look in table_choices()]
+    return [(_("Automatic: PET/SPECT in colour, CT grey"), readiness.COLOUR_AUTO), *tables,
+            (_("Keep grey"), readiness.COLOUR_GREY)]
 
 
 def selectComboData(comboBox: Any, data: str) -> None:

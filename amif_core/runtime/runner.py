@@ -18,7 +18,8 @@ from typing import Callable, TypeVar
 
 from amif_core.constants import padded
 from amif_core.errors import MemoryLimitError
-from amif_core.inference.heap import trim_heap
+from amif_core.runtime.callbacks import Progress
+from amif_core.runtime.heap import trim_heap
 
 AUTO = "auto"
 CPU = "cpu"
@@ -35,7 +36,6 @@ MAX_GPU_BATCH_SIZE = 16
 OUT_OF_MEMORY_PHRASES = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")
 
 T = TypeVar("T")
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def available_devices(probe: bool = True) -> list[DeviceOption]:
 
 def resolve(requested: str) -> str:
     """The device that ``requested`` means here, with the CUDA index made explicit ("auto" -> "cuda:0")."""
-    from amif_core.inference.devices import resolve_device
+    from amif_core.runtime.devices import resolve_device
 
     device = resolve_device(requested)
     if device.type == "cuda":
@@ -276,6 +276,20 @@ def release_cached_memory(device: str) -> None:
         torch.cuda.empty_cache()
     elif device == "mps":
         torch.mps.empty_cache()
+
+
+def plan_and_run(voxels: int, slice_shape: tuple[int, int], requested: str, run: Callable[[str, int], T],
+                 notice: Callable[[str], None], cpu_batch_size: int = CPU_BATCH_SIZE) -> tuple[T, str]:
+    """Plan a run for the ``requested`` device (:func:`plan_for`), tell ``notice`` the plan's notes, and call
+    ``run(device, batch_size)`` with the out-of-memory fallback (:func:`run_with_memory_fallback`).
+
+    ``voxels``: of the grid the run covers; ``slice_shape``: (rows, cols) of
+    one slice. Returns ``(result, device that ran)``, e.g. "cuda:0".
+    """
+    plan = plan_for(voxels, slice_shape, requested, cpu_batch_size)
+    for note in plan.notes:
+        notice(note)
+    return run_with_memory_fallback(run, plan, notice)
 
 
 def run_with_memory_fallback(run: Callable[[str, int], T], plan: RunPlan, notice: Callable[[str], None]

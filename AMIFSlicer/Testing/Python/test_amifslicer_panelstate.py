@@ -1,17 +1,17 @@
-"""Panel state decisions (AMIFSlicerLib.panel), headless: saved devices, the dependency line, translated messages."""
+"""Panel state decisions (AMIFSlicerLib.panelstate), headless: saved devices, the dependency line, translated messages."""
 from __future__ import annotations
 
 from amifslicer_testing import coreErrorTemplates
-from AMIFSlicerLib import coremessages, panel
+from AMIFSlicerLib import coremessages, panelstate
 
-from amif_core.inference import runner
+from amif_core.runtime import runner
 
 
 def test_a_saved_gpu_that_is_not_here_becomes_automatic_in_the_parameter_node_too():
-    assert panel.deviceSelection("cpu", ["auto", "cpu"], True) == ("cpu", None)
-    chosen, message = panel.deviceSelection("cuda:0", ["auto", "cpu"], torchInstalled=False)
+    assert panelstate.deviceSelection("cpu", ["auto", "cpu"], True) == ("cpu", None)
+    chosen, message = panelstate.deviceSelection("cuda:0", ["auto", "cpu"], torchInstalled=False)
     assert chosen == runner.AUTO and "GPUs are listed once PyTorch is installed" in message
-    chosen, message = panel.deviceSelection("cuda:3", ["auto", "cuda:0", "cpu"], torchInstalled=True)
+    chosen, message = panelstate.deviceSelection("cuda:3", ["auto", "cuda:0", "cpu"], torchInstalled=True)
     assert chosen == runner.AUTO and "'cuda:3' is not available on this computer" in message
 
 
@@ -20,21 +20,21 @@ def test_the_dependency_line_and_the_device_list_never_import_torch(monkeypatch)
         raise AssertionError("the panel imported torch")
 
     monkeypatch.setattr(runner, "torch_import_problem", importsTorch)  # the one place that imports it to look
-    assert panel.dependencyStatus("PyTorch 2.13 runs on cpu.") == "PyTorch 2.13 runs on cpu."
-    assert panel.deviceItems(None) == [("Automatic (GPU when available, else CPU)", "auto"), ("CPU", "cpu")]
+    assert panelstate.dependencyStatus("PyTorch 2.13 runs on cpu.") == "PyTorch 2.13 runs on cpu."
+    assert panelstate.deviceItems(None) == [("Automatic (GPU when available, else CPU)", "auto"), ("CPU", "cpu")]
     reported = [["Automatic (GPU when available, else CPU)", "auto"], ["GPU 0: X (8.0 GB)", "cuda:0"], ["CPU", "cpu"]]
-    assert panel.deviceItems(reported)[1] == ("GPU 0: X (8.0 GB)", "cuda:0")
+    assert panelstate.deviceItems(reported)[1] == ("GPU 0: X (8.0 GB)", "cuda:0")
     monkeypatch.setattr(runner, "torch_installed", lambda: False)
-    assert "not installed yet" in panel.dependencyStatus()
+    assert "not installed yet" in panelstate.dependencyStatus()
 
 
 def test_the_key_passphrase_must_be_typed_twice_and_the_result_says_encrypted():
-    assert panel.passphraseProblem("", "") is None  # no passphrase: an unencrypted key
-    assert panel.passphraseProblem("correct horse", "correct horse") is None
-    assert "differ" in panel.passphraseProblem("correct horse", "correct hrose")
-    assert "differ" in panel.passphraseProblem("correct horse", "")
-    assert "(encrypted with your passphrase)" in panel.keyResultLine("/k.amifkey", True)
-    assert "(not encrypted)" in panel.keyResultLine("/k.amifkey", False)
+    assert panelstate.passphraseProblem("", "") is None  # no passphrase: an unencrypted key
+    assert panelstate.passphraseProblem("correct horse", "correct horse") is None
+    assert "differ" in panelstate.passphraseProblem("correct horse", "correct hrose")
+    assert "differ" in panelstate.passphraseProblem("correct horse", "")
+    assert "(encrypted with your passphrase)" in panelstate.keyResultLine("/k.amifkey", True)
+    assert "(not encrypted)" in panelstate.keyResultLine("/k.amifkey", False)
 
 
 def test_expected_errors_go_to_the_panel_and_bugs_to_the_error_dialog():
@@ -44,31 +44,31 @@ def test_expected_errors_go_to_the_panel_and_bugs_to_the_error_dialog():
     for error in (amif_core.KeyMismatchError("another volume"), amif_core.WrongPassphraseError("wrong"),
                   amif_core.InputError("bad"), InvalidInputError("choose"), DependencyError("declined"),
                   OSError(28, "No space left on device")):
-        assert panel.isExpectedError(error), type(error).__name__
+        assert panelstate.isExpectedError(error), type(error).__name__
     for error in (TypeError("bug"), KeyError("bug"), ZeroDivisionError()):
-        assert not panel.isExpectedError(error), type(error).__name__
+        assert not panelstate.isExpectedError(error), type(error).__name__
 
 
 def test_owner_text_that_looks_like_patient_data_gets_a_warning():
     for text in ("AMIF \u00a9", "Clinic X \u00a9 2026", "Radiology Dept, University Hospital"):
-        assert panel.identifierWarning(text) is None, text
-    assert "a person's name" in panel.identifierWarning("Jane Doe")
-    assert "a person's name" in panel.identifierWarning("DOE^JANE")
-    assert "a date" in panel.identifierWarning("scan 2026-03-14")
-    assert "an ID number" in panel.identifierWarning("MRN 00123456")
+        assert panelstate.identifierWarning(text) is None, text
+    assert "a person's name" in panelstate.identifierWarning("Jane Doe")
+    assert "a person's name" in panelstate.identifierWarning("DOE^JANE")
+    assert "a date" in panelstate.identifierWarning("scan 2026-03-14")
+    assert "an ID number" in panelstate.identifierWarning("MRN 00123456")
 
 
 def test_slicer_older_than_5_10_is_refused_with_a_reason():
-    assert panel.slicerVersionProblem(5, 10) is None and panel.slicerVersionProblem(6, 0) is None
-    problem = panel.slicerVersionProblem(5, 8)
+    assert panelstate.slicerVersionProblem(5, 10) is None and panelstate.slicerVersionProblem(6, 0) is None
+    problem = panelstate.slicerVersionProblem(5, 8)
     assert "needs 3D Slicer 5.10 or later" in problem and "this is Slicer 5.8" in problem
 
 
 def test_progress_shows_the_time_left():
-    assert panel.progressText(0, 180, 0.0) == "0 of 180 slices"
-    assert panel.progressText(30, 180, 10.0) == "30 of 180 slices, about 50 s left"
-    assert panel.progressText(10, 180, 60.0) == "10 of 180 slices, about 17 min left"
-    assert panel.progressText(180, 180, 60.0) == "180 of 180 slices"
+    assert panelstate.progressText(0, 180, 0.0) == "0 of 180 slices"
+    assert panelstate.progressText(30, 180, 10.0) == "30 of 180 slices, about 50 s left"
+    assert panelstate.progressText(10, 180, 60.0) == "10 of 180 slices, about 17 min left"
+    assert panelstate.progressText(180, 180, 60.0) == "180 of 180 slices"
 
 
 def test_the_demo_pair_loads_from_the_extension_as_sample_data():
@@ -96,13 +96,13 @@ def test_the_panels_words_go_through_slicers_translation_function(tmp_path):
         "fake.tr = lambda text: re.sub(r'(\\{[^}]*\\})|([^{]+)', lambda m: m.group(1) or m.group(2).upper(), text)\n"
         "sys.modules['slicer.i18n'] = fake; slicer.i18n = fake\n"
         f"sys.path.insert(0, {str(module)!r})\n"
-        "from AMIFSlicerLib import choices, panel\n"
-        "print(choices.protectBlocker(None, None, 'x', None))\n"
-        "print(choices.keyPathProblem(None, mustExist=True))\n"
-        "print(panel.passphraseProblem('a', 'b'))\n"
-        "print(panel.progressText(2, 5, 10.0))\n"
-        "print(panel.keyResultLine('/keys/k.amifkey', True))\n"
-        "from amif_core.inference import runner\n"
+        "from AMIFSlicerLib import panelstate, readiness\n"
+        "print(readiness.protectBlocker(None, None, 'x', None))\n"
+        "print(readiness.keyPathProblem(None, mustExist=True))\n"
+        "print(panelstate.passphraseProblem('a', 'b'))\n"
+        "print(panelstate.progressText(2, 5, 10.0))\n"
+        "print(panelstate.keyResultLine('/keys/k.amifkey', True))\n"
+        "from amif_core.runtime import runner\n"
         "from amif_core.key.file import read_key\n"
         "from amif_core.transforms.colour import colour_table\n"
         "for fail in (lambda: read_key('/keys/missing.amifkey'), lambda: colour_table('nope'),\n"
@@ -110,7 +110,7 @@ def test_the_panels_words_go_through_slicers_translation_function(tmp_path):
         "    try:\n"
         "        fail()\n"
         "    except Exception as error:\n"
-        "        print(panel.panelMessage(error))\n"
+        "        print(panelstate.panelMessage(error))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, encoding="utf-8", check=True)
     lines = done.stdout.splitlines()
@@ -140,9 +140,9 @@ def test_a_core_error_reaches_the_panel_with_its_advice_and_other_errors_as_they
     error = amif_core.InputError("Slicing along axis {axis} gives {rows}x{cols} slices.", axis=2, rows=4, cols=9,
                                  setting="axis", value=2)
     assert coremessages.coreMessage(error) == "Slicing along axis 2 gives 4x9 slices."
-    assert panel.panelMessage(error) == ("Slicing along axis 2 gives 4x9 slices. The slice axis follows the MRI's "
+    assert panelstate.panelMessage(error) == ("Slicing along axis 2 gives 4x9 slices. The slice axis follows the MRI's "
                                          "orientation; reorient or crop the MRI.")
-    assert panel.panelMessage(OSError(28, "No space left on device")) == "[Errno 28] No space left on device"
+    assert panelstate.panelMessage(OSError(28, "No space left on device")) == "[Errno 28] No space left on device"
 
 
 def test_a_translation_that_breaks_a_placeholder_falls_back_to_the_english_text(monkeypatch):
@@ -151,3 +151,16 @@ def test_a_translation_that_breaks_a_placeholder_falls_back_to_the_english_text(
     monkeypatch.setattr(coremessages, "_", lambda text: text.replace("{path}", "{chemin}"))
     error = amif_core.InputError("The key file {path} does not exist.", path="/keys/a.amifkey")
     assert coremessages.coreMessage(error) == "The key file /keys/a.amifkey does not exist."
+
+
+def test_the_colour_list_is_amif_cores_colour_tables_between_automatic_and_grey():
+    from AMIFSlicerLib import readiness
+
+    from amif_core.transforms.colour import COLOUR_TABLES, TABLE_LOOKS
+
+    assert readiness.COLOUR_CHOICES == (readiness.COLOUR_AUTO, *COLOUR_TABLES, readiness.COLOUR_GREY)
+    items = panelstate.colourItems()
+    assert [choice for _, choice in items] == list(readiness.COLOUR_CHOICES)
+    for label, choice in items[1:-1]:
+        assert label == f"{choice.upper()} colours ({TABLE_LOOKS[choice]})"
+    assert set(readiness.AUTO_TABLES.values()) <= set(COLOUR_TABLES)
