@@ -60,10 +60,13 @@ def machine() -> str:
             f"Python {platform.python_version()}; load average {load} at the start")
 
 
+CODE = ("amif_core", "benchmarks", "scripts", "pyproject.toml")  # what the figures depend on; docs/ is not
+
+
 def commit() -> str:
-    """HEAD's hash, with "-dirty" when tracked files differ from it."""
+    """HEAD's hash, with "-dirty" when the code differs from it."""
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
-    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=REPO).returncode != 0
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", *CODE], cwd=REPO).returncode != 0
     return head.stdout.strip() + ("-dirty" if dirty else "")
 
 
