@@ -177,7 +177,8 @@ BENCH_ROWS = (  # (figure, target, unit, the keys it is printed from)
 def bench_table(record: dict) -> str:
     """``amif bench --json``'s figures against their targets."""
     figures = record["result"]
-    lines = [f"Device {figures['device']}, {figures['threads']} threads.", "",
+    threads = figures["threads"]
+    lines = [f"Device {figures['device']}, {threads} thread{'s' if threads != 1 else ''}.", "",
              "| figure | target | measured |", "|---|---|---|"]
     lines += [f"| {name} | {target} | {cell.format(**figures)} |" for name, target, cell in BENCH_ROWS]
     return "\n".join(lines)
