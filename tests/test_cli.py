@@ -356,3 +356,15 @@ def test_demo(capsys, monkeypatch: pytest.MonkeyPatch, weights_file: Path, tmp_p
     with monkeypatch.context() as patch, _interrupt_after_first_batch(patch):
         assert run(capsys, "demo", "--out", tmp_path / "cancelled", "--weights", weights_file)[0] == 130
     assert not (tmp_path / "cancelled").exists()
+
+
+def test_bench_writes_its_figures_as_json_and_never_overwrites(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    code, printed, _ = run(capsys, "bench", "--device", "cpu", "--threads", "1", "--size", "32", "--depth", "2",
+                           "--repeats", "1", "--json", out)
+    assert code == 0
+    figures = json.loads(out.read_text())
+    assert figures["threads"] == 1 and figures["device"] == "cpu" and figures["protect_gflops"] > 0
+    assert f"{figures['protect_gflops']:.4f}" in printed  # the JSON holds what was printed
+    code, _, err = run(capsys, "bench", "--size", "32", "--depth", "2", "--repeats", "1", "--json", out)
+    assert code == 2 and "--force" in err
