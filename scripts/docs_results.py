@@ -78,15 +78,22 @@ def weights_id(command: list[str]) -> str:
     return model_id_of(path)
 
 
-def record(name: str, command: list[str]) -> Path:
-    """Run ``command --json TEMP`` and write docs/results/NAME.json around its JSON; returns that path."""
+def record(name: str, command: list[str], omit: tuple[str, ...] = ()) -> Path:
+    """Run ``command --json TEMP`` and write docs/results/NAME.json around its JSON; returns that path.
+
+    ``omit``: top-level keys of the command's JSON left out (bulky per-slice data no table shows); the
+    record names them under ``omitted``.
+    """
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     facts = {"command": shlex.join(command), "date": started, "commit": commit(), "weights_id": weights_id(command),
              "machine": machine(), "source": "ran"}
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "result.json"
         subprocess.run([*command, "--json", str(out)], cwd=REPO, check=True)
-        facts["result"] = json.loads(out.read_text(encoding="utf-8"))
+        result = json.loads(out.read_text(encoding="utf-8"))
+    if omit:
+        facts["omitted"] = [key for key in omit if result.pop(key, None) is not None]
+    facts["result"] = result
     from amif_core.io.atomic import Output, write_atomically
 
     path = RESULTS / f"{name}.json"
@@ -155,12 +162,15 @@ def lesion_table(record: dict) -> str:
 
 
 def attack_tables(record: dict) -> str:
-    """``amif attack-eval``'s tables, as the command prints them (or as they were transcribed)."""
+    """``amif attack-eval``'s tables, as the command prints them (or as they were transcribed), each heading one
+    level down, below the page's own section."""
     if "printed" in record:
-        return record["printed"].strip()
-    from amif_core.evaluation.attacks.report import format_report
+        text = record["printed"]
+    else:
+        from amif_core.evaluation.attacks.report import format_report
 
-    return format_report(record["result"]).strip()
+        text = format_report(record["result"])
+    return re.sub(r"^#", "##", text.strip(), flags=re.MULTILINE)
 
 
 BENCH_ROWS = (  # (figure, target, unit, the keys it is printed from)
@@ -228,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="step", required=True)
     rec = sub.add_parser("record", help="run a command and keep its JSON with where it came from")
     rec.add_argument("name", help="the result's name: docs/results/NAME.json")
+    rec.add_argument("--omit", action="append", default=[], metavar="KEY",
+                     help="leave this top-level key of the command's JSON out (e.g. per_slice); repeatable")
     rec.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command (it must take --json PATH)")
     ren = sub.add_parser("render", help="render the generated blocks of docs/*.md from docs/results/*.json")
     ren.add_argument("--check", action="store_true", help="change nothing; exit 1 when a page is stale")
@@ -236,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
         if not command:
             parser.error("record needs a command after --")
-        print(record(args.name, command))
+        print(record(args.name, command, tuple(args.omit)))
         return 0
     return render(args.check)
 
