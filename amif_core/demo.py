@@ -9,6 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+import SimpleITK as sitk
+
 from amif_core.constants import DEFAULT_IDENTIFIER
 from amif_core.data.demo_files import DEMO_MRI, DEMO_PET
 from amif_core.inference.model import AMIFModel
@@ -18,7 +21,7 @@ from amif_core.atomic import check_outputs, write_atomically
 from amif_core.io.geometry import resample_to_reference
 from amif_core.io.volumes import read_volume, volume_output
 from amif_core.key.file import key_output, read_key
-from amif_core.montage import MontageColumn, png_output, render_montage
+from amif_core.montage import MontageColumn, hottest_point, png_output, render_montage
 
 DEMO_TABLE = "pet"  # the demo fuses in colour, the PET through the hot-iron table
 OUTPUT_NAMES = {"protected": "protected.nrrd", "key": "protected.amifkey", "unlocked": "unlocked.nrrd",
@@ -30,6 +33,14 @@ def demo_paths(out_dir: str | Path) -> dict[str, Path]:
     return {role: Path(out_dir) / name for role, name in OUTPUT_NAMES.items()}
 
 
+def demo_montage(mri: sitk.Image, pet: sitk.Image, protected: sitk.Image, unlocked: sitk.Image) -> np.ndarray:
+    """The demo's montage, (H, W, 3) uint8: columns MRI, PET (through the demo table), protected and unlocked (RGB,
+    on the MRI grid); rows axial, coronal and sagittal through the PET's hottest point, the lesion, marked."""
+    columns = [MontageColumn("MRI", mri), MontageColumn("PET", resample_to_reference(pet, mri)[0], DEMO_TABLE),
+               MontageColumn("Protected", protected, "rgb"), MontageColumn("Unlocked", unlocked, "rgb")]
+    return render_montage(columns, centre=hottest_point(pet))
+
+
 def run_demo(model: AMIFModel, out_dir: str | Path, force: bool = False, identifier: str = DEFAULT_IDENTIFIER,
              progress: Callable[[str], Progress | None] = lambda stage: None,
              notice: Callable[[str], None] = print, mri_path: Path | None = None,
@@ -38,8 +49,9 @@ def run_demo(model: AMIFModel, out_dir: str | Path, force: bool = False, identif
 
     Writes into ``out_dir`` (created if needed): the protected volume, its
     key (not encrypted: demo data), the unlocked volume and a PNG montage
-    (axial, coronal and sagittal rows; MRI, PET, protected and unlocked
-    columns; the fusions are RGB, the PET's hot-iron colours on the fused luma). Refuses to replace existing files unless ``force``; after a
+    (axial, coronal and sagittal rows through the PET's hottest point, the
+    demo's lesion, marked by ticks; MRI, PET, protected and unlocked columns;
+    the fusions are RGB, the PET's hot-iron colours on the fused luma). Refuses to replace existing files unless ``force``; after a
     failure or interruption none of them is left. ``progress(stage)`` gives the
     progress callback of stage "protect" or "unlock". ``mri_path``/``pet_path``
     replace the bundled pair. Returns the paths by role.
@@ -58,10 +70,8 @@ def run_demo(model: AMIFModel, out_dir: str | Path, force: bool = False, identif
         try:
             saved, saved_key = read_volume(paths["protected"]), read_key(paths["key"])
             unlocked = unlock_volume(model, saved, saved_key, progress=progress("unlock"))
-            columns = [MontageColumn("MRI", mri), MontageColumn("PET", resample_to_reference(pet, mri)[0], DEMO_TABLE),
-                       MontageColumn("Protected", protected, "rgb"), MontageColumn("Unlocked", unlocked, "rgb")]
             write_atomically([volume_output(unlocked, paths["unlocked"]),
-                              png_output(render_montage(columns), paths["montage"])], force)
+                              png_output(demo_montage(mri, pet, protected, unlocked), paths["montage"])], force)
         except BaseException:
             paths["protected"].unlink(missing_ok=True)
             paths["key"].unlink(missing_ok=True)

@@ -42,21 +42,54 @@ class MontageColumn:
     window: tuple[float, float] | None = None
 
 
+def _orientation(image: sitk.Image) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]]:
+    """For each oriented axis (superior, posterior, left): the image index axis it runs along, and whether it is
+    flipped."""
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    perm = max(permutations(range(3)), key=lambda p: sum(abs(direction[axis, p[axis]]) for axis in range(3)))
+    axes = (perm[2], perm[1], perm[0])
+    return axes, tuple(bool(direction[physical, perm[physical]] < 0) for physical in (2, 1, 0))
+
+
 def oriented(image: sitk.Image) -> tuple[np.ndarray, tuple[float, float, float]]:
     """A view of the voxels with numpy axes (superior, posterior, left) increasing, and their spacings in mm.
 
     Axes are permuted and flipped to the nearest LPS orientation (no
     resampling); keep ``image`` alive while using the view.
     """
-    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
-    perm = max(permutations(range(3)), key=lambda p: sum(abs(direction[axis, p[axis]]) for axis in range(3)))
+    axes, flips = _orientation(image)
     array = sitk.GetArrayViewFromImage(image)  # numpy axis k is index axis 2 - k; RGB last
-    view = np.transpose(array, [2 - perm[2], 2 - perm[1], 2 - perm[0], *range(3, array.ndim)])
-    for k, physical in enumerate((2, 1, 0)):
-        if direction[physical, perm[physical]] < 0:
+    view = np.transpose(array, [2 - axis for axis in axes] + list(range(3, array.ndim)))
+    for k, flip in enumerate(flips):
+        if flip:
             view = np.flip(view, axis=k)
     spacing = image.GetSpacing()
-    return view, (spacing[perm[2]], spacing[perm[1]], spacing[perm[0]])
+    return view, (spacing[axes[0]], spacing[axes[1]], spacing[axes[2]])
+
+
+def oriented_index(image: sitk.Image, point: Sequence[float]) -> tuple[int, int, int]:
+    """The voxel of :func:`oriented`'s view nearest to the physical (LPS, mm) ``point``, clamped into the grid:
+    (superior, posterior, left) indices."""
+    axes, flips = _orientation(image)
+    index = image.TransformPhysicalPointToContinuousIndex(tuple(float(x) for x in point))
+    size = image.GetSize()
+    out = []
+    for axis, flip in zip(axes, flips):
+        i = min(max(int(round(index[axis])), 0), size[axis] - 1)
+        out.append(size[axis] - 1 - i if flip else i)
+    return out[0], out[1], out[2]
+
+
+def hottest_point(image: sitk.Image, sigma_mm: float = 4.0) -> tuple[float, float, float]:
+    """The physical point (LPS, mm) of a scalar volume's maximum after Gaussian smoothing by ``sigma_mm``.
+
+    Smoothing makes the maximum that of a hot region (a lesion) rather than
+    of one noisy voxel.
+    """
+    smoothed = sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), sigma_mm)
+    values = sitk.GetArrayViewFromImage(smoothed)
+    z, y, x = np.unravel_index(int(np.argmax(values)), values.shape)
+    return smoothed.TransformIndexToPhysicalPoint((int(x), int(y), int(z)))
 
 
 PLANES = ("axial", "coronal", "sagittal")
@@ -76,13 +109,24 @@ def plane_slice(view: np.ndarray, plane: str, index: int) -> np.ndarray:
     return view[::-1, :, index]
 
 
-def _slices(image: sitk.Image) -> list[tuple[np.ndarray, tuple[float, float]]]:
-    """Middle axial, coronal and sagittal slices (float32, rows top to bottom, RGB last) with their (row, column)
-    spacings."""
-    view, (s_si, s_ap, s_lr) = oriented(image)
-    spacings = {"axial": (s_ap, s_lr), "coronal": (s_si, s_lr), "sagittal": (s_si, s_ap)}
-    return [(np.array(plane_slice(view, plane, view.shape[axis] // 2), dtype=np.float32), spacings[plane])
+PLANE_AXES = {"axial": (1, 2), "coronal": (0, 2), "sagittal": (0, 1)}  # the oriented axes of a plane's rows, cols
+
+
+def _slices(image: sitk.Image, centre: tuple[int, int, int]) -> list[tuple[np.ndarray, tuple[float, float]]]:
+    """The axial, coronal and sagittal slices through ``centre`` (an :func:`oriented` index) as float32 arrays
+    (rows top to bottom, RGB last) with their (row, column) spacings."""
+    view, spacing = oriented(image)
+    return [(np.array(plane_slice(view, plane, centre[axis]), dtype=np.float32),
+             (spacing[PLANE_AXES[plane][0]], spacing[PLANE_AXES[plane][1]]))
             for axis, plane in enumerate(PLANES)]
+
+
+def _on_screen(centre: tuple[int, int, int], shape: tuple[int, int, int], plane: str) -> tuple[float, float]:
+    """Where ``centre`` lies in ``plane``'s slice as :func:`plane_slice` shows it: (row, column) as fractions of
+    the slice's height and width (voxel centres)."""
+    rows, cols = PLANE_AXES[plane]
+    row = centre[rows] if plane == "axial" else shape[0] - 1 - centre[0]  # coronal, sagittal: superior up
+    return (row + 0.5) / shape[rows], (centre[cols] + 0.5) / shape[cols]
 
 
 def _colour(values: np.ndarray, colormap: str) -> np.ndarray:
@@ -113,11 +157,19 @@ def _window(column: MontageColumn) -> tuple[float, float]:
     return fitted.low, fitted.high
 
 
-def render_montage(columns: Sequence[MontageColumn], tile_px: int = 256) -> np.ndarray:
+MARK = (0, 255, 255)  # cyan: apart from the grey scale and from the hot-iron and rainbow tables' reds and yellows
+MARK_FRACTION = 0.08  # length of each tick, of the tile's longer side
+
+
+def render_montage(columns: Sequence[MontageColumn], tile_px: int = 256,
+                   centre: Sequence[float] | None = None) -> np.ndarray:
     """Render rows (axial, coronal, sagittal) x ``columns`` into an RGB image: (H, W, 3) uint8.
 
     All column volumes must share one grid. ``tile_px``: the longest
     physical side among the three views is drawn this many pixels long.
+    ``centre``: a physical point (LPS, mm) the three planes pass through,
+    marked on every tile by ticks at its edges that point at it (they never
+    cover it); None: the middle slices, unmarked.
     """
     if not columns:
         raise ValueError("A montage needs at least one column.")
@@ -128,7 +180,10 @@ def render_montage(columns: Sequence[MontageColumn], tile_px: int = 256) -> np.n
             raise ValueError(f"Column {column.title!r}: use colormap 'rgb' for an RGB volume, and only for one.")
         if column.image.GetSize() != columns[0].image.GetSize():
             raise ValueError("All montage volumes must share one grid; resample them first.")
-    views = [_slices(column.image) for column in columns]
+    view_shape = oriented(columns[0].image)[0].shape[:3]
+    through = (oriented_index(columns[0].image, centre) if centre is not None
+               else (view_shape[0] // 2, view_shape[1] // 2, view_shape[2] // 2))
+    views = [_slices(column.image, through) for column in columns]
     extents = [(values.shape[0] * spacing[0], values.shape[1] * spacing[1]) for values, spacing in views[0]]
     mm_per_px = max(max(e) for e in extents) / tile_px
     tiles = [(max(1, round(h / mm_per_px)), max(1, round(w / mm_per_px))) for h, w in extents]
@@ -146,6 +201,13 @@ def render_montage(columns: Sequence[MontageColumn], tile_px: int = 256) -> np.n
             top += h + GAP
     picture = Image.fromarray(canvas)
     draw = ImageDraw.Draw(picture)
+    if centre is not None:
+        for c in range(len(columns)):
+            top = TITLE_PX + GAP
+            for plane, (h, w) in zip(PLANES, tiles):
+                left = c * (cell_w + GAP) + (cell_w - w) // 2
+                _draw_ticks(draw, left, top, h, w, _on_screen(through, view_shape, plane))
+                top += h + GAP
     font = ImageFont.load_default(size=TITLE_PX - 3)
     for c, column in enumerate(columns):
         width = draw.textlength(column.title, font=font)
@@ -153,11 +215,24 @@ def render_montage(columns: Sequence[MontageColumn], tile_px: int = 256) -> np.n
     return np.asarray(picture)
 
 
+def _draw_ticks(draw: ImageDraw.ImageDraw, left: int, top: int, h: int, w: int,
+                at: tuple[float, float]) -> None:
+    """Four ticks from the edges of the tile at (left, top), h x w pixels, pointing at ``at`` (row, column
+    fractions): a crosshair with its middle left open."""
+    y, x = top + at[0] * h, left + at[1] * w
+    tick = max(3, round(MARK_FRACTION * max(h, w)))
+    draw.line([(x, top), (x, top + tick)], fill=MARK, width=2)
+    draw.line([(x, top + h - 1 - tick), (x, top + h - 1)], fill=MARK, width=2)
+    draw.line([(left, y), (left + tick, y)], fill=MARK, width=2)
+    draw.line([(left + w - 1 - tick, y), (left + w - 1, y)], fill=MARK, width=2)
+
+
 def png_output(rgb: np.ndarray, path: str | Path) -> Output:
     """An :class:`~amif_core.atomic.Output` writing an (H, W, 3) uint8 array as PNG."""
     return Output(Path(path), lambda temp: Image.fromarray(rgb).save(temp, format="PNG"))
 
 
-def write_montage(columns: Sequence[MontageColumn], path: str | Path, force: bool = False, tile_px: int = 256) -> None:
+def write_montage(columns: Sequence[MontageColumn], path: str | Path, force: bool = False, tile_px: int = 256,
+                  centre: Sequence[float] | None = None) -> None:
     """Render :func:`render_montage` and write it as a PNG, atomically; never overwrites without ``force``."""
-    write_atomically([png_output(render_montage(columns, tile_px), path)], force)
+    write_atomically([png_output(render_montage(columns, tile_px, centre), path)], force)

@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO))  # measure this checkout, installed or not
 
 from amif_core import load_model  # noqa: E402
 from amif_core.demo import DEMO_MRI, DEMO_PET  # noqa: E402
+from amif_core.atomic import check_outputs, json_output, write_atomically  # noqa: E402
 from amif_core.io.geometry import resample_to_reference  # noqa: E402
 from amif_core.tracing.secret import DEMO_SECRET, OwnerSecret  # noqa: E402
 from amif_core.transforms.colour import COLOUR_TABLES, apply_table, luma  # noqa: E402
@@ -144,7 +145,10 @@ def main() -> None:
     parser.add_argument("--unmarked", action="store_true",
                         help="measure the network's unmarked fusion instead of the released one (which carries the "
                              "demo trace mark)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON (never overwrites)")
     args = parser.parse_args()
+    if args.json is not None:
+        check_outputs([args.json], False, inputs=[])
     torch.set_num_threads(args.threads)
     model = load_model("cpu", args.weights)
     mri_image = sitk.ReadImage(str(DEMO_MRI))
@@ -164,15 +168,20 @@ def main() -> None:
           f"fusion; overlay: MRI grey + PET at "
           f"{OVERLAY_OPACITY:.0%} opacity")
     print(f"{'case':<34}{'dE fusion':>10}{'dE overlay':>11}{'':>3}{'SSIM fusion':>12}{'SSIM overlay':>13}{'':>3}")
-    passed = 0
+    passed, rows = 0, []
     for case, volume in cases:
         row = measure(model, mri, volume, case, spacing, args.table, None if args.unmarked else DEMO_SECRET)
         colour_ok, structure_ok = row["dE fusion"] >= row["dE overlay"], row["SSIM fusion"] >= row["SSIM overlay"]
         passed += colour_ok and structure_ok
+        rows.append({"case": case.name, **row})
         print(f"{case.name:<34}{row['dE fusion']:10.2f}{row['dE overlay']:11.2f}{'ok' if colour_ok else 'NO':>3}"
               f"{row['SSIM fusion']:12.3f}{row['SSIM overlay']:13.3f}{'ok' if structure_ok else 'NO':>3}")
         sys.stdout.flush()
     print(f"\n{passed}/{len(cases)} cases meet both bars")
+    if args.json is not None:
+        result = {"table": args.table, "model_id": model.model_id, "fusion": "unmarked" if args.unmarked else "released",
+                  "overlay_opacity": OVERLAY_OPACITY, "cases": rows, "passed": passed}
+        write_atomically([json_output(args.json, result)], False)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from amif_core.inference.weights import save_weights
 from amif_core.io.volumes import read_volume
 from amif_core.key.storage import GREY_LEVELS
 from amif_core.key.file import read_key, read_key_header, write_key
+from amif_core.montage import MARK
 from amif_core.networks.amif import AMIFNet
 from amif_core.evaluation.fusion import psnr
 
@@ -348,7 +349,8 @@ def test_demo(capsys, monkeypatch: pytest.MonkeyPatch, weights_file: Path, tmp_p
     quarter = montage.shape[1] // 4
     pet_column, mri_column = montage[:, quarter : 2 * quarter].astype(int), montage[:, :quarter].astype(int)
     assert (pet_column[..., 0] - pet_column[..., 2]).max() > 100  # a colour map
-    assert (mri_column[..., 0] == mri_column[..., 2]).all()  # grey
+    ticks = (mri_column == MARK).all(axis=-1)  # the marks of the planes' crossing
+    assert ticks.any() and (mri_column[~ticks][..., 0] == mri_column[~ticks][..., 2]).all()  # grey
     before = snapshot(folder)
     code, _, err = run(capsys, "demo", "--out", folder, "--weights", weights_file)
     assert code == 2 and "--force" in err and snapshot(folder) == before
@@ -385,3 +387,15 @@ def test_the_exit_codes_are_one_table_that_help_lists_whole(capsys) -> None:
     for exit_code, meaning in common.EXIT_CODES.items():
         assert f"{exit_code:3d}  {meaning}" in epilog
     assert " 143  terminated" in epilog
+
+
+def test_bench_writes_its_figures_as_json_and_never_overwrites(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    code, printed, _ = run(capsys, "bench", "--device", "cpu", "--threads", "1", "--size", "32", "--depth", "2",
+                           "--repeats", "1", "--json", out)
+    assert code == 0
+    figures = json.loads(out.read_text())
+    assert figures["threads"] == 1 and figures["device"] == "cpu" and figures["protect_gflops"] > 0
+    assert f"{figures['protect_gflops']:.4f}" in printed  # the JSON holds what was printed
+    code, _, err = run(capsys, "bench", "--size", "32", "--depth", "2", "--repeats", "1", "--json", out)
+    assert code == 2 and "--force" in err

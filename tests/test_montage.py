@@ -70,3 +70,56 @@ def test_rgb_volumes_are_drawn_as_they_are() -> None:
     assert (right[..., 1] == 0).all() and (right[..., 2] > 0).any() and (right[..., 0] > 0).any()
     with pytest.raises(ValueError, match="colormap 'rgb'"):
         render_montage([MontageColumn("RGB", rgb_image)])
+
+
+def _demo_data_constants():
+    """scripts/make_demo_data.py, which made the bundled pair: the lesion's centre and radius are its constants."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "make_demo_data.py"
+    spec = importlib.util.spec_from_file_location("make_demo_data", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_demo_montage_planes_cross_the_lesion_and_are_marked() -> None:
+    from amif_core.data.demo_files import DEMO_MRI, DEMO_PET
+    from amif_core.demo import demo_montage
+    from amif_core.io.geometry import resample_to_reference
+    from amif_core.io.volumes import read_volume
+    from amif_core.montage import MARK, PLANE_AXES, PLANES, hottest_point, oriented_index
+
+    made = _demo_data_constants()
+    lesion = np.array(made.ras_to_lps(made.LESION_CENTRE_RAS_MM))
+    mri, pet = read_volume(DEMO_MRI), read_volume(DEMO_PET)
+    assert np.linalg.norm(np.array(hottest_point(pet)) - lesion) < made.LESION_RADIUS_MM / 2
+
+    # The planes the montage shows, as MRI-grid indices, each within the lesion's radius of its centre.
+    view, spacing = oriented(mri)
+    shown = oriented_index(mri, hottest_point(pet))
+    centre = oriented_index(mri, lesion)
+    for axis in range(3):
+        assert abs(shown[axis] - centre[axis]) * spacing[axis] < made.LESION_RADIUS_MM / 2, (PLANES[axis], shown)
+
+    # What the picture shows: stand-ins for the fusions (the montage reads only their grid and RGB values).
+    pet_on_mri = sitk.GetArrayFromImage(resample_to_reference(pet, mri)[0])
+    rgb = sitk.GetImageFromArray(np.repeat((pet_on_mri / pet_on_mri.max())[..., None], 3, axis=-1).astype(np.float32),
+                                 isVector=True)
+    rgb.CopyInformation(mri)
+    picture = demo_montage(mri, pet, rgb, rgb).astype(int)
+    extents = {plane: (view.shape[r] * spacing[r], view.shape[c] * spacing[c]) for plane, (r, c) in PLANE_AXES.items()}
+    mm_per_px = max(max(e) for e in extents.values()) / 256  # the default tile_px
+    cell_w = (picture.shape[1] + GAP) // 4 - GAP
+    top = TITLE_PX + GAP
+    for plane in PLANES:  # each row: the last column (grey = PET uptake) is hottest where the ticks cross
+        h, w = (round(e / mm_per_px) for e in extents[plane])
+        left = 3 * (cell_w + GAP) + (cell_w - w) // 2
+        tile = picture[top : top + h, left : left + w]
+        marked = (tile == MARK).all(axis=-1)
+        assert marked[0].any() and marked[-1].any() and marked[:, 0].any() and marked[:, -1].any(), plane
+        x = int(np.flatnonzero(marked[0]).mean())  # the vertical ticks' column, the horizontal ones' row
+        y = int(np.flatnonzero(marked[:, 0]).mean())
+        uptake = np.where(marked, 0, tile[..., 0])
+        assert uptake[y - 3 : y + 4, x - 3 : x + 4].max() >= 0.8 * uptake.max(), (plane, x, y)
+        top += h + GAP

@@ -121,12 +121,15 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth", type=int, default=180, help="slices of the whole-volume run (default 180)")
     parser.add_argument("--repeats", type=int, default=40, help="single-slice calls timed after 3 warm-up calls (median)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
 
 
 @command("bench", "Print the model's cost: GFLOPs per slice, median CPU time per slice, whole-volume time.",
          example="amif bench --device cpu --threads 2",
-         arguments=(_bench_arguments, model_options))
+         arguments=(_bench_arguments, model_options, force_option))
 def bench_command(args: argparse.Namespace) -> int:
+    if args.json is not None:
+        check_outputs([args.json], args.force, inputs=[])
     import torch
 
     from amif_core.evaluation.benchmark import run_benchmark
@@ -135,6 +138,8 @@ def bench_command(args: argparse.Namespace) -> int:
     figures = run_benchmark(load(args), depth=args.depth, size=args.size, repeats=args.repeats)
     for name, value in figures.items():
         print(f"{name:28s} {value:.4f}" if isinstance(value, float) else f"{name:28s} {value}")
+    if args.json is not None:
+        write_atomically([json_output(args.json, figures)], args.force)
     return EXIT_OK
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from amif_core.errors import InputError
-from amif_core.io.atomic import PRIVATE_MODE, Output, write_atomically
+from amif_core.atomic import PRIVATE_MODE, Output, write_atomically
 
 SECRET_BYTES = 32
 HEADER = "amif-owner-secret-v1"
@@ -55,7 +55,7 @@ def new_secret() -> OwnerSecret:
 
 
 def secret_output(path: Path, secret: OwnerSecret) -> Output:
-    """The secret file at ``path`` as an :class:`~amif_core.io.atomic.Output`, readable by its owner only."""
+    """The secret file at ``path`` as an :class:`~amif_core.atomic.Output`, readable by its owner only."""
     text = f"{HEADER}\n{secret.bits.hex()}\n"
     return Output(Path(path), lambda temp: Path(temp).write_text(text, encoding="ascii"), mode=PRIVATE_MODE)
 

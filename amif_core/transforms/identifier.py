@@ -9,7 +9,7 @@ Text is drawn with Pillow's built-in scalable font (no font file needed).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -43,16 +43,6 @@ class IdentifierStyle:
     transpose: bool = False
     flip_rows: bool = False
     flip_cols: bool = False
-
-    # A read-only mapping of its fields too, because the distillation evaluation (distill_eval.py) rebuilds a key's
-    # style with IdentifierStyle(**key.identifier_style).
-    def keys(self) -> tuple[str, ...]:
-        return tuple(field.name for field in fields(self))
-
-    def __getitem__(self, name: str) -> float | bool:
-        if name not in self.keys():
-            raise KeyError(name)
-        return getattr(self, name)
 
 
 @lru_cache(maxsize=64)

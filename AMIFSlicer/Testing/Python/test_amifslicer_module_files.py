@@ -248,9 +248,10 @@ def test_contributors_are_a_placeholder_the_release_checklist_names_and_the_read
     assert re.fullmatch(r"[^(),]+ \([^()]+\)", contributors), "the index's form: Name (Affiliation)"
     module = MODULE_SCRIPT.read_text(encoding="utf-8")
     assert f'self.parent.contributors = ["{contributors}"]' in module
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    checklist = readme[readme.index("### Release checklist"):]
+    slicer_docs = (REPO_ROOT / "docs" / "slicer.md").read_text(encoding="utf-8")
+    checklist = slicer_docs[slicer_docs.index("## Release checklist"):]
     assert contributors in checklist.split("\n#", 1)[0], "the checklist says to replace the placeholder"
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     assert re.search(r"^## License\n+.*Apache License 2\.0.*\(LICENSE\)", readme, re.MULTILINE)
 
 

@@ -71,7 +71,7 @@ def release(model: AMIFModel, data: Path, secret: OwnerSecret, quiet: bool, limi
         protected.append(result.image)
         unlocked.append(model.unlock(result.image, result.key))
         strokes.append(recover_mask(result.image, result.key.identifier,
-                                    IdentifierStyle(**result.key.identifier_style)))
+                                    result.key.identifier_style))
     return Released(np.asarray(inputs, np.float32), np.stack(protected), np.stack(unlocked), np.stack(strokes))
 
 
