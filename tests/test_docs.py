@@ -92,3 +92,17 @@ def test_a_changed_figure_is_caught(tmp_path: Path) -> None:
     page = "<!-- begin x:attacks -->\n| a | 1.00 |\n<!-- end x:attacks -->\n"
     assert docs_results.render_page(page, tmp_path) == page
     assert docs_results.render_page(page.replace("1.00", "1.01"), tmp_path) == page
+
+
+def test_d5_the_key_examples_show_the_format_the_tool_writes() -> None:
+    """Issue 28's D5: every `amif info` example (text or JSON) in the pages names the key format version that
+    write_key writes today; they showed formats 1 and 4."""
+    from amif_core.key.file import FORMAT_VERSION
+
+    shown = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        shown += [(page.name, int(v)) for v in re.findall(r"\(format version (\d+), written by AMIF", text)]
+        shown += [(page.name, int(v)) for v in re.findall(r'"format_version": (\d+)', text)]
+    assert {name for name, _ in shown} >= {"cli.md", "key-format.md"}, shown
+    assert all(version == FORMAT_VERSION for _, version in shown), shown
