@@ -184,7 +184,8 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             confirm=lambda question, title: slicer.util.confirmOkCancelDisplay(question, windowTitle=title),
             errorDisplay=slicer.util.tryWithErrorDisplay, processEvents=slicer.app.processEvents,
             message=panelstate.panelMessage, afterRun=self.updateState,
-            otherSections=[reloadSection] if reloadSection is not None else [], avoidFolders=dicomDatabaseFolders)
+            otherSections=[reloadSection] if reloadSection is not None else [], avoidFolders=dicomDatabaseFolders,
+            ownerSecret=lambda: str(slicer.app.settings().value(panelbuttons.OWNER_SECRET_SETTING, "") or ""))
         self._actions.connectPathFields(lambda pathLineEdit: slicer.util.findChildren(pathLineEdit,
                                                                                       className="QLineEdit")[0],
                                         lambda: self._parameterNode)

@@ -41,7 +41,8 @@ class Engine(Protocol):
     """A place to run protect and unlock (see the module's docstring)."""
 
     def protect(self, mri: sitk.Image, other: sitk.Image, identifier: str, colourTable: str | None, device: str,
-                progress: Progress | None, cancel: Cancel | None, notice: Notice) -> EngineResult: ...
+                progress: Progress | None, cancel: Cancel | None, notice: Notice,
+                ownerSecret: str | Path | None = None) -> EngineResult: ...
 
     def unlock(self, protected: sitk.Image, key: Key, device: str, progress: Progress | None,
                cancel: Cancel | None, notice: Notice) -> EngineResult: ...
@@ -84,15 +85,18 @@ class InProcessEngine:
                                    run, notice)
 
     def protect(self, mri: sitk.Image, other: sitk.Image, identifier: str, colourTable: str | None, device: str,
-                progress: Progress | None, cancel: Cancel | None, notice: Notice) -> EngineResult:
-        """:func:`amif_core.inference.pipeline.protect_volume` under the runner's memory plan and fallback."""
+                progress: Progress | None, cancel: Cancel | None, notice: Notice,
+                ownerSecret: str | Path | None = None) -> EngineResult:
+        """:func:`amif_core.inference.pipeline.protect_volume` under the runner's memory plan and fallback, the
+        fusion marked by the owner secret file ``ownerSecret`` (None: ``$AMIF_OWNER_SECRET``, else the demo secret,
+        announced through ``notice``)."""
         from amif_core.inference.pipeline import protect_volume
         from amif_core.io.geometry import slice_axis
 
         from amif_core.tracing.secret import owner_secret
 
         weights = self.weights()
-        owner = owner_secret(notice)
+        owner = owner_secret(notice, ownerSecret or None)
 
         def run(runDevice: str, batchSize: int) -> tuple[sitk.Image, Any]:
             return protect_volume(self.model(runDevice, weights), mri, other, identifier, colour_table=colourTable,

@@ -108,8 +108,8 @@ class AMIFSceneLogic:
     def protect(self, mriNode: slicer.vtkMRMLScalarVolumeNode, otherNode: slicer.vtkMRMLScalarVolumeNode,
                 keyPath: str | Path, identifier: str = DEFAULT_IDENTIFIER, device: str = runner.AUTO,
                 progress: Progress | None = None, cancel: Cancel | None = None, passphrase: str | None = None,
-                overwriteKey: bool = False, notice: Notice | None = None, colour: str = COLOUR_AUTO
-                ) -> slicer.vtkMRMLScalarVolumeNode:
+                overwriteKey: bool = False, notice: Notice | None = None, colour: str = COLOUR_AUTO,
+                ownerSecret: str | Path | None = None) -> slicer.vtkMRMLScalarVolumeNode:
         """Fuse ``mriNode`` with ``otherNode``, burn in ``identifier``, write the key; return the new protected node.
 
         ``colour`` (one of :data:`AMIFSlicerLib.readiness.COLOUR_CHOICES`): a PET or SPECT is fused in
@@ -125,6 +125,10 @@ class AMIFSceneLogic:
         only with ``overwriteKey``). ``progress(done, total)`` counts slices;
         ``cancel()`` returning True stops the run, and nothing is written.
         ``notice`` receives one-line remarks (resampling, memory fallbacks).
+        ``ownerSecret``: the owner secret file (``amif owner init``) whose
+        invisible trace mark the fusion carries; None or empty:
+        ``$AMIF_OWNER_SECRET``, else the public demo secret, which ``notice``
+        announces. Only the path is passed on; the secret stays in its file.
         """
         notice = notice or (lambda text: None)
         passphrase = passphrase or None
@@ -151,7 +155,7 @@ class AMIFSceneLogic:
             images[role] = (sitkImageFromArray(voxels, ijkToWorld), ijkToWorld)
         mriImage, mriIjkToWorld = images[MRI_ROLE]
         result = self.engine.protect(mriImage, images[OTHER_ROLE][0], identifier, colourTable(otherNode, colour),
-                                     device, progress, cancel, notice)
+                                     device, progress, cancel, notice, ownerSecret=ownerSecret or None)
         stopIfCancelled(cancel)
         write_key(keyPath, result.key, passphrase=passphrase, force=overwriteKey)
         voxels = sitk.GetArrayViewFromImage(result.image)

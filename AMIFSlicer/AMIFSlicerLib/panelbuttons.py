@@ -17,6 +17,9 @@ from AMIFSlicerLib.keyfilestate import KeyFileCache
 
 # The parameter node's text fields and the ctkPathLineEdit each is typed in.
 PATH_FIELDS = (("keyPath", "keyPathLineEdit"), ("unlockKeyPath", "unlockKeyPathLineEdit"))
+# The owner secret file lives in Slicer's application settings, never in the scene or the parameter node: a scene
+# is shared with its data, the secret must not be (docs/tracing.md).
+OWNER_SECRET_SETTING = "AMIF/OwnerSecretPath"
 
 
 class PanelRun:
@@ -105,15 +108,18 @@ class PanelActions:
     the panel; ``afterRun()`` refreshes the panel once a run ends;
     ``otherSections`` (Slicer's Reload & Test section) wait during a run too;
     ``avoidFolders()`` lists folders a default key must not go into (Slicer's
-    DICOM database).
+    DICOM database); ``ownerSecret()`` gives the owner secret file of Slicer's
+    application settings (:data:`OWNER_SECRET_SETTING`; empty: none set).
     """
 
     def __init__(self, ui: Any, sceneLogic: Any, ensureDependencies: Callable[[], None],
                  confirm: Callable[[str, str], bool], errorDisplay: Callable[[str], Any],
                  processEvents: Callable[[], None], message: Callable[[Exception], str],
                  afterRun: Callable[[], None], otherSections: Sequence[Any] = (),
-                 avoidFolders: Callable[[], Sequence[str]] = lambda: ()) -> None:
+                 avoidFolders: Callable[[], Sequence[str]] = lambda: (),
+                 ownerSecret: Callable[[], str] = lambda: "") -> None:
         self.ui, self.sceneLogic = ui, sceneLogic
+        self.ownerSecret = ownerSecret
         self.ensureDependencies, self.confirm, self.errorDisplay = ensureDependencies, confirm, errorDisplay
         self.message, self.afterRun = message, afterRun
         self.defaultKey = panelstate.DefaultKeyPath(avoidFolders)
@@ -234,7 +240,7 @@ class PanelActions:
                 node = self.sceneLogic.protect(mri, other, keyPath, parameters.identifierText, parameters.device,
                                                progress=progress, cancel=self.run.isCancelRequested,
                                                passphrase=passphrase, overwriteKey=overwrite, notice=notices.append,
-                                               colour=parameters.colourMode)
+                                               colour=parameters.colourMode, ownerSecret=self.ownerSecret() or None)
             except CancelledError:
                 node = None
             finally:

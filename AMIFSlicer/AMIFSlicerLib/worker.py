@@ -169,8 +169,10 @@ class WorkerEngine:
         return self._start(arguments)
 
     def protect(self, mri: sitk.Image, other: sitk.Image, identifier: str, colourTable: str | None, device: str,
-                progress: Progress | None, cancel: Cancel | None, notice: Notice) -> EngineResult:
-        """Write both images, run the worker's ``protect``, read the protected image and the key back."""
+                progress: Progress | None, cancel: Cancel | None, notice: Notice,
+                ownerSecret: str | Path | None = None) -> EngineResult:
+        """Write both images, run the worker's ``protect``, read the protected image and the key back; the worker
+        reads the owner secret file ``ownerSecret`` itself (None: ``$AMIF_OWNER_SECRET``, else the demo secret)."""
         from amif_core.key.file import read_key
 
         with tempfile.TemporaryDirectory(prefix="amif-", dir=self.tempRoot) as folder:
@@ -183,6 +185,8 @@ class WorkerEngine:
                          "--key", str(work / "key.amifkey")]
             if colourTable:
                 arguments += ["--colour-table", colourTable]
+            if ownerSecret:
+                arguments += ["--owner-secret", str(ownerSecret)]
             provenance = self.run(arguments, device, progress, cancel, notice)
             return EngineResult(sitk.ReadImage(str(work / "protected.mha")), read_key(work / "key.amifkey"),
                                 provenance)

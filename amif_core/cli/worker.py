@@ -108,7 +108,7 @@ def protect(args: argparse.Namespace) -> dict[str, Any]:
     weights = Path(args.weights or DEFAULT_WEIGHTS)
     models: dict[str, Any] = {}
 
-    owner = owner_secret(_notice)
+    owner = owner_secret(_notice, args.owner_secret)
 
     def run(device: str, batch: int):
         model = models.get(device) or models.setdefault(device, amif_core.load_model(device, weights=weights))
@@ -208,6 +208,7 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--other", type=Path, required=True)
             sub.add_argument("--identifier", required=True)
             sub.add_argument("--colour-table")
+            sub.add_argument("--owner-secret", type=Path)
         else:
             sub.add_argument("--protected", type=Path, required=True)
     return root

@@ -42,7 +42,7 @@ class Panel:
     """A panel of widget stand-ins with PanelActions on a workspace's scene logic; records what it was asked."""
 
     def __init__(self, workspace, processEvents=lambda panel: None, duringInstall=lambda panel: None,
-                 avoidFolders=lambda: ()) -> None:
+                 avoidFolders=lambda: (), ownerSecret=lambda: "") -> None:
         self.ui = SimpleNamespace(**{name: Widget(name) for name in WIDGETS})
         self.dialogs: list[str] = []
         self.busyAtInstall: list[tuple[str, bool, bool]] = []
@@ -50,7 +50,8 @@ class Panel:
         self.actions = panelbuttons.PanelActions(
             self.ui, workspace.logic, self.ensureDependencies, confirm=lambda question, title: True,
             errorDisplay=self.errorDisplay, processEvents=lambda: processEvents(self), message=str,
-            afterRun=lambda: None, otherSections=[self.ui.reloadCollapsibleButton], avoidFolders=avoidFolders)
+            afterRun=lambda: None, otherSections=[self.ui.reloadCollapsibleButton], avoidFolders=avoidFolders,
+            ownerSecret=ownerSecret)
 
     def ensureDependencies(self) -> None:
         ui = self.ui
@@ -113,6 +114,29 @@ def test_protect_marks_the_panel_busy_before_the_install_and_gives_it_back(works
     unlocked = workspace.scene.GetFirstNodeByName("phantom T1 AMIF unlocked")
     assert unlocked is not None and ui.unlockStatusLabel.text.startswith("Created 'phantom T1 AMIF unlocked'")
     assert not np.array_equal(voxelArray(unlocked), voxelArray(parameters.protectedVolume))
+
+
+def test_protect_marks_the_fusion_with_the_owner_secret_of_the_settings(workspace, monkeypatch):
+    """The owner secret file named in Slicer's settings chooses the trace mark (the fusion differs from the demo
+    secret's, and equals the logic's own run with that file); without one the demo secret is used and said."""
+    from amif_core.tracing.secret import ENVIRONMENT, new_secret, write_secret
+
+    monkeypatch.delenv(ENVIRONMENT, raising=False)
+    secretPath = workspace.directory / "owner.secret"
+    write_secret(secretPath, new_secret())
+    mri, pet = addPhantomPair(workspace.scene, mriShape=(4, 24, 20))
+    runs = {}
+    for name, setting in (("owner", str(secretPath)), ("demo", "")):
+        panel = Panel(workspace, ownerSecret=lambda setting=setting: setting)
+        parameters = parametersFor(mri, pet, workspace.directory / f"{name}.amifkey")
+        panel.actions.protect(parameters)
+        runs[name] = (voxelArray(parameters.protectedVolume).copy(), panel.ui.protectStatusLabel.toolTip)
+    direct = workspace.logic.protect(mri, pet, workspace.directory / "direct.amifkey", "Clinic \u00a9", device="cpu",
+                                     ownerSecret=secretPath)
+    assert np.array_equal(runs["owner"][0], voxelArray(direct))
+    assert not np.array_equal(runs["owner"][0], runs["demo"][0])
+    assert "public demo trace mark" in runs["demo"][1] and "public demo trace mark" not in runs["owner"][1]
+    assert str(secretPath) not in runs["owner"][1]  # nor the secret's place, in what the panel shows
 
 
 def test_a_second_click_cancels_and_nothing_is_written_or_added(workspace):

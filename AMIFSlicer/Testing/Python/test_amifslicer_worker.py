@@ -79,6 +79,20 @@ def test_the_worker_gives_what_this_process_gives_on_a_colour_pair(workspace, wo
     assert np.array_equal(voxelArray(unlockedHere), voxelArray(unlockedThere))
 
 
+def test_the_worker_marks_the_fusion_with_the_owner_secret_it_is_given(workspace, worker, tmp_path):
+    from amif_core.tracing.secret import new_secret, write_secret
+
+    secretPath = tmp_path / "owner.secret"
+    write_secret(secretPath, new_secret())
+    mri, pet = addPhantomPair(workspace.scene, (6, 40, 36))
+    viaWorker = workspace.logic.protect(mri, pet, tmp_path / "w.amifkey", device="cpu", ownerSecret=secretPath)
+    demo = workspace.logic.protect(mri, pet, tmp_path / "d.amifkey", device="cpu")
+    workspace.logic.engine = type(workspace.logic)(workspace.scene).engine
+    here = workspace.logic.protect(mri, pet, tmp_path / "h.amifkey", device="cpu", ownerSecret=secretPath)
+    assert np.array_equal(voxelArray(viaWorker), voxelArray(here))
+    assert not np.array_equal(voxelArray(viaWorker), voxelArray(demo))
+
+
 def test_a_cancel_mid_run_stops_the_worker_and_leaves_nothing(workspace, worker, tmp_path):
     launcher, temp = worker
     mri, pet = addPhantomPair(workspace.scene, (12, 40, 36))
