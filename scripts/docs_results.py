@@ -173,6 +173,13 @@ def attack_tables(record: dict) -> str:
     return re.sub(r"^#", "##", text.strip(), flags=re.MULTILINE)
 
 
+def distill_table(record: dict) -> str:
+    """``amif attack-eval --distill``'s table, as the command prints it, in a code block."""
+    from amif_core.evaluation.attacks.distill_eval import format_distill
+
+    return "```text\n" + format_distill(record["result"]).strip() + "\n```"
+
+
 BENCH_ROWS = (  # (figure, target, unit, the keys it is printed from)
     ("`protect` cost per 256 x 256 slice", "<= 10 GFLOPs", "{protect_gflops:.2f} GFLOPs (unlock {unlock_gflops:.2f})"),
     ("median `protect` time per slice", "<= 0.10 s", "{protect_s_per_slice:.3f} s"),
@@ -202,6 +209,7 @@ SECTIONS: dict[str, Callable[[dict], str]] = {
     "lesion": lesion_table,
     "attacks": attack_tables,
     "bench": bench_table,
+    "distill": distill_table,
 }
 
 
