@@ -185,7 +185,7 @@ class AMIFSlicerWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             errorDisplay=slicer.util.tryWithErrorDisplay, processEvents=slicer.app.processEvents,
             message=panelstate.panelMessage, afterRun=self.updateState,
             otherSections=[reloadSection] if reloadSection is not None else [], avoidFolders=dicomDatabaseFolders,
-            ownerSecret=lambda: str(slicer.app.settings().value(panelbuttons.OWNER_SECRET_SETTING, "") or ""))
+            ownerSecret=lambda: slicer.app.settings().value(panelbuttons.OWNER_SECRET_SETTING, ""))
         self._actions.connectPathFields(lambda pathLineEdit: slicer.util.findChildren(pathLineEdit,
                                                                                       className="QLineEdit")[0],
                                         lambda: self._parameterNode)

@@ -86,8 +86,10 @@ def test_resolve_secret_order(tmp_path, monkeypatch) -> None:
     write_secret(path, new_secret())
     monkeypatch.delenv(ENVIRONMENT, raising=False)
     assert resolve_secret(None) is DEMO_SECRET
+    assert resolve_secret("") is DEMO_SECRET  # an empty field or Slicer setting is no secret file
     monkeypatch.setenv(ENVIRONMENT, os.fspath(path))
     assert resolve_secret(None) == read_secret(path)
+    assert resolve_secret("") == read_secret(path)
 
 
 def test_mark_is_bounded_deterministic_and_zero_on_background() -> None:

@@ -96,7 +96,7 @@ class InProcessEngine:
         from amif_core.tracing.secret import owner_secret
 
         weights = self.weights()
-        owner = owner_secret(notice, ownerSecret or None)
+        owner = owner_secret(notice, ownerSecret)
 
         def run(runDevice: str, batchSize: int) -> tuple[sitk.Image, Any]:
             return protect_volume(self.model(runDevice, weights), mri, other, identifier, colour_table=colourTable,

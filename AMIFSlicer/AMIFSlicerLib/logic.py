@@ -155,7 +155,7 @@ class AMIFSceneLogic:
             images[role] = (sitkImageFromArray(voxels, ijkToWorld), ijkToWorld)
         mriImage, mriIjkToWorld = images[MRI_ROLE]
         result = self.engine.protect(mriImage, images[OTHER_ROLE][0], identifier, colourTable(otherNode, colour),
-                                     device, progress, cancel, notice, ownerSecret=ownerSecret or None)
+                                     device, progress, cancel, notice, ownerSecret=ownerSecret)
         stopIfCancelled(cancel)
         write_key(keyPath, result.key, passphrase=passphrase, force=overwriteKey)
         voxels = sitk.GetArrayViewFromImage(result.image)

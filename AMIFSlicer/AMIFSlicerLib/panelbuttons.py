@@ -240,7 +240,7 @@ class PanelActions:
                 node = self.sceneLogic.protect(mri, other, keyPath, parameters.identifierText, parameters.device,
                                                progress=progress, cancel=self.run.isCancelRequested,
                                                passphrase=passphrase, overwriteKey=overwrite, notice=notices.append,
-                                               colour=parameters.colourMode, ownerSecret=self.ownerSecret() or None)
+                                               colour=parameters.colourMode, ownerSecret=self.ownerSecret())
             except CancelledError:
                 node = None
             finally:

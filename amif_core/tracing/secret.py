@@ -91,8 +91,9 @@ def read_secret(path: str | Path) -> OwnerSecret:
 
 
 def resolve_secret(path: str | Path | None) -> OwnerSecret:
-    """The secret a run uses: the file ``path``, else the file named by ``$AMIF_OWNER_SECRET``, else the demo secret."""
-    chosen = path if path is not None else os.environ.get(ENVIRONMENT) or None
+    """The secret a run uses: the file ``path``, else the file named by ``$AMIF_OWNER_SECRET``, else the demo secret.
+    An empty ``path`` (an unset field or setting) counts as none."""
+    chosen = path or os.environ.get(ENVIRONMENT) or None
     return DEMO_SECRET if chosen is None else read_secret(chosen)
 
 
