@@ -232,7 +232,6 @@ def png_output(rgb: np.ndarray, path: str | Path) -> Output:
     return Output(Path(path), lambda temp: Image.fromarray(rgb).save(temp, format="PNG"))
 
 
-def write_montage(columns: Sequence[MontageColumn], path: str | Path, force: bool = False, tile_px: int = 256,
-                  centre: Sequence[float] | None = None) -> None:
+def write_montage(columns: Sequence[MontageColumn], path: str | Path, force: bool = False, tile_px: int = 256) -> None:
     """Render :func:`render_montage` and write it as a PNG, atomically; never overwrites without ``force``."""
-    write_atomically([png_output(render_montage(columns, tile_px, centre), path)], force)
+    write_atomically([png_output(render_montage(columns, tile_px), path)], force)

@@ -28,14 +28,15 @@ from amif_core.tracing import mark as trace_mark
 from amif_core.transforms.intensity import fit_normalisation
 
 
-def within_8bit(mark: np.ndarray, plain: np.ndarray) -> np.ndarray:
-    """``mark`` clipped so that ``plain + mark``, rounded to 8 bits, equals ``plain`` rounded: same shape, float32.
+def within_8bit(marked: np.ndarray, plain: np.ndarray) -> np.ndarray:
+    """``marked`` moved back, pixel by pixel, into the 8-bit rounding cell of ``plain``, so that both round to
+    the same 8-bit image: same shape, float32 in [0, 1].
 
-    ``mark``, ``plain``: float arrays of one shape, ``plain`` in [0, 1]; a margin of 0.001 grey levels keeps the
+    ``marked``, ``plain``: float arrays of one shape in [0, 1]; a margin of 0.001 grey levels keeps the
     rounding unchanged after the 15-bit storage of a grey release."""
     levels = np.asarray(plain, np.float64) * 255
-    low, high = np.round(levels) - 0.5 - levels + 1e-3, np.round(levels) + 0.5 - levels - 1e-3
-    return (np.clip(np.asarray(mark, np.float64) * 255, low, high) / 255).astype(np.float32)
+    low, high = np.round(levels) - 0.5 + 1e-3, np.round(levels) + 0.5 - 1e-3
+    return np.clip(np.clip(np.asarray(marked, np.float64) * 255, low, high) / 255, 0, 1).astype(np.float32)
 
 
 def main() -> None:
@@ -67,7 +68,7 @@ def main() -> None:
         for a, b, plain, base in slices:
             marked = trace_mark.DEMO_MARK.apply(plain[None], a[None], b[None])[0]
             if args.within_8bit:
-                marked = np.clip(plain + within_8bit(marked - plain, plain), 0, 1)
+                marked = within_8bit(marked, plain)
             worst = min(worst, psnr(marked, plain))
             values = fusion_metrics(marked, a, b)
             for m in TABLE_METRICS:

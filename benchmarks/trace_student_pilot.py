@@ -58,7 +58,7 @@ def main() -> None:
     plain = fuse(model, train.mri, train.other)
     released = mark.apply(plain, train.mri, train.other)
     if args.within_8bit:
-        released = np.clip(plain + within_8bit(released - plain, plain), 0, 1)
+        released = within_8bit(released, plain)
     net = train_student(np.stack([train.mri, train.other], 1), released, np.ones_like(released),
                         StudentConfig(steps=args.steps), 0)
     probes = np.random.default_rng(1).permutation(len(val.records))[:40]
@@ -69,7 +69,7 @@ def main() -> None:
         output = student_fusion(net, a, b)
         marked = mark.apply(reference[None], a[None], b[None])[0]
         if args.within_8bit:
-            marked = np.clip(reference + within_8bit(marked - reference, reference), 0, 1)
+            marked = within_8bit(marked, reference)
         scores.append(psnr(output, marked))
         accumulator.add(a, b, reference, output)
     result = accumulator.result(mark)

@@ -41,7 +41,6 @@ from amif_core.inference.model import AMIFModel
 from amif_core.tracing.detect import CLEAR_P, TRACED_P, TraceAccumulator
 from amif_core.tracing.mark import TraceMark
 from amif_core.tracing.secret import OwnerSecret
-from amif_core.transforms.identifier import IdentifierStyle
 from amif_core.transforms.intensity import fit_normalisation
 
 WRONG_SECRETS = 100
