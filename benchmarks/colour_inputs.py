@@ -76,7 +76,7 @@ def main() -> None:
                 partner = luma(colour)
                 b = fit_normalisation(partner).apply(partner)
                 fused = model.fuse_clean(mri, partner)
-                shown = luma(compose(fused, partner, chroma(colour)))
+                shown = luma(compose(fused, a, partner, chroma(colour)))
                 for name, image in ((f"{way}: fused", fused), (f"{way}: colour", shown),
                                     (f"{way}: max", np.maximum(a, b))):
                     for metric, value in fusion_metrics(image, a, b).items():

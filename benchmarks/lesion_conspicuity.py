@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Lesion conspicuity of the clean colour fusion against Slicer's default PET-on-MRI overlay.
 
-A radiologist reads PET in colour and looks for hot spots, so the fusion must
-show a hot lesion at least as clearly as the overlay a Slicer user gets by
-default: the MRI in grey as background and the PET through the same colour
-table as foreground at 50 % opacity. For each case this prints, on the axial
+A radiologist reads PET and SPECT in colour and looks for hot spots and cold
+defects, so the fusion must show a lesion at least as clearly as the overlay
+a Slicer user gets by default (the MRI in grey as background, the scan
+through the same colour table as foreground at 50 % opacity), and keep at
+least as much of the MRI's anatomy. For each case this prints, on the axial
 slice through the lesion centre:
 
 * the colour difference CIEDE2000 between the lesion core (in-plane distance
@@ -14,21 +15,24 @@ slice through the lesion centre:
   (bar: fusion >= overlay: the fusion keeps more MRI structure).
 
 Cases: the bundled demo pair (its right frontal lesion, 9 mm, 2.5x grey
-matter), and synthetic hot lesions added to the demo PET on the MRI grid at
-three sizes, three uptakes and three kinds of place picked from the MRI
-(deep white matter, grey matter, and cortex within 8 mm of the brain's edge,
-near the skull), each smoothed to the PET's 7 mm resolution.
+matter), and the phantom family of ``benchmarks/phantoms.py`` on the demo
+MRI: five uptake patterns (FDG-like, diffuse, high-background low-contrast,
+noisy low-count, SPECT perfusion), each with hot and cold lesions at three
+sizes and three contrasts, in three kinds of place picked from the MRI (deep
+white matter, grey matter, and cortex within 8 mm of the brain's edge, near
+the skull): 271 cases per colour table.
 
 Usage::
 
-    python benchmarks/lesion_conspicuity.py                 # shipped weights, colour table "pet"
+    python benchmarks/lesion_conspicuity.py                     # shipped weights, colour table "pet"
     python benchmarks/lesion_conspicuity.py --table spect
+    python benchmarks/lesion_conspicuity.py --patterns fdg,diffuse --kinds cold
 """
 from __future__ import annotations
 
 import argparse
-import math
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +45,7 @@ from skimage.metrics import structural_similarity
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # measure this checkout, installed or not
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/phantoms.py
 
 from amif_core import load_model  # noqa: E402
 from amif_core.demo import DEMO_MRI, DEMO_PET  # noqa: E402
@@ -49,25 +54,26 @@ from amif_core.io.geometry import resample_to_reference  # noqa: E402
 from amif_core.tracing.secret import DEMO_SECRET, OwnerSecret  # noqa: E402
 from amif_core.transforms.colour import COLOUR_TABLES, apply_table, luma  # noqa: E402
 from amif_core.transforms.intensity import fit_normalisation  # noqa: E402
+from phantoms import COLD_CONTRASTS, HOT_CONTRASTS, PATTERNS, Lesion, scan, tissues  # noqa: E402
 
 DEMO_LESION_RAS_MM = (32.0, 24.0, 30.0)  # scripts/make_demo_data.py: LESION_CENTRE_RAS_MM
 DEMO_LESION_RADIUS_MM = 9.0
-GM_SUV = 7.0  # the demo PET's grey-matter SUV (scripts/make_demo_data.py)
-PET_FWHM_MM = 7.0
 RADII_MM = (4.0, 7.0, 10.0)
-UPTAKES = (1.5, 2.5, 4.0)  # x grey matter
 PLACES = ("white matter", "grey matter", "near skull")
 OVERLAY_OPACITY = 0.5
 
 
 @dataclass(frozen=True)
 class Case:
-    """A lesion: where (voxel index (z, y, x) on the MRI grid), its radius (mm), and its uptake (x grey matter)."""
+    """A lesion to judge: its name, the volume holding it (z, y, x) on the MRI grid, where it is (voxel index
+    (z, y, x)) and its radius (mm)."""
 
     name: str
+    pattern: str
+    kind: str
+    scan: np.ndarray
     centre: tuple[int, int, int]
     radius_mm: float
-    uptake: float | None  # None: the lesion already in the demo PET
 
 
 def place_candidates(mri: np.ndarray, spacing_zyx: np.ndarray, rng: np.random.Generator) -> dict[str, tuple]:
@@ -100,29 +106,19 @@ def place_candidates(mri: np.ndarray, spacing_zyx: np.ndarray, rng: np.random.Ge
     return out
 
 
-def add_lesion(pet: np.ndarray, case: Case, spacing_zyx: np.ndarray) -> np.ndarray:
-    """The PET (z, y, x) with a sphere of ``case.uptake`` x grey-matter SUV blurred to PET resolution added."""
-    grids = np.ogrid[tuple(slice(0, n) for n in pet.shape)]
-    distance = np.sqrt(sum(((g - c) * s) ** 2 for g, c, s in zip(grids, case.centre, spacing_zyx)))
-    sphere = distance <= case.radius_mm
-    sigma = PET_FWHM_MM / (2 * math.sqrt(2 * math.log(2))) / spacing_zyx
-    lesion = ndimage.gaussian_filter(sphere * (case.uptake * GM_SUV - float(pet[sphere].mean())), sigma)
-    return (pet + lesion).astype(np.float32)
-
-
 def delta_e(rgb: np.ndarray, core: np.ndarray, ring: np.ndarray) -> float:
     """CIEDE2000 between the mean CIELAB colours of ``core`` and ``ring`` of an (H, W, 3) [0, 1] RGB slice."""
     lab = rgb2lab(np.clip(rgb, 0, 1))
     return float(deltaE_ciede2000(lab[core].mean(axis=0), lab[ring].mean(axis=0)))
 
 
-def measure(model, mri: np.ndarray, pet: np.ndarray, case: Case, spacing_zyx: np.ndarray, table: str,
+def measure(model, mri: np.ndarray, case: Case, spacing_zyx: np.ndarray, table: str,
             owner: OwnerSecret | None = DEMO_SECRET) -> dict:
     """The four figures of one case on the axial slice through its centre (``owner``: the trace mark's secret,
     None for the unmarked fusion)."""
-    fusion = model.fuse_clean(mri, pet, colour_table=table, owner=owner)[case.centre[0]]
+    fusion = model.fuse_clean(mri, case.scan, colour_table=table, owner=owner)[case.centre[0]]
     grey = fit_normalisation(mri).apply(mri)[case.centre[0]]
-    uptake = fit_normalisation(pet).apply(pet)[case.centre[0]]
+    uptake = fit_normalisation(case.scan).apply(case.scan)[case.centre[0]]
     coloured = apply_table(uptake, COLOUR_TABLES[table])
     overlay = (1 - OVERLAY_OPACITY) * grey[..., None] + OVERLAY_OPACITY * coloured
     rows, cols = np.ogrid[: grey.shape[0], : grey.shape[1]]
@@ -136,9 +132,31 @@ def measure(model, mri: np.ndarray, pet: np.ndarray, case: Case, spacing_zyx: np
     }
 
 
+def cases(mri: np.ndarray, pet: np.ndarray, demo_centre: tuple[int, int, int], spacing_zyx: np.ndarray,
+          patterns: list[str], kinds: list[str], seed: int) -> Iterator[Case]:
+    """The demo lesion (when ``patterns`` holds "demo"), then each phantom pattern x place x radius x contrast of
+    the wanted ``kinds`` ("hot", "cold"), one at a time (each holds a whole volume)."""
+    if "demo" in patterns:
+        yield Case("demo lesion", "demo", "hot", pet, demo_centre, DEMO_LESION_RADIUS_MM)
+    shares = tissues(mri)
+    places = place_candidates(mri, spacing_zyx, np.random.default_rng(seed))
+    contrasts = [c for kind in kinds for c in (HOT_CONTRASTS if kind == "hot" else COLD_CONTRASTS)]
+    for index, pattern in enumerate(p for p in PATTERNS if p.name in patterns):
+        for place, centre in places.items():
+            for radius in RADII_MM:
+                for contrast in contrasts:
+                    lesion = Lesion(centre, radius, contrast)
+                    yield Case(f"{place}, r {radius:g} mm, {contrast:g}x", pattern.name, lesion.kind,
+                               scan(pattern, shares, spacing_zyx, lesion, seed=index), centre, radius)
+
+
 def main() -> None:
+    names = ["demo"] + [p.name for p in PATTERNS]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", default="pet", choices=sorted(COLOUR_TABLES), help="colour table (default pet)")
+    parser.add_argument("--patterns", default=",".join(names),
+                        help=f"comma-separated uptake patterns among {', '.join(names)} (default: all)")
+    parser.add_argument("--kinds", default="hot,cold", help="lesion kinds: hot, cold or both (default hot,cold)")
     parser.add_argument("--weights", type=Path, help="weights file (default: the shipped weights)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the lesion places (default 0)")
@@ -147,6 +165,9 @@ def main() -> None:
                              "demo trace mark)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON (never overwrites)")
     args = parser.parse_args()
+    patterns, kinds = args.patterns.split(","), args.kinds.split(",")
+    if unknown := sorted(set(patterns) - set(names)) + sorted(set(kinds) - {"hot", "cold"}):
+        parser.error(f"unknown pattern or kind: {', '.join(unknown)}")
     if args.json is not None:
         check_outputs([args.json], False, inputs=[])
     torch.set_num_threads(args.threads)
@@ -156,28 +177,31 @@ def main() -> None:
     pet = sitk.GetArrayFromImage(resample_to_reference(sitk.ReadImage(str(DEMO_PET)), mri_image)[0])
     spacing = np.asarray(mri_image.GetSpacing()[::-1])
     ras = DEMO_LESION_RAS_MM
-    demo_centre = mri_image.TransformPhysicalPointToIndex((-ras[0], -ras[1], ras[2]))[::-1]
-    cases = [(Case("demo lesion", tuple(int(v) for v in demo_centre), DEMO_LESION_RADIUS_MM, None), pet)]
-    places = place_candidates(mri, spacing, np.random.default_rng(args.seed))
-    for place, centre in places.items():
-        for radius in RADII_MM:
-            for uptake in UPTAKES:
-                case = Case(f"{place}, r {radius:g} mm, {uptake:g}x GM", centre, radius, uptake)
-                cases.append((case, add_lesion(pet, case, spacing)))
+    demo_centre = tuple(int(v) for v in mri_image.TransformPhysicalPointToIndex((-ras[0], -ras[1], ras[2]))[::-1])
     print(f"Colour table {args.table!r}, model {model.model_id[:12]}, {'unmarked' if args.unmarked else 'released'} "
-          f"fusion; overlay: MRI grey + PET at "
-          f"{OVERLAY_OPACITY:.0%} opacity")
-    print(f"{'case':<34}{'dE fusion':>10}{'dE overlay':>11}{'':>3}{'SSIM fusion':>12}{'SSIM overlay':>13}{'':>3}")
-    passed, rows = 0, []
-    for case, volume in cases:
-        row = measure(model, mri, volume, case, spacing, args.table, None if args.unmarked else DEMO_SECRET)
-        colour_ok, structure_ok = row["dE fusion"] >= row["dE overlay"], row["SSIM fusion"] >= row["SSIM overlay"]
-        passed += colour_ok and structure_ok
-        rows.append({"case": case.name, **row})
-        print(f"{case.name:<34}{row['dE fusion']:10.2f}{row['dE overlay']:11.2f}{'ok' if colour_ok else 'NO':>3}"
-              f"{row['SSIM fusion']:12.3f}{row['SSIM overlay']:13.3f}{'ok' if structure_ok else 'NO':>3}")
+          f"fusion; overlay: MRI grey + scan at {OVERLAY_OPACITY:.0%} opacity")
+    print(f"{'pattern':<16}{'kind':<5}{'case':<30}{'dE fusion':>10}{'dE overlay':>11}{'':>3}"
+          f"{'SSIM fusion':>12}{'SSIM overlay':>13}{'':>3}")
+    rows = []
+    for case in cases(mri, pet, demo_centre, spacing, patterns, kinds, args.seed):
+        row = measure(model, mri, case, spacing, args.table, None if args.unmarked else DEMO_SECRET)
+        row["colour ok"] = row["dE fusion"] >= row["dE overlay"]
+        row["structure ok"] = row["SSIM fusion"] >= row["SSIM overlay"]
+        rows.append({"case": case.name, "pattern": case.pattern, "kind": case.kind, **row})
+        print(f"{case.pattern:<16}{case.kind:<5}{case.name:<30}{row['dE fusion']:10.2f}{row['dE overlay']:11.2f}"
+              f"{'ok' if row['colour ok'] else 'NO':>3}{row['SSIM fusion']:12.3f}{row['SSIM overlay']:13.3f}"
+              f"{'ok' if row['structure ok'] else 'NO':>3}")
         sys.stdout.flush()
-    print(f"\n{passed}/{len(cases)} cases meet both bars")
+    print()
+    for pattern in patterns:
+        for kind in ("hot", "cold"):
+            group = [r for r in rows if r["pattern"] == pattern and r["kind"] == kind]
+            if group:
+                both = sum(r["colour ok"] and r["structure ok"] for r in group)
+                print(f"{pattern:<16}{kind:<5}{both:3d}/{len(group)} meet both bars "
+                      f"(colour {sum(r['colour ok'] for r in group)}, structure {sum(r['structure ok'] for r in group)})")
+    passed = sum(r["colour ok"] and r["structure ok"] for r in rows)
+    print(f"\n{passed}/{len(rows)} cases meet both bars")
     if args.json is not None:
         result = {"table": args.table, "model_id": model.model_id, "fusion": "unmarked" if args.unmarked else "released",
                   "overlay_opacity": OVERLAY_OPACITY, "cases": rows, "passed": passed}

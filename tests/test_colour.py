@@ -16,9 +16,9 @@ from amif_core.inference.model import AMIFModel
 from amif_core.inference.pipeline import protect_volume, unlock_volume
 from amif_core.io.volumes import read_volume
 from amif_core.key.file import read_key, read_key_header, write_key
+from amif_core.transforms.intensity import fit_normalisation
 from amif_core.transforms.colour import (
     COLOUR_TABLES,
-    SHADING,
     apply_table,
     chroma,
     compose,
@@ -75,12 +75,13 @@ def test_the_identifier_is_grey_ink_visible_on_any_hue(model: AMIFModel) -> None
     assert hue.any() and np.abs(luma(prot.image) - luma(clean))[mask][hue].mean() >= 0.25
 
 
-def test_the_fusion_keeps_the_partner_hue_on_the_shaded_fused_luma(model: AMIFModel) -> None:
+def test_the_colour_fusion_is_the_composition_of_the_fused_luma_with_the_partners_hue(model: AMIFModel) -> None:
     mri, pet = phantom((64, 64), seed=1)
     rgb = apply_table(pet / pet.max(), COLOUR_TABLES["pet"])
     clean = model.fuse_clean(mri, rgb, owner=None)  # the composition itself, without the trace mark on top
     grey = model.fuse_clean(mri, luma(rgb), owner=None)  # the grey fusion of the luma is the colour fusion's fused luma
-    assert np.allclose(luma(clean), grey * (1 - SHADING + SHADING * luma(rgb)), atol=1e-5)
+    want_luma = luma(compose(grey, fit_normalisation(mri).apply(mri), luma(rgb), chroma(rgb)))
+    assert np.allclose(luma(clean), want_luma, atol=1e-5)
     got, want = chroma(clean).astype(np.float64), chroma(rgb).astype(np.float64)
     assert np.abs(got[..., 0] * want[..., 1] - got[..., 1] * want[..., 0]).max() < 1e-5  # the same hue
     assert ((got * want).sum(axis=-1) >= 0).all() and (np.abs(got) <= np.abs(want) + 1e-5).all()  # only shrunk
@@ -106,13 +107,34 @@ def test_slice_luma_keeps_a_grey_slice_and_takes_an_rgb_slices_luma() -> None:
     assert np.array_equal(slice_luma(rgb[..., 0]), rgb[..., 0])
 
 
-def test_the_shading_keeps_a_hot_spot_in_bright_white_matter_visible() -> None:
-    fused = np.full((32, 32), 0.94)  # bright white matter, which wins the fused luma round the spot too
-    uptake = np.full((32, 32), 0.3)
-    uptake[12:20, 12:20] = 1.0
+def _spot_and_stripes(spot: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An MRI of vertical stripes (0.2 / 0.5, 4 px), a fusion that is the (diffuse, 0.6) uptake's luma wherever it
+    beats the MRI (the maximum-like fusion), and a uptake with an 8 px square spot of ``spot`` in the middle."""
+    mri = np.where((np.arange(48) // 4) % 2 == 0, 0.2, 0.5)[None, :].repeat(48, axis=0)
+    uptake = np.full((48, 48), 0.6)
+    uptake[20:28, 20:28] = spot
     rgb = apply_table(uptake, COLOUR_TABLES["pet"])
-    out = luma(compose(fused, luma(rgb), chroma(rgb)))
-    assert out[16, 16] == pytest.approx(0.94, abs=1e-5) and out[2, 2] < 0.6  # the spot keeps the fused brightness
+    return mri, np.maximum(mri, luma(rgb)), rgb
+
+
+def test_the_mri_anatomy_stays_under_diffuse_uptake() -> None:
+    mri, fused, rgb = _spot_and_stripes(0.6)
+    out = luma(compose(fused, mri, luma(rgb), chroma(rgb)))
+    stripes = out[4:16, 8:40]  # away from the spot and the borders
+    # the maximum-like fusion flattens the dark stripes to the uptake's luma; the composition keeps them apart
+    assert np.ptp(fused[4:16, 8:40]) < 0.1 and np.ptp(stripes) > 0.25
+    assert np.corrcoef(stripes.ravel(), mri[4:16, 8:40].ravel())[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("spot", [1.0, 0.1])
+def test_hot_spots_and_cold_defects_show_in_the_luma(spot: float) -> None:
+    mri, fused, rgb = _spot_and_stripes(spot)
+    out = luma(compose(fused, mri, luma(rgb), chroma(rgb)))
+    inside, around = out[22:26, 22:26].mean(), np.concatenate([out[8:14, 16:32].ravel(), out[34:40, 16:32].ravel()]).mean()
+    # the spot moves the luma by at least half of what it moves the uptake's luma, either way
+    partner = luma(rgb)
+    assert abs(inside - around) >= 0.5 * abs(partner[24, 24] - partner[10, 10])
+    assert (inside > around) == (spot > 0.6)
 
 
 def test_colour_tables_rise_in_luma() -> None:

@@ -100,7 +100,7 @@ class AMIFModel:
             with torch.inference_mode():
                 fused = self.net.fuse(self._tensor(a), self._tensor(b))[:, 0, :h, :w].cpu().numpy()
             if pair.cbcr is not None:
-                fused = compose(fused, pair.other[part], pair.cbcr[part])
+                fused = compose(fused, a, pair.other[part], pair.cbcr[part])
             yield part, (fused if mark is None else mark.apply(fused, a, b)), norm_a, norm_b
             self._tick(part.stop, depth, progress, cancel)
 

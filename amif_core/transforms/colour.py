@@ -7,15 +7,20 @@ keep Cb/Cr). The transform is ITU-R BT.601 as in OpenCV's YCrCb, centred
 PET or SPECT is first mapped through one of :data:`COLOUR_TABLES`.
 
 :func:`compose` makes the colour fusion a radiologist reads. The fused luma
-alone hides a hot spot in bright white matter: the spot and the tissue round
-it are both near white, and a bright luma can carry almost no chroma. So the
-fused luma is shaded by the partner's luma (dim where uptake is low, as
-Slicer's 50 % overlay is), and the chroma is then shrunk only as far as the
-RGB gamut needs, keeping that luma and the hue. Torch-free.
+alone fails them twice: it hides a hot spot in bright white matter (the spot
+and the tissue round it are both near white, and a bright luma can carry
+almost no chroma), and where uptake is diffuse it is the scan's luma, not the
+MRI's, so the anatomy under it is gone, and a cold defect wherever the MRI is
+brighter. So the luma is split in two scales: its base (blurred) leans on
+the partner, which carries hot spots and defects, and its detail is the MRI's
+or the fusion's, whichever has more there, so the anatomy stays whatever the
+uptake. The chroma is then shrunk only as far as the RGB gamut needs,
+keeping that luma and the hue. Torch-free.
 """
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from amif_core.errors import InputError
 
@@ -41,7 +46,8 @@ COLOUR_TABLES: dict[str, np.ndarray] = {
 }
 TABLE_LOOKS = {"pet": "hot iron", "spect": "rainbow"}  # how each table looks, for the front ends' option lists
 DEFAULT_TABLE = "pet"
-SHADING = 0.5  # the colour fusion's luma is the fused luma x (1 - SHADING + SHADING x partner luma)
+DETAIL_SIGMA_PX = 3.0  # the Gaussian that splits a slice's luma into base and detail, in pixels
+PARTNER_WEIGHT = 0.6  # the partner's share of the colour fusion's base luma; the fused luma has the rest
 
 
 def table_choices() -> list[tuple[str, str]]:
@@ -109,18 +115,30 @@ def fit_gamut(y: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
     return np.clip(y + np.minimum(scale, 1.0) * offset, 0.0, 1.0).astype(np.float32)
 
 
-def compose(fused: np.ndarray, partner: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
-    """The colour fusion: the fused luma shaded by the partner's luma, with the partner's chroma.
+def compose(fused: np.ndarray, mri: np.ndarray, partner: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
+    """The colour fusion: a luma built from the fused luma, the MRI and the partner, with the partner's chroma.
 
-    ``fused`` and ``partner`` (...) in [0, 1]: the network's fused luma and
-    the colour partner's own luma; ``cbcr`` (..., 2) the partner's chroma.
-    The luma is ``fused * (1 - SHADING + SHADING * partner)``, so a hot spot
-    (bright partner) keeps the fused brightness and the tissue round it
-    dims, and the chroma is fitted to the gamut by :func:`fit_gamut`.
-    Returns float32 (..., 3) RGB in [0, 1].
+    ``fused``, ``mri`` and ``partner`` (..., H, W) in [0, 1]: the network's
+    fused luma, the normalised MRI and the colour partner's own luma, one
+    slice or a stack; ``cbcr`` (..., H, W, 2) the partner's chroma. With
+    ``base(x)`` the slice ``x`` blurred by a Gaussian of
+    :data:`DETAIL_SIGMA_PX` and ``detail(x) = x - base(x)``, the luma is
+
+        (1 - PARTNER_WEIGHT) * base(fused) + PARTNER_WEIGHT * partner + d
+
+    where ``d`` is, per pixel, whichever of ``detail(fused)`` and
+    ``detail(mri)`` is larger in magnitude. So hot spots and cold defects
+    show at the partner's weight, and the anatomy's edges at full strength
+    however diffuse the uptake. The chroma is fitted to the gamut by
+    :func:`fit_gamut`. Returns float32 (..., H, W, 3) RGB in [0, 1].
     """
-    shaded = np.asarray(fused, dtype=np.float64) * (1.0 - SHADING + SHADING * np.asarray(partner, dtype=np.float64))
-    return fit_gamut(shaded, cbcr)
+    fused, mri = np.asarray(fused, dtype=np.float64), np.asarray(mri, dtype=np.float64)
+    sigma = (0.0,) * (fused.ndim - 2) + (DETAIL_SIGMA_PX, DETAIL_SIGMA_PX)
+    fused_base = ndimage.gaussian_filter(fused, sigma)
+    fused_detail, mri_detail = fused - fused_base, mri - ndimage.gaussian_filter(mri, sigma)
+    detail = np.where(np.abs(fused_detail) > np.abs(mri_detail), fused_detail, mri_detail)
+    base = (1.0 - PARTNER_WEIGHT) * fused_base + PARTNER_WEIGHT * np.asarray(partner, dtype=np.float64)
+    return fit_gamut(base + detail, cbcr)
 
 
 def rgb_unit(rgb: np.ndarray, name: str) -> np.ndarray:
