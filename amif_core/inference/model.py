@@ -139,9 +139,9 @@ class AMIFModel:
         range (normalised here, per volume). ``other``: the same shape (grey
         fusion), or RGB with a trailing 3 (uint8, or float in [0, 1]); with
         ``colour_table`` (a key of ``amif_core.COLOUR_TABLES``) a scalar
-        ``other`` is mapped into colour first. A colour fusion is RGB: the
-        fused luma shaded by ``other``'s luma, with ``other``'s chroma
-        (:func:`amif_core.transforms.colour.compose`), and grey ink on the strokes, whose
+        ``other`` is mapped into colour first. A colour fusion is RGB: a luma
+        built from the fused luma, ``other``'s luma and the MRI's detail, with
+        ``other``'s chroma (:func:`amif_core.transforms.colour.compose`), and grey ink on the strokes, whose
         chroma goes into the key. ``identifier``: the owner's text.
         ``progress(done, total)`` is called per batch of slices; ``cancel()``
         returning True stops with :class:`CancelledError`. The image equals
