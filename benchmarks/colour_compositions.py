@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Colour compositions tried on the lesion benchmark's phantom family: how many cases meet both bars.
+
+The network's fused luma of every case of ``lesion_conspicuity.py`` is
+computed once (unmarked: the trace mark is added after the composition and
+moves these figures by far less than the bars' margins), then each
+candidate composition of the colour fusion's luma is applied to it and
+scored with the benchmark's own CIEDE2000 and SSIM against the same overlay.
+The chroma is always the scan's, fitted to the gamut; the row "shipped" is
+:func:`amif_core.transforms.colour.compose` itself.
+
+Notation: ``F`` the fused luma, ``M`` the normalised MRI, ``P`` the scan's
+luma through the colour table, ``base`` a Gaussian blur of 3 px and
+``detail(x) = x - base(x)``.
+
+Usage::
+
+    python benchmarks/colour_compositions.py                 # table "pet", about 15 minutes on 2 cores
+    python benchmarks/colour_compositions.py --table spect
+    python benchmarks/colour_compositions.py --patterns demo  # one case, to try it
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from scipy import ndimage
+from skimage.metrics import structural_similarity
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # measure this checkout, installed or not
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the lesion benchmark
+
+from lesion_conspicuity import (  # noqa: E402
+    DEMO_LESION_RAS_MM,
+    OVERLAY_OPACITY,
+    cases,
+    delta_e,
+)
+from phantoms import PATTERNS  # noqa: E402
+
+from amif_core import load_model  # noqa: E402
+from amif_core.demo import DEMO_MRI, DEMO_PET  # noqa: E402
+from amif_core.inference.pair import prepare_pair  # noqa: E402
+from amif_core.io.geometry import resample_to_reference  # noqa: E402
+from amif_core.transforms.colour import COLOUR_TABLES, apply_table, compose, fit_gamut, luma  # noqa: E402
+from amif_core.transforms.intensity import fit_normalisation  # noqa: E402
+
+Luma = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (F, M, P) -> luma, each (H, W) float64
+
+
+def base(x: np.ndarray, sigma: float = 3.0) -> np.ndarray:
+    return ndimage.gaussian_filter(x, sigma)
+
+
+def larger_detail(f: np.ndarray, m: np.ndarray, sigma: float = 3.0) -> np.ndarray:
+    fd, md = f - base(f, sigma), m - base(m, sigma)
+    return np.where(np.abs(fd) > np.abs(md), fd, md)
+
+
+def candidates() -> dict[str, Luma]:
+    """The compositions of the luma tried, by a name that states them."""
+    out: dict[str, Luma] = {"F · (1 − β + β · P), β = 0.5 (shipped before)": lambda f, m, p: f * (0.5 + 0.5 * p)}
+    for a in (0.3, 0.5, 0.7):
+        out[f"(1 − a) · M + a · F, a = {a}"] = lambda f, m, p, a=a: (1 - a) * m + a * f
+    for beta in (0.3, 0.5, 0.7):
+        out[f"(M + F) / 2 · (1 − β + β · P), β = {beta}"] = lambda f, m, p, b=beta: (m + f) / 2 * (1 - b + b * p)
+    for w in (0.3, 0.4, 0.5):
+        out[f"(1 − w) · F + w · P, w = {w}"] = lambda f, m, p, w=w: (1 - w) * f + w * p
+        out[f"(1 − w) · M + w · P, w = {w}"] = lambda f, m, p, w=w: (1 - w) * m + w * p
+    for w in (0.5, 0.6):
+        out[f"detail(M) + (1 − w) · base(M) + w · P, w = {w}"] = (
+            lambda f, m, p, w=w: m - base(m) + (1 - w) * base(m) + w * p)
+        out[f"detail(F) + (1 − w) · base(F) + w · P, w = {w}"] = (
+            lambda f, m, p, w=w: f - base(f) + (1 - w) * base(f) + w * p)
+    for w in (0.5, 0.6, 0.7):
+        out[f"larger detail(F), detail(M) + (1 − w) · base(F) + w · P, w = {w}"] = (
+            lambda f, m, p, w=w: larger_detail(f, m) + (1 - w) * base(f) + w * p)
+    for sigma in (1.5, 5.0):
+        out[f"the same, w = 0.6, base a blur of {sigma:g} px"] = (
+            lambda f, m, p, s=sigma: larger_detail(f, m, s) + 0.4 * base(f, s) + 0.6 * p)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--table", default="pet", choices=sorted(COLOUR_TABLES), help="colour table (default pet)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default 2)")
+    names = ["demo"] + [p.name for p in PATTERNS]
+    parser.add_argument("--patterns", default=",".join(names), help="comma-separated patterns (default: all)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_model("cpu")
+    mri_image = sitk.ReadImage(str(DEMO_MRI))
+    mri = sitk.GetArrayFromImage(mri_image).astype(np.float32)
+    pet = sitk.GetArrayFromImage(resample_to_reference(sitk.ReadImage(str(DEMO_PET)), mri_image)[0])
+    spacing = np.asarray(mri_image.GetSpacing()[::-1])
+    ras = DEMO_LESION_RAS_MM
+    demo_centre = tuple(int(v) for v in mri_image.TransformPhysicalPointToIndex((-ras[0], -ras[1], ras[2]))[::-1])
+    grey = fit_normalisation(mri).apply(mri)
+    slices = []
+    for case in cases(mri, pet, demo_centre, spacing, args.patterns.split(","), ["hot", "cold"], 0):
+        z = case.centre[0]
+        pair = prepare_pair(mri, case.scan, args.table)
+        fused = model.fuse_clean(mri, pair.other, owner=None)[z].astype(np.float64)
+        uptake = fit_normalisation(case.scan).apply(case.scan)[z]
+        overlay = (1 - OVERLAY_OPACITY) * grey[z][..., None] + OVERLAY_OPACITY * apply_table(uptake, COLOUR_TABLES[args.table])
+        rows, cols = np.ogrid[: mri.shape[1], : mri.shape[2]]
+        distance = np.hypot((rows - case.centre[1]) * spacing[1], (cols - case.centre[2]) * spacing[2])
+        core = distance <= max(case.radius_mm / 2, spacing[1])
+        ring = (distance >= 1.5 * case.radius_mm) & (distance <= 2.5 * case.radius_mm)
+        shipped = compose(fused, grey[z], pair.other[z], pair.cbcr[z])
+        slices.append({"group": (case.pattern, case.kind), "fused": fused, "mri": grey[z].astype(np.float64),
+                       "partner": pair.other[z].astype(np.float64), "cbcr": pair.cbcr[z], "core": core, "ring": ring,
+                       "shipped": shipped, "dE overlay": delta_e(overlay, core, ring),
+                       "SSIM overlay": structural_similarity(luma(overlay), grey[z], data_range=1.0)})
+    groups = list(dict.fromkeys(s["group"] for s in slices))
+    print(f"Colour table {args.table!r}, model {model.model_id[:12]}, unmarked fusion; {len(slices)} cases; "
+          f"cases meeting both bars, then per pattern and kind (colour bar, structure bar)")
+    rows = [("shipped: larger detail(F), detail(M) + 0.4 · base(F) + 0.6 · P (compose)", None)]
+    rows += list(candidates().items())
+    for name, make_luma in rows:
+        counts: dict[tuple[str, str], list[int]] = {g: [0, 0, 0, 0] for g in groups}
+        for s in slices:
+            rgb = s["shipped"] if make_luma is None else fit_gamut(make_luma(s["fused"], s["mri"], s["partner"]),
+                                                                  s["cbcr"])
+            colour_ok = delta_e(rgb, s["core"], s["ring"]) >= s["dE overlay"]
+            structure_ok = structural_similarity(luma(rgb), s["mri"].astype(np.float32), data_range=1.0) >= s[
+                "SSIM overlay"]
+            tally = counts[s["group"]]
+            tally[0] += colour_ok and structure_ok
+            tally[1] += colour_ok
+            tally[2] += structure_ok
+            tally[3] += 1
+        both = sum(t[0] for t in counts.values())
+        detail = "; ".join(f"{g[0]} {g[1]} {t[0]}/{t[3]} ({t[1]}, {t[2]})" for g, t in counts.items())
+        print(f"{both:3d}/{len(slices)}  {name}\n          {detail}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
