@@ -59,7 +59,6 @@ from phantoms import COLD_CONTRASTS, HOT_CONTRASTS, PATTERNS, Lesion, scan, tiss
 DEMO_LESION_RAS_MM = (32.0, 24.0, 30.0)  # scripts/make_demo_data.py: LESION_CENTRE_RAS_MM
 DEMO_LESION_RADIUS_MM = 9.0
 RADII_MM = (4.0, 7.0, 10.0)
-PLACES = ("white matter", "grey matter", "near skull")
 OVERLAY_OPACITY = 0.5
 
 
@@ -141,7 +140,9 @@ def cases(mri: np.ndarray, pet: np.ndarray, demo_centre: tuple[int, int, int], s
     shares = tissues(mri)
     places = place_candidates(mri, spacing_zyx, np.random.default_rng(seed))
     contrasts = [c for kind in kinds for c in (HOT_CONTRASTS if kind == "hot" else COLD_CONTRASTS)]
-    for index, pattern in enumerate(p for p in PATTERNS if p.name in patterns):
+    for index, pattern in enumerate(PATTERNS):  # the index seeds the noise, whichever patterns are run
+        if pattern.name not in patterns:
+            continue
         for place, centre in places.items():
             for radius in RADII_MM:
                 for contrast in contrasts:
