@@ -27,7 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 import torch
 from scipy import ndimage
 from skimage.metrics import structural_similarity
@@ -36,20 +35,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # measure this checkout, installed or not
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the lesion benchmark
 
-from lesion_conspicuity import (  # noqa: E402
-    DEMO_LESION_RAS_MM,
-    OVERLAY_OPACITY,
-    cases,
-    delta_e,
-)
+from lesion_conspicuity import cases, delta_e, demo_inputs, judged  # noqa: E402
 from phantoms import PATTERNS  # noqa: E402
 
 from amif_core import load_model  # noqa: E402
-from amif_core.demo import DEMO_MRI, DEMO_PET  # noqa: E402
 from amif_core.inference.pair import prepare_pair  # noqa: E402
-from amif_core.io.geometry import resample_to_reference  # noqa: E402
-from amif_core.transforms.colour import COLOUR_TABLES, apply_table, compose, fit_gamut, luma  # noqa: E402
-from amif_core.transforms.intensity import fit_normalisation  # noqa: E402
+from amif_core.transforms.colour import COLOUR_TABLES, compose, fit_gamut, luma  # noqa: E402
 
 Luma = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (F, M, P) -> luma, each (H, W) float64
 
@@ -96,29 +87,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model("cpu")
-    mri_image = sitk.ReadImage(str(DEMO_MRI))
-    mri = sitk.GetArrayFromImage(mri_image).astype(np.float32)
-    pet = sitk.GetArrayFromImage(resample_to_reference(sitk.ReadImage(str(DEMO_PET)), mri_image)[0])
-    spacing = np.asarray(mri_image.GetSpacing()[::-1])
-    ras = DEMO_LESION_RAS_MM
-    demo_centre = tuple(int(v) for v in mri_image.TransformPhysicalPointToIndex((-ras[0], -ras[1], ras[2]))[::-1])
-    grey = fit_normalisation(mri).apply(mri)
+    mri, pet, spacing, demo_centre = demo_inputs()
     slices = []
     for case in cases(mri, pet, demo_centre, spacing, args.patterns.split(","), ["hot", "cold"], 0):
         z = case.centre[0]
         pair = prepare_pair(mri, case.scan, args.table)
         fused = model.fuse_clean(mri, pair.other, owner=None)[z].astype(np.float64)
-        uptake = fit_normalisation(case.scan).apply(case.scan)[z]
-        overlay = (1 - OVERLAY_OPACITY) * grey[z][..., None] + OVERLAY_OPACITY * apply_table(uptake, COLOUR_TABLES[args.table])
-        rows, cols = np.ogrid[: mri.shape[1], : mri.shape[2]]
-        distance = np.hypot((rows - case.centre[1]) * spacing[1], (cols - case.centre[2]) * spacing[2])
-        core = distance <= max(case.radius_mm / 2, spacing[1])
-        ring = (distance >= 1.5 * case.radius_mm) & (distance <= 2.5 * case.radius_mm)
-        shipped = compose(fused, grey[z], pair.other[z], pair.cbcr[z])
-        slices.append({"group": (case.pattern, case.kind), "fused": fused, "mri": grey[z].astype(np.float64),
-                       "partner": pair.other[z].astype(np.float64), "cbcr": pair.cbcr[z], "core": core, "ring": ring,
-                       "shipped": shipped, "dE overlay": delta_e(overlay, core, ring),
-                       "SSIM overlay": structural_similarity(luma(overlay), grey[z], data_range=1.0)})
+        against = judged(mri, case, spacing, args.table)
+        slices.append({"group": (case.pattern, case.kind), "fused": fused, "mri": against.grey.astype(np.float64),
+                       "partner": pair.other[z].astype(np.float64), "cbcr": pair.cbcr[z], "against": against,
+                       "shipped": compose(fused, against.grey, pair.other[z], pair.cbcr[z]),
+                       "dE overlay": delta_e(against.overlay, against.core, against.ring),
+                       "SSIM overlay": structural_similarity(luma(against.overlay), against.grey, data_range=1.0)})
     groups = list(dict.fromkeys(s["group"] for s in slices))
     print(f"Colour table {args.table!r}, model {model.model_id[:12]}, unmarked fusion; {len(slices)} cases; "
           f"cases meeting both bars, then per pattern and kind (colour bar, structure bar)")
@@ -129,9 +109,8 @@ def main() -> None:
         for s in slices:
             rgb = s["shipped"] if make_luma is None else fit_gamut(make_luma(s["fused"], s["mri"], s["partner"]),
                                                                   s["cbcr"])
-            colour_ok = delta_e(rgb, s["core"], s["ring"]) >= s["dE overlay"]
-            structure_ok = structural_similarity(luma(rgb), s["mri"].astype(np.float32), data_range=1.0) >= s[
-                "SSIM overlay"]
+            colour_ok = delta_e(rgb, s["against"].core, s["against"].ring) >= s["dE overlay"]
+            structure_ok = structural_similarity(luma(rgb), s["against"].grey, data_range=1.0) >= s["SSIM overlay"]
             tally = counts[s["group"]]
             tally[0] += colour_ok and structure_ok
             tally[1] += colour_ok

@@ -111,24 +111,53 @@ def delta_e(rgb: np.ndarray, core: np.ndarray, ring: np.ndarray) -> float:
     return float(deltaE_ciede2000(lab[core].mean(axis=0), lab[ring].mean(axis=0)))
 
 
+@dataclass(frozen=True)
+class Judged:
+    """What a case's fusion is judged against on the axial slice through its centre: the normalised MRI slice
+    (H, W) float32, Slicer's overlay (H, W, 3) RGB in [0, 1], and the lesion core and the ring round it (H, W)
+    bool."""
+
+    grey: np.ndarray
+    overlay: np.ndarray
+    core: np.ndarray
+    ring: np.ndarray
+
+
+def judged(mri: np.ndarray, case: Case, spacing_zyx: np.ndarray, table: str) -> Judged:
+    """The MRI slice, the overlay and the lesion's core and ring of ``case``, with the scan through ``table``."""
+    grey = fit_normalisation(mri).apply(mri)[case.centre[0]]
+    uptake = fit_normalisation(case.scan).apply(case.scan)[case.centre[0]]
+    overlay = (1 - OVERLAY_OPACITY) * grey[..., None] + OVERLAY_OPACITY * apply_table(uptake, COLOUR_TABLES[table])
+    rows, cols = np.ogrid[: grey.shape[0], : grey.shape[1]]
+    distance = np.hypot((rows - case.centre[1]) * spacing_zyx[1], (cols - case.centre[2]) * spacing_zyx[2])
+    core = distance <= max(case.radius_mm / 2, spacing_zyx[1])
+    ring = (distance >= 1.5 * case.radius_mm) & (distance <= 2.5 * case.radius_mm)
+    return Judged(grey, overlay, core, ring)
+
+
 def measure(model, mri: np.ndarray, case: Case, spacing_zyx: np.ndarray, table: str,
             owner: OwnerSecret | None = DEMO_SECRET) -> dict:
     """The four figures of one case on the axial slice through its centre (``owner``: the trace mark's secret,
     None for the unmarked fusion)."""
     fusion = model.fuse_clean(mri, case.scan, colour_table=table, owner=owner)[case.centre[0]]
-    grey = fit_normalisation(mri).apply(mri)[case.centre[0]]
-    uptake = fit_normalisation(case.scan).apply(case.scan)[case.centre[0]]
-    coloured = apply_table(uptake, COLOUR_TABLES[table])
-    overlay = (1 - OVERLAY_OPACITY) * grey[..., None] + OVERLAY_OPACITY * coloured
-    rows, cols = np.ogrid[: grey.shape[0], : grey.shape[1]]
-    distance = np.hypot((rows - case.centre[1]) * spacing_zyx[1], (cols - case.centre[2]) * spacing_zyx[2])
-    core = distance <= max(case.radius_mm / 2, spacing_zyx[1])
-    ring = (distance >= 1.5 * case.radius_mm) & (distance <= 2.5 * case.radius_mm)
+    against = judged(mri, case, spacing_zyx, table)
     return {
-        "dE fusion": delta_e(fusion, core, ring), "dE overlay": delta_e(overlay, core, ring),
-        "SSIM fusion": float(structural_similarity(luma(fusion), grey, data_range=1.0)),
-        "SSIM overlay": float(structural_similarity(luma(overlay), grey, data_range=1.0)),
+        "dE fusion": delta_e(fusion, against.core, against.ring),
+        "dE overlay": delta_e(against.overlay, against.core, against.ring),
+        "SSIM fusion": float(structural_similarity(luma(fusion), against.grey, data_range=1.0)),
+        "SSIM overlay": float(structural_similarity(luma(against.overlay), against.grey, data_range=1.0)),
     }
+
+
+def demo_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int, int]]:
+    """The bundled demo pair on the MRI grid: MRI and PET (z, y, x) float32, the voxel spacing (z, y, x) in mm,
+    and the demo lesion's centre (voxel index (z, y, x))."""
+    mri_image = sitk.ReadImage(str(DEMO_MRI))
+    mri = sitk.GetArrayFromImage(mri_image).astype(np.float32)
+    pet = sitk.GetArrayFromImage(resample_to_reference(sitk.ReadImage(str(DEMO_PET)), mri_image)[0])
+    ras = DEMO_LESION_RAS_MM
+    centre = tuple(int(v) for v in mri_image.TransformPhysicalPointToIndex((-ras[0], -ras[1], ras[2]))[::-1])
+    return mri, pet, np.asarray(mri_image.GetSpacing()[::-1]), centre
 
 
 def cases(mri: np.ndarray, pet: np.ndarray, demo_centre: tuple[int, int, int], spacing_zyx: np.ndarray,
@@ -173,12 +202,7 @@ def main() -> None:
         check_outputs([args.json], False, inputs=[])
     torch.set_num_threads(args.threads)
     model = load_model("cpu", args.weights)
-    mri_image = sitk.ReadImage(str(DEMO_MRI))
-    mri = sitk.GetArrayFromImage(mri_image).astype(np.float32)
-    pet = sitk.GetArrayFromImage(resample_to_reference(sitk.ReadImage(str(DEMO_PET)), mri_image)[0])
-    spacing = np.asarray(mri_image.GetSpacing()[::-1])
-    ras = DEMO_LESION_RAS_MM
-    demo_centre = tuple(int(v) for v in mri_image.TransformPhysicalPointToIndex((-ras[0], -ras[1], ras[2]))[::-1])
+    mri, pet, spacing, demo_centre = demo_inputs()
     print(f"Colour table {args.table!r}, model {model.model_id[:12]}, {'unmarked' if args.unmarked else 'released'} "
           f"fusion; overlay: MRI grey + scan at {OVERLAY_OPACITY:.0%} opacity")
     print(f"{'pattern':<16}{'kind':<5}{'case':<30}{'dE fusion':>10}{'dE overlay':>11}{'':>3}"
