@@ -40,41 +40,43 @@ from phantoms import PATTERNS  # noqa: E402
 
 from amif_core import load_model  # noqa: E402
 from amif_core.inference.pair import prepare_pair  # noqa: E402
-from amif_core.transforms.colour import COLOUR_TABLES, compose, fit_gamut, luma  # noqa: E402
+from amif_core.transforms.colour import COLOUR_TABLES, DETAIL_SIGMA_PX, compose, fit_gamut, luma  # noqa: E402
+from amif_core.transforms.intensity import fit_normalisation  # noqa: E402
 
-Luma = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (F, M, P) -> luma, each (H, W) float64
+Colour = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (F, M, P, CbCr) -> RGB
 
 
-def base(x: np.ndarray, sigma: float = 3.0) -> np.ndarray:
+def base(x: np.ndarray, sigma: float = DETAIL_SIGMA_PX) -> np.ndarray:
     return ndimage.gaussian_filter(x, sigma)
 
 
-def larger_detail(f: np.ndarray, m: np.ndarray, sigma: float = 3.0) -> np.ndarray:
-    fd, md = f - base(f, sigma), m - base(m, sigma)
-    return np.where(np.abs(fd) > np.abs(md), fd, md)
+def on_luma(make_luma: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> Colour:
+    """A composition given by its luma (F, M, P) -> (H, W): the scan's chroma fitted to the gamut round it."""
+    return lambda f, m, p, cbcr: fit_gamut(make_luma(f, m, p), cbcr)
 
 
-def candidates() -> dict[str, Luma]:
-    """The compositions of the luma tried, by a name that states them."""
-    out: dict[str, Luma] = {"F · (1 − β + β · P), β = 0.5 (shipped before)": lambda f, m, p: f * (0.5 + 0.5 * p)}
+def candidates() -> dict[str, Colour]:
+    """The compositions tried, by a name that states them; the first is the shipped one."""
+    out: dict[str, Colour] = {"shipped: larger detail(F), detail(M) + 0.4 · base(F) + 0.6 · P (compose)": compose,
+                              "F · (1 − β + β · P), β = 0.5 (shipped before)": on_luma(lambda f, m, p: f * (0.5 + 0.5 * p))}
     for a in (0.3, 0.5, 0.7):
-        out[f"(1 − a) · M + a · F, a = {a}"] = lambda f, m, p, a=a: (1 - a) * m + a * f
+        out[f"(1 − a) · M + a · F, a = {a}"] = on_luma(lambda f, m, p, a=a: (1 - a) * m + a * f)
     for beta in (0.3, 0.5, 0.7):
-        out[f"(M + F) / 2 · (1 − β + β · P), β = {beta}"] = lambda f, m, p, b=beta: (m + f) / 2 * (1 - b + b * p)
+        out[f"(M + F) / 2 · (1 − β + β · P), β = {beta}"] = on_luma(
+            lambda f, m, p, b=beta: (m + f) / 2 * (1 - b + b * p))
     for w in (0.3, 0.4, 0.5):
-        out[f"(1 − w) · F + w · P, w = {w}"] = lambda f, m, p, w=w: (1 - w) * f + w * p
-        out[f"(1 − w) · M + w · P, w = {w}"] = lambda f, m, p, w=w: (1 - w) * m + w * p
+        out[f"(1 − w) · F + w · P, w = {w}"] = on_luma(lambda f, m, p, w=w: (1 - w) * f + w * p)
+        out[f"(1 − w) · M + w · P, w = {w}"] = on_luma(lambda f, m, p, w=w: (1 - w) * m + w * p)
     for w in (0.5, 0.6):
-        out[f"detail(M) + (1 − w) · base(M) + w · P, w = {w}"] = (
+        out[f"detail(M) + (1 − w) · base(M) + w · P, w = {w}"] = on_luma(
             lambda f, m, p, w=w: m - base(m) + (1 - w) * base(m) + w * p)
-        out[f"detail(F) + (1 − w) · base(F) + w · P, w = {w}"] = (
+        out[f"detail(F) + (1 − w) · base(F) + w · P, w = {w}"] = on_luma(
             lambda f, m, p, w=w: f - base(f) + (1 - w) * base(f) + w * p)
-    for w in (0.5, 0.6, 0.7):
-        out[f"larger detail(F), detail(M) + (1 − w) · base(F) + w · P, w = {w}"] = (
-            lambda f, m, p, w=w: larger_detail(f, m) + (1 - w) * base(f) + w * p)
+    for w in (0.5, 0.7):
+        out[f"the shipped form, w = {w}"] = lambda f, m, p, cbcr, w=w: compose(f, m, p, cbcr, partner_weight=w)
     for sigma in (1.5, 5.0):
-        out[f"the same, w = 0.6, base a blur of {sigma:g} px"] = (
-            lambda f, m, p, s=sigma: larger_detail(f, m, s) + 0.4 * base(f, s) + 0.6 * p)
+        out[f"the shipped form, base a blur of {sigma:g} px"] = (
+            lambda f, m, p, cbcr, s=sigma: compose(f, m, p, cbcr, sigma_px=s))
     return out
 
 
@@ -88,27 +90,24 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     model = load_model("cpu")
     mri, pet, spacing, demo_centre = demo_inputs()
+    grey = fit_normalisation(mri).apply(mri)
     slices = []
     for case in cases(mri, pet, demo_centre, spacing, args.patterns.split(","), ["hot", "cold"], 0):
         z = case.centre[0]
         pair = prepare_pair(mri, case.scan, args.table)
         fused = model.fuse_clean(mri, pair.other, owner=None)[z].astype(np.float64)
-        against = judged(mri, case, spacing, args.table)
+        against = judged(grey, case, spacing, args.table)
         slices.append({"group": (case.pattern, case.kind), "fused": fused, "mri": against.grey.astype(np.float64),
                        "partner": pair.other[z].astype(np.float64), "cbcr": pair.cbcr[z], "against": against,
-                       "shipped": compose(fused, against.grey, pair.other[z], pair.cbcr[z]),
                        "dE overlay": delta_e(against.overlay, against.core, against.ring),
                        "SSIM overlay": structural_similarity(luma(against.overlay), against.grey, data_range=1.0)})
     groups = list(dict.fromkeys(s["group"] for s in slices))
     print(f"Colour table {args.table!r}, model {model.model_id[:12]}, unmarked fusion; {len(slices)} cases; "
           f"cases meeting both bars, then per pattern and kind (colour bar, structure bar)")
-    rows = [("shipped: larger detail(F), detail(M) + 0.4 · base(F) + 0.6 · P (compose)", None)]
-    rows += list(candidates().items())
-    for name, make_luma in rows:
+    for name, make_colour in candidates().items():
         counts: dict[tuple[str, str], list[int]] = {g: [0, 0, 0, 0] for g in groups}
         for s in slices:
-            rgb = s["shipped"] if make_luma is None else fit_gamut(make_luma(s["fused"], s["mri"], s["partner"]),
-                                                                  s["cbcr"])
+            rgb = make_colour(s["fused"], s["mri"], s["partner"], s["cbcr"])
             colour_ok = delta_e(rgb, s["against"].core, s["against"].ring) >= s["dE overlay"]
             structure_ok = structural_similarity(luma(rgb), s["against"].grey, data_range=1.0) >= s["SSIM overlay"]
             tally = counts[s["group"]]

@@ -115,29 +115,33 @@ def fit_gamut(y: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
     return np.clip(y + np.minimum(scale, 1.0) * offset, 0.0, 1.0).astype(np.float32)
 
 
-def compose(fused: np.ndarray, mri: np.ndarray, partner: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
+def compose(fused: np.ndarray, mri: np.ndarray, partner: np.ndarray, cbcr: np.ndarray,
+            partner_weight: float = PARTNER_WEIGHT, sigma_px: float = DETAIL_SIGMA_PX) -> np.ndarray:
     """The colour fusion: a luma built from the fused luma, the MRI and the partner, with the partner's chroma.
 
     ``fused``, ``mri`` and ``partner`` (..., H, W) in [0, 1]: the network's
     fused luma, the normalised MRI and the colour partner's own luma, one
     slice or a stack; ``cbcr`` (..., H, W, 2) the partner's chroma. With
-    ``base(x)`` the slice ``x`` blurred by a Gaussian of
-    :data:`DETAIL_SIGMA_PX` and ``detail(x) = x - base(x)``, the luma is
+    ``base(x)`` the slice ``x`` blurred by a Gaussian of ``sigma_px``
+    (:data:`DETAIL_SIGMA_PX`) and ``detail(x) = x - base(x)``, the luma is
 
-        (1 - PARTNER_WEIGHT) * base(fused) + PARTNER_WEIGHT * partner + d
+        (1 - partner_weight) * base(fused) + partner_weight * partner + d
 
     where ``d`` is, per pixel, whichever of ``detail(fused)`` and
     ``detail(mri)`` is larger in magnitude. So hot spots and cold defects
     show at the partner's weight, and the anatomy's edges at full strength
     however diffuse the uptake. The chroma is fitted to the gamut by
-    :func:`fit_gamut`. Returns float32 (..., H, W, 3) RGB in [0, 1].
+    :func:`fit_gamut`. ``partner_weight`` (:data:`PARTNER_WEIGHT`) and
+    ``sigma_px`` are what ships; other values are for comparing designs
+    (``benchmarks/colour_compositions.py``). Returns float32 (..., H, W, 3)
+    RGB in [0, 1].
     """
     fused, mri = np.asarray(fused, dtype=np.float64), np.asarray(mri, dtype=np.float64)
-    sigma = (0.0,) * (fused.ndim - 2) + (DETAIL_SIGMA_PX, DETAIL_SIGMA_PX)
+    sigma = (0.0,) * (fused.ndim - 2) + (sigma_px, sigma_px)
     fused_base = ndimage.gaussian_filter(fused, sigma)
     fused_detail, mri_detail = fused - fused_base, mri - ndimage.gaussian_filter(mri, sigma)
     detail = np.where(np.abs(fused_detail) > np.abs(mri_detail), fused_detail, mri_detail)
-    base = (1.0 - PARTNER_WEIGHT) * fused_base + PARTNER_WEIGHT * np.asarray(partner, dtype=np.float64)
+    base = (1.0 - partner_weight) * fused_base + partner_weight * np.asarray(partner, dtype=np.float64)
     return fit_gamut(base + detail, cbcr)
 
 
