@@ -27,7 +27,7 @@ Usage::
     python benchmarks/identifier_legibility.py                 # every slice
     python benchmarks/identifier_legibility.py --every 4       # every 4th slice, while iterating
     python benchmarks/identifier_legibility.py --save DIR      # also write the slices read as PNGs
-    python benchmarks/identifier_legibility.py --windows       # also read each slice in 9 windows (10x slower)
+    python benchmarks/identifier_legibility.py --windows       # also read each slice in 9 windows (about 5x slower)
 
 Needs ``pytesseract`` (pip, the ``ocr`` extra) and the ``tesseract`` program
 (``apt-get install tesseract-ocr``).
