@@ -107,7 +107,7 @@ def main() -> None:
           f"slices shown {args.display_px} px on their longest side; every {args.every} slice(s)"
           f"{'; the mask alone' if args.mask_only else ''}")
     print(f"{'plane':9s} {'slices':>6s} {'AMIF read':>10s} {'rate':>6s} {'(c) read':>9s} "
-          f"{'coverage min':>12s} {'max':>6s}" + (f" {'in windows':>10s}" if args.windows else ""))
+          f"{'coverage min':>12s} {'max':>6s}" + (f" {'in windows':>10s} {'rate':>6s}" if args.windows else ""))
     for axis, plane in enumerate(PLANES):
         read = copyright = windowed = 0
         indices = [i for i in range(0, head.shape[axis], args.every)
@@ -128,7 +128,7 @@ def main() -> None:
                 picture.save(args.save / f"{plane}-{i:03d}-{'read' if 'AMIF' in text.upper() else 'missed'}.png")
         rate = read / max(1, len(indices))
         print(f"{plane:9s} {len(indices):6d} {read:10d} {rate:6.0%} {copyright:9d} {min(cover):12.1%} "
-              f"{max(cover):6.1%}" + (f" {windowed / max(1, len(indices)):10.0%}" if args.windows else ""))
+              f"{max(cover):6.1%}" + (f" {windowed:10d} {windowed / max(1, len(indices)):6.0%}" if args.windows else ""))
 
 
 if __name__ == "__main__":
