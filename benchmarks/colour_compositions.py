@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 from skimage.metrics import structural_similarity
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,14 +39,10 @@ from phantoms import PATTERNS  # noqa: E402
 
 from amif_core import load_model  # noqa: E402
 from amif_core.inference.pair import prepare_pair  # noqa: E402
-from amif_core.transforms.colour import COLOUR_TABLES, DETAIL_SIGMA_PX, compose, fit_gamut, luma  # noqa: E402
+from amif_core.transforms.colour import COLOUR_TABLES, compose, fit_gamut, luma, two_scales  # noqa: E402
 from amif_core.transforms.intensity import fit_normalisation  # noqa: E402
 
 Colour = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (F, M, P, CbCr) -> RGB
-
-
-def base(x: np.ndarray, sigma: float = DETAIL_SIGMA_PX) -> np.ndarray:
-    return ndimage.gaussian_filter(x, sigma)
 
 
 def on_luma(make_luma: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> Colour:
@@ -69,9 +64,9 @@ def candidates() -> dict[str, Colour]:
         out[f"(1 − w) · M + w · P, w = {w}"] = on_luma(lambda f, m, p, w=w: (1 - w) * m + w * p)
     for w in (0.5, 0.6):
         out[f"detail(M) + (1 − w) · base(M) + w · P, w = {w}"] = on_luma(
-            lambda f, m, p, w=w: m - base(m) + (1 - w) * base(m) + w * p)
+            lambda f, m, p, w=w: two_scales(m)[1] + (1 - w) * two_scales(m)[0] + w * p)
         out[f"detail(F) + (1 − w) · base(F) + w · P, w = {w}"] = on_luma(
-            lambda f, m, p, w=w: f - base(f) + (1 - w) * base(f) + w * p)
+            lambda f, m, p, w=w: two_scales(f)[1] + (1 - w) * two_scales(f)[0] + w * p)
     for w in (0.5, 0.7):
         out[f"the shipped form, w = {w}"] = lambda f, m, p, cbcr, w=w: compose(f, m, p, cbcr, partner_weight=w)
     for sigma in (1.5, 5.0):

@@ -43,7 +43,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # score this checkout, installed or not
@@ -52,6 +51,7 @@ from amif_core import AMIFModel, load_model  # noqa: E402
 from amif_core.data.harvard import PAIRS, read_pair, read_records, split_records  # noqa: E402
 from amif_core.evaluation.fusion import CDDFUSE_MIF, TABLE_METRICS  # noqa: E402
 from amif_core.evaluation.metrics import fusion_metrics  # noqa: E402
+from amif_core.transforms.colour import larger_magnitude, two_scales  # noqa: E402
 from amif_core.transforms.intensity import fit_normalisation  # noqa: E402
 
 Variant = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -68,21 +68,11 @@ def variants() -> dict[str, Variant]:
         table[f"max+{share:.2f}*min"] = lambda m, r, a, b, s=share: m + s * np.minimum(a, b)
     for sigma in (1.0, 2.0):
         table[f"2-scale {sigma:g}"] = lambda m, r, a, b, s=sigma: (
-            ndimage.gaussian_filter(m, s) + _larger(_detail(a, s), _detail(b, s)))
+            two_scales(m, s)[0] + larger_magnitude(two_scales(a, s)[1], two_scales(b, s)[1]))
     for gain, sigma in ((0.15, 1.0), (0.2, 1.5), (0.25, 1.5)):
         table[f"+{gain:g}*detail {sigma:g}"] = lambda m, r, a, b, k=gain, s=sigma: (
-            m + 0.05 * np.minimum(a, b) + k * _detail(m, s))
+            m + 0.05 * np.minimum(a, b) + k * two_scales(m, s)[1])
     return table
-
-
-def _detail(x: np.ndarray, sigma: float) -> np.ndarray:
-    """``x`` minus its Gaussian blur of ``sigma`` pixels: (H, W) float."""
-    return x - ndimage.gaussian_filter(x, sigma)
-
-
-def _larger(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Per pixel, whichever of ``p`` and ``q`` is larger in magnitude (``p`` on ties)."""
-    return np.where(np.abs(p) >= np.abs(q), p, q)
 
 
 def score_pair(model: AMIFModel, data: Path, pair: str, split: str, every: int) -> tuple[int, dict[str, dict[str, float]]]:

@@ -115,6 +115,19 @@ def fit_gamut(y: np.ndarray, cbcr: np.ndarray) -> np.ndarray:
     return np.clip(y + np.minimum(scale, 1.0) * offset, 0.0, 1.0).astype(np.float32)
 
 
+def two_scales(x: np.ndarray, sigma_px: float = DETAIL_SIGMA_PX) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` (..., H, W) split per slice into (base, detail), float64 each of ``x``'s shape: ``base`` blurred by a
+    Gaussian of ``sigma_px`` pixels along the last two axes, ``detail = x - base``."""
+    x = np.asarray(x, dtype=np.float64)
+    base = ndimage.gaussian_filter(x, (0.0,) * (x.ndim - 2) + (sigma_px, sigma_px))
+    return base, x - base
+
+
+def larger_magnitude(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Per element, whichever of ``p`` and ``q`` (the same shape) is larger in magnitude; ``p`` on ties."""
+    return np.where(np.abs(p) >= np.abs(q), p, q)
+
+
 def compose(fused: np.ndarray, mri: np.ndarray, partner: np.ndarray, cbcr: np.ndarray,
             partner_weight: float = PARTNER_WEIGHT, sigma_px: float = DETAIL_SIGMA_PX) -> np.ndarray:
     """The colour fusion: a luma built from the fused luma, the MRI and the partner, with the partner's chroma.
@@ -136,11 +149,8 @@ def compose(fused: np.ndarray, mri: np.ndarray, partner: np.ndarray, cbcr: np.nd
     (``benchmarks/colour_compositions.py``). Returns float32 (..., H, W, 3)
     RGB in [0, 1].
     """
-    fused, mri = np.asarray(fused, dtype=np.float64), np.asarray(mri, dtype=np.float64)
-    sigma = (0.0,) * (fused.ndim - 2) + (sigma_px, sigma_px)
-    fused_base = ndimage.gaussian_filter(fused, sigma)
-    fused_detail, mri_detail = fused - fused_base, mri - ndimage.gaussian_filter(mri, sigma)
-    detail = np.where(np.abs(fused_detail) > np.abs(mri_detail), fused_detail, mri_detail)
+    fused_base, fused_detail = two_scales(fused, sigma_px)
+    detail = larger_magnitude(two_scales(mri, sigma_px)[1], fused_detail)  # the MRI's on ties
     base = (1.0 - partner_weight) * fused_base + partner_weight * np.asarray(partner, dtype=np.float64)
     return fit_gamut(base + detail, cbcr)
 
