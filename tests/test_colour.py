@@ -174,7 +174,7 @@ def test_a_colour_key_file_round_trips(model: AMIFModel, tmp_path: Path) -> None
     assert protected.GetNumberOfComponentsPerPixel() == 3 and protected.GetPixelID() == sitk.sitkVectorUInt8
     write_key(tmp_path / "k.amifkey", key, passphrase="pw")
     header = read_key_header(tmp_path / "k.amifkey")
-    assert header["format_version"] == 6 and header["colour"]["table"] == "spect" and header["levels"] == 255
+    assert header["format_version"] == 7 and header["colour"]["table"] == "spect" and header["levels"] == 255
     assert header["payload"]["chroma_count"] == key.chroma_codes.size > 0
     again = read_key(tmp_path / "k.amifkey", "pw")
     assert again.shape == key.shape and again.colour == key.colour

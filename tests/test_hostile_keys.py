@@ -179,7 +179,7 @@ def test_arbitrary_bytes_are_not_an_amif_key(keys: Keys, noise: bytes) -> None:
 @given(version=st.integers(0, 2**16 - 1).filter(lambda v: v not in READABLE_VERSIONS))
 def test_any_unknown_version_is_named(keys: Keys, version: int) -> None:
     data = MAGIC + struct.pack("<H", version) + keys.plain[14:]
-    newer = "written by a newer AMIF" if version > FORMAT_VERSION else "reads versions 2, 3, 4, 5 and 6 only"
+    newer = "written by a newer AMIF" if version > FORMAT_VERSION else "reads versions 2, 3, 4, 5, 6 and 7 only"
     assert_refused(keys.path(), data, words=f"key format version {version}")
     assert newer in str(measured(lambda: read_key_header(keys.path())).error)
 

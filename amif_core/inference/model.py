@@ -29,7 +29,8 @@ from amif_core.networks.amif import AMIFNet
 from amif_core.runtime.callbacks import Cancel, Progress
 from amif_core.transforms.colour import chroma, compose, luma, rgb_from
 from amif_core.transforms.identifier import IdentifierStyle, validate_identifier
-from amif_core.transforms.identifier_volume import VolumePlanes, identifier_masks
+from amif_core.transforms.identifier_masks import identifier_masks
+from amif_core.transforms.identifier_volume import VolumePlanes
 from amif_core.tracing.mark import TraceMark
 from amif_core.tracing.secret import DEMO_SECRET, OwnerSecret
 from amif_core.transforms.intensity import Normalisation, fit_normalisation
@@ -155,7 +156,7 @@ class AMIFModel:
         ``planes`` describes (default: the array's own); a 2D slice, a
         volume too thin for text across it, or ``planes=None`` (a stack of
         unrelated slices), the tiled 2D one on each slice
-        (:func:`~amif_core.transforms.identifier_volume.identifier_masks`).
+        (:func:`~amif_core.transforms.identifier_masks.identifier_masks`).
         """
         identifier = validate_identifier(identifier)
         pair = prepare_pair(mri, other, colour_table)
@@ -163,7 +164,7 @@ class AMIFModel:
         hp, wp = padded(h), padded(w)
         colour = pair.cbcr is not None
         volume = len(pair.shape) == (4 if colour else 3)
-        all_masks, offsets, lattice = identifier_masks(identifier, pair.mri.shape, style, planes if volume else None,
+        all_masks, offsets, tile = identifier_masks(identifier, pair.mri.shape, style, planes if volume else None,
                                                        _inputs_seed(pair.mri, pair.other, identifier))
         image = np.empty(pair.mri.shape + ((3,) if colour else ()), dtype=np.float32)
         origin = np.zeros((depth, 4), dtype=np.float32)
@@ -200,7 +201,7 @@ class AMIFModel:
             identifier_style=asdict(style),
             normalisation={"mri": norm_a.to_dict(), "other": norm_b.to_dict()},
             mask_offsets=offsets,
-            identifier_lattice=lattice.to_dict() if lattice is not None else None,
+            identifier_lattice=tile.to_dict() if tile is not None else None,
             colour=pair.colour,
             chroma_codes=(codec.apply_pad(np.concatenate(chroma_codes), seed, codes.size, +1) if colour
                           else np.zeros(0, np.int16)),

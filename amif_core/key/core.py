@@ -19,7 +19,7 @@ import numpy as np
 
 from amif_core.key.codec import plain_scale
 from amif_core.transforms.identifier import IdentifierStyle
-from amif_core.transforms.identifier_volume import Lattice, lattice_mask, stamped_masks
+from amif_core.transforms.identifier_masks import stamped_masks, volume_identifier_mask
 from amif_core.transforms.intensity import Normalisation
 
 SIGNATURE_GRID = 8
@@ -129,7 +129,9 @@ class Key:
     The rest describes the image and is safe to show: ``signature`` (D, 8, 8)
     float32 (:func:`image_signature`), ``mask_offsets`` (D, 2) int64 (the
     2D identifier's crop offset per slice; (0, 2) for a 3D identifier),
-    ``identifier_lattice`` (the 3D identifier's
+    ``identifier_lattice`` (the 3D identifier's layout: a
+    :meth:`~amif_core.transforms.identifier_tile.DiagonalTile.to_dict`, or
+    in keys of format 6 a
     :meth:`~amif_core.transforms.identifier_volume.Lattice.to_dict`; None
     for the 2D identifier, and in keys made before it), fingerprint, model,
     identifier, its drawing style (``identifier_style``, an
@@ -210,7 +212,7 @@ class Key:
     def identifier_mask(self) -> np.ndarray:
         """The identifier mask this key was made with: uint8 {0, 1}, shape :attr:`spatial_shape`."""
         if self.identifier_lattice is not None:
-            return lattice_mask(self.identifier, self.spatial_shape, Lattice.from_dict(self.identifier_lattice))
+            return volume_identifier_mask(self.identifier, self.spatial_shape, self.identifier_lattice)
         h, w = self.spatial_shape[-2:]
         return stamped_masks(self.identifier, self.mask_offsets, h, w, self.identifier_style).reshape(
             self.spatial_shape)

@@ -48,11 +48,12 @@ from amif_core.key.header import (
 )
 
 MAGIC = b"\x89AMIFKEY\r\n\x1a\n"
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 CLEAR_SCALE_VERSION = 4  # what a key read from a file of version 4 or earlier is written as again
 # version 2 is version 3 without colour, version 3 is version 4 without levels, version 4 is version 5 with the
-# codes' scales in the clear, version 5 is version 6 without the 3D identifier
-READABLE_VERSIONS = (2, 3, 4, 5, 6)
+# codes' scales in the clear, version 5 is version 6 without the 3D identifier, version 6 is version 7 without its
+# diagonal tile (a text-plate lattice or the 2D identifier only)
+READABLE_VERSIONS = (2, 3, 4, 5, 6, 7)
 _PREFIX = struct.Struct("<12sHIQ")
 DIGEST_SIZE = 32
 MAX_HEADER_BYTES = 1 << 20  # the largest header AMIF writes (65535 slices) is ~0.9 MiB; json.loads needs ~25x this

@@ -130,15 +130,34 @@ def _colour(value: Any) -> None:
         _text(value["table"], "colour.table", 64)
 
 
-def _lattice(value: Any, axis: int, zyx: list[int]) -> None:
-    """Check an ``identifier_lattice`` (:meth:`~amif_core.transforms.identifier_volume.Lattice.to_dict`)."""
-    if not isinstance(value, dict) or set(value) != {"font_px", "cells", "planes", "axis"}:
-        raise ValueError("identifier_lattice must be null or hold font_px, cells, planes and axis")
-    _int(value["font_px"], "identifier_lattice.font_px", 1, MAX_SIDE)
-    if not isinstance(value["cells"], list) or len(value["cells"]) != 3:
-        raise ValueError("identifier_lattice.cells must list 3 counts")
-    for count, side in zip(value["cells"], zyx):
-        _int(count, "identifier_lattice.cells", 1, side)
+def _lattice(value: Any, axis: int, zyx: list[int], version: int) -> None:
+    """Check an ``identifier_lattice``: from version 7 a
+    :meth:`~amif_core.transforms.identifier_tile.DiagonalTile.to_dict`, or the text-plate
+    :meth:`~amif_core.transforms.identifier_volume.Lattice.to_dict` that version 6 introduced."""
+    if version >= 7 and isinstance(value, dict) and value.get("kind") == "diagonal":
+        if set(value) != {"kind", "font_px", "period", "anchors", "planes", "axis"}:
+            raise ValueError("identifier_lattice of kind diagonal must hold font_px, period, anchors, planes and axis")
+        _int(value["font_px"], "identifier_lattice.font_px", 1, MAX_SIDE)
+        period = value["period"]
+        if not isinstance(period, list) or len(period) != 3:
+            raise ValueError("identifier_lattice.period must list Pu, Pv and the shear")
+        rows, cols = (_int(p, "identifier_lattice.period", 1, 4 * MAX_SIDE) for p in period[:2])
+        _int(period[2], "identifier_lattice.period shear", 0, cols - 1)
+        anchors = value["anchors"]
+        if not isinstance(anchors, list) or len(anchors) != 3 or not all(
+                isinstance(a, list) and len(a) == 2 for a in anchors):
+            raise ValueError("identifier_lattice.anchors must list 3 (u, v) pairs")
+        for u, v in anchors:
+            _int(u, "identifier_lattice.anchors u", 0, rows - 1)
+            _int(v, "identifier_lattice.anchors v", 0, cols - 1)
+    else:
+        if not isinstance(value, dict) or set(value) != {"font_px", "cells", "planes", "axis"}:
+            raise ValueError("identifier_lattice must be null or hold font_px, cells, planes and axis")
+        _int(value["font_px"], "identifier_lattice.font_px", 1, MAX_SIDE)
+        if not isinstance(value["cells"], list) or len(value["cells"]) != 3:
+            raise ValueError("identifier_lattice.cells must list 3 counts")
+        for count, side in zip(value["cells"], zyx):
+            _int(count, "identifier_lattice.cells", 1, side)
     planes = value["planes"]
     if (not isinstance(planes, list) or len(planes) != 3
             or not all(isinstance(p, list) and len(p) == 3 and all(isinstance(f, bool) for f in p) for p in planes)):
@@ -148,14 +167,16 @@ def _lattice(value: Any, axis: int, zyx: list[int]) -> None:
 
 
 def validate_header(header: Any, payload_length: int, version: int) -> None:
-    """Raise ValueError/TypeError/KeyError unless ``header`` is a well-formed header of format ``version`` (2 to 6).
+    """Raise ValueError/TypeError/KeyError unless ``header`` is a well-formed header of format ``version`` (2 to 7).
 
     Version 3 adds ``colour`` and ``payload.chroma_count`` (a version-2 header
     is grey); version 4 adds ``levels`` (null: a float32 image; else the
     integer storage of :mod:`amif_core.key.storage`); version 5 has version
     4's header and pads the codes' scales in the payload; version 6 adds
     ``identifier_lattice`` (null: the 2D identifier at ``mask_offsets``;
-    else the 3D identifier, and ``mask_offsets`` is empty).
+    else the 3D identifier, and ``mask_offsets`` is empty); version 7 lets
+    it hold the diagonal tile of :mod:`amif_core.transforms.identifier_tile`
+    (its ``kind`` is "diagonal") as well as version 6's text-plate lattice.
     """
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ValueError("format must be 'amif-key'")
@@ -194,7 +215,7 @@ def validate_header(header: Any, payload_length: int, version: int) -> None:
             raise ValueError(f"identifier_style.{name} must be true or false")
     lattice = header["identifier_lattice"] if version >= 6 else None
     if lattice is not None:
-        _lattice(lattice, axis, zyx)
+        _lattice(lattice, axis, zyx, version)
     offsets = header["mask_offsets"]
     if not isinstance(offsets, list) or len(offsets) != (0 if lattice is not None else shape[0]):
         raise ValueError(f"mask_offsets must list one (row, column) pair per slice ({shape[0]}), none with "

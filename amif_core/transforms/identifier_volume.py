@@ -1,6 +1,8 @@
-"""The 3D identifier of a volume: text plates on a lattice of cells, one plane orientation per cell.
+"""The text-plate lattice: the 3D identifier of key format 6, which those keys' unlock rebuilds; and the text
+drawing and volume planes that the identifier of :mod:`amif_core.transforms.identifier_tile`, which replaced it,
+shares.
 
-A volume's voxel array (z, y, x) is cut into a lattice of cells: along each
+A volume's voxel array (z, y, x) is cut into a lattice of cells (the key records how many): along each
 axis as many as fit the longest extent a cell's text needs there (its width
 or its height, plus a margin), sharing that side evenly. Each cell carries
 the identifier as a text plate parallel to the plane across one numpy axis:
@@ -9,7 +11,7 @@ face, and extruded through the cell's thickness. Cell (i, j, k) starts with
 axis ``(i + j + k) % 3``, then layers of cells that lack a plate of their own
 plane take one from a neighbour that can spare it, so every slice of every
 plane cuts at least one plate face-on (legible text) and the others edge-on,
-as bars one cell long. A volume too small for that keeps the 2D identifier.
+as bars one cell long. (A format-6 key of a volume too small for a lattice holds the 2D identifier.)
 
 The planes are those of the voxel grid: each plane's text is upright in the
 standard view nearest to it (:func:`amif_core.io.geometry.display_orientation`),
@@ -31,15 +33,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from amif_core.transforms.identifier import (
-    MIN_FONT_PX,
-    IdentifierStyle,
-    crop_mask,
-    font,
-    render_identifier_canvas,
-    slice_offsets,
-    stroke_width,
-)
+from amif_core.transforms.identifier import font, stroke_width
 
 COPYRIGHT = "\u00a9"
 LINE_GAP = 0.35  # blank between text lines and around a block, as a fraction of the font size
@@ -101,8 +95,8 @@ def _text_parts(text: str) -> list[str]:
     return parts + ([current] if current else [])
 
 
-def _line_size(text: str, font_px: int) -> tuple[int, int]:
-    """(width, height) in pixels of one line of ``text`` as :func:`_draw_line` draws it."""
+def line_size(text: str, font_px: int) -> tuple[int, int]:
+    """(width, height) in pixels of one line of ``text`` as :func:`draw_line` draws it."""
     face, stroke = font(font_px), stroke_width(font_px)
     width = 0.0
     for part in _text_parts(text):
@@ -118,7 +112,7 @@ def _copyright_side(font_px: int) -> int:
     return round(font_px * 0.9)
 
 
-def _draw_line(draw: ImageDraw.ImageDraw, x: float, y: float, text: str, font_px: int) -> None:
+def draw_line(draw: ImageDraw.ImageDraw, x: float, y: float, text: str, font_px: int) -> None:
     """Draw one line of ``text`` with its top left at (x, y); capitals fill :func:`_line_height`."""
     face, stroke = font(font_px), stroke_width(font_px)
     cap_top = face.getbbox("M")[1]
@@ -141,7 +135,7 @@ def _draw_line(draw: ImageDraw.ImageDraw, x: float, y: float, text: str, font_px
 
 def _screen_tile(text: str, font_px: int, rows: int, cols: int) -> np.ndarray:
     """A (rows, cols) {0, 1} uint8 face of a cell, text upright: as many lines and repeats as fit, centred."""
-    width, height = _line_size(text, font_px)
+    width, height = line_size(text, font_px)
     margin = LINE_GAP * font_px
     pitch_y, pitch_x = height + margin, width + WORD_GAP * font_px
     lines = max(1, int((rows - margin) // pitch_y))
@@ -152,7 +146,7 @@ def _screen_tile(text: str, font_px: int, rows: int, cols: int) -> np.ndarray:
     left = (cols - (repeats * pitch_x - WORD_GAP * font_px)) / 2
     for line in range(lines):
         for repeat in range(repeats):
-            _draw_line(draw, round(left + repeat * pitch_x), round(top + line * pitch_y), text, font_px)
+            draw_line(draw, round(left + repeat * pitch_x), round(top + line * pitch_y), text, font_px)
     return (np.asarray(layer) >= 128).astype(np.uint8)
 
 
@@ -166,44 +160,15 @@ def _face(text: str, lattice: Lattice, sides: tuple[int, int, int], axis: int) -
     return tile[:: -1 if flip_rows else 1, :: -1 if flip_cols else 1]
 
 
-def _in_plane_extents(text: str, font_px: int, orientation: Orientation) -> tuple[int, int]:
+def in_plane_extents(text: str, font_px: int, orientation: Orientation) -> tuple[int, int]:
     """What a face needs along its array rows and columns: (rows, cols) pixels, one line of text plus margins."""
-    width, height = _line_size(text, font_px)
+    width, height = line_size(text, font_px)
     margin = max(2, round(CELL_MARGIN * font_px))
     screen = (height + margin, width + margin)
     return screen[::-1] if orientation[0] else screen
 
 
-def volume_lattice(text: str, shape: tuple[int, int, int], style: IdentifierStyle = IdentifierStyle(),
-                   planes: VolumePlanes = VolumePlanes()) -> Lattice | None:
-    """The lattice of the 3D identifier of a volume, or None when it is too thin for one.
-
-    ``shape``: the volume's (D, H, W), slicing axis ``planes.axis`` first.
-    ``style.font_fraction`` sizes the font, of min(H, W), at least
-    :data:`MIN_FONT_PX`. Along each axis, the volume holds as many cells as
-    fit the longest extent a face needs there; they share its length evenly.
-    None when some side is shorter than one cell (a few slices: the cut
-    planes cannot hold a line of text), or when the cells are too few for
-    every slice of every plane to cut a face of its own plane (so no slice
-    is left without text); such a volume keeps the 2D identifier.
-    """
-    zyx = _zyx(shape, planes.axis)
-    font_px = max(MIN_FONT_PX, round(style.font_fraction * min(shape[1:])))
-    needs = [0, 0, 0]
-    for normal in range(3):
-        in_plane = [a for a in range(3) if a != normal]
-        for a, extent in zip(in_plane, _in_plane_extents(text, font_px, planes.orientations[normal])):
-            needs[a] = max(needs[a], extent)
-    if any(need > side for need, side in zip(needs, zyx)):
-        return None
-    cells = tuple(side // need for side, need in zip(zyx, needs))
-    grid = _orientations(cells)
-    if not all((grid == axis).any(axis=tuple(a for a in range(3) if a != axis)).all() for axis in range(3)):
-        return None  # some slices would cut no text face-on
-    return Lattice(font_px=font_px, cells=cells, planes=planes.orientations, axis=planes.axis)
-
-
-def _zyx(shape: tuple[int, int, int], axis: int) -> tuple[int, int, int]:
+def zyx_shape(shape: tuple[int, int, int], axis: int) -> tuple[int, int, int]:
     """The (z, y, x) shape of a volume whose (D, H, W) ``shape`` has numpy axis ``axis`` first."""
     return tuple(np.moveaxis(np.empty(shape, dtype=np.bool_), 0, axis).shape)
 
@@ -258,28 +223,4 @@ def lattice_mask(text: str, shape: tuple[int, int, int], lattice: Lattice) -> np
     is the cross-section of the 3D mask in the plane the image is cut in.
     Cached.
     """
-    return np.moveaxis(_volume_mask(text, _zyx(shape, lattice.axis), lattice), lattice.axis, 0)
-
-
-def identifier_masks(text: str, shape: tuple[int, ...], style: IdentifierStyle, planes: VolumePlanes | None,
-                     seed: int) -> tuple[np.ndarray, np.ndarray, Lattice | None]:
-    """The identifier mask of an image and what rebuilds it: (masks, offsets, lattice).
-
-    ``shape``: (D, H, W), slices first. ``planes``: None for a 2D image (D
-    = 1), which keeps the tiled 2D identifier; else the volume's planes, and
-    it gets the 3D identifier unless too thin for one (:func:`volume_lattice`).
-    ``masks``: (D, H, W) uint8 {0, 1}; ``offsets``: (D, 2) int64 crop offsets
-    of the 2D identifier (from ``seed``), (0, 2) with a lattice.
-    """
-    depth, h, w = shape
-    lattice = volume_lattice(text, shape, style, planes) if planes is not None else None
-    if lattice is not None:
-        return lattice_mask(text, shape, lattice), np.zeros((0, 2), dtype=np.int64), lattice
-    offsets = slice_offsets(seed, depth, h, w)
-    return stamped_masks(text, offsets, h, w, style), offsets, None
-
-
-def stamped_masks(text: str, offsets: np.ndarray, height: int, width: int, style: IdentifierStyle) -> np.ndarray:
-    """The 2D identifier of each slice: (D, height, width) uint8 {0, 1}, crops of one canvas at ``offsets`` (D, 2)."""
-    canvas = render_identifier_canvas(text, height, width, style)
-    return np.stack([crop_mask(canvas, tuple(o), height, width) for o in offsets])
+    return np.moveaxis(_volume_mask(text, zyx_shape(shape, lattice.axis), lattice), lattice.axis, 0)
