@@ -6,8 +6,8 @@ x - z). Each plane then sees the tile through an integer map of determinant
 sees F(y0 - z, x - z), slice x0 across axis 2 sees F(y - z, x0 - z). So every
 slice of every plane is a window onto the same periodic pattern and covers
 the same share of itself, up to the words its edges cut: the coverage is
-even by construction, in every plane and on every grid (the text-plate
-lattice that came before left 4 to 57 % of a slice covered).
+even by construction, in every plane and on every grid (the text plates of
+format-6 keys, extruded through whole cells, cover 4 to 57 % of a slice).
 
 The tile holds the identifier three times per period, once for each plane,
 each word drawn through the inverse of its plane's map so that it reads
