@@ -45,6 +45,12 @@ from amif_core.transforms.intensity import fit_normalisation  # noqa: E402
 Colour = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (F, M, P, CbCr) -> RGB
 
 
+def rebased(x: np.ndarray, p: np.ndarray, w: float) -> np.ndarray:
+    """``x``'s detail on a base leaning ``w`` of the way to ``p``: detail(x) + (1 − w) · base(x) + w · p."""
+    base, detail = two_scales(x)
+    return detail + (1 - w) * base + w * p
+
+
 def on_luma(make_luma: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]) -> Colour:
     """A composition given by its luma (F, M, P) -> (H, W): the scan's chroma fitted to the gamut round it."""
     return lambda f, m, p, cbcr: fit_gamut(make_luma(f, m, p), cbcr)
@@ -63,10 +69,8 @@ def candidates() -> dict[str, Colour]:
         out[f"(1 − w) · F + w · P, w = {w}"] = on_luma(lambda f, m, p, w=w: (1 - w) * f + w * p)
         out[f"(1 − w) · M + w · P, w = {w}"] = on_luma(lambda f, m, p, w=w: (1 - w) * m + w * p)
     for w in (0.5, 0.6):
-        out[f"detail(M) + (1 − w) · base(M) + w · P, w = {w}"] = on_luma(
-            lambda f, m, p, w=w: two_scales(m)[1] + (1 - w) * two_scales(m)[0] + w * p)
-        out[f"detail(F) + (1 − w) · base(F) + w · P, w = {w}"] = on_luma(
-            lambda f, m, p, w=w: two_scales(f)[1] + (1 - w) * two_scales(f)[0] + w * p)
+        out[f"detail(M) + (1 − w) · base(M) + w · P, w = {w}"] = on_luma(lambda f, m, p, w=w: rebased(m, p, w))
+        out[f"detail(F) + (1 − w) · base(F) + w · P, w = {w}"] = on_luma(lambda f, m, p, w=w: rebased(f, p, w))
     for w in (0.5, 0.7):
         out[f"the shipped form, w = {w}"] = lambda f, m, p, cbcr, w=w: compose(f, m, p, cbcr, partner_weight=w)
     for sigma in (1.5, 5.0):

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # measure this checkout, installed or not
 
 from amif_core.constants import DEFAULT_IDENTIFIER  # noqa: E402
-from amif_core.transforms.identifier_tile import whole_word_share, word_bitmap, tile_mask, volume_tile  # noqa: E402
+from amif_core.transforms.identifier_tile import tile_mask, volume_tile, whole_word_shares, word_bitmap  # noqa: E402
 
 GRIDS = ((112, 129, 105), (60, 256, 256), (180, 256, 256), (300, 512, 512))
 
@@ -48,9 +48,8 @@ def main() -> None:
         built = time.perf_counter() - start
         words = [word_bitmap(DEFAULT_IDENTIFIER, tile.font_px, tile.planes[axis]).shape for axis in range(3)]
         planes = []
-        for axis in range(3):
+        for axis, whole in enumerate(whole_word_shares(tile, words, grid)):
             coverage = mask.mean(axis=tuple(a for a in range(3) if a != axis))
-            whole = whole_word_share(tile, [shape if a == axis else (1, 1) for a, shape in enumerate(words)], grid)
             planes.append(f"{coverage.min():.1%}-{coverage.max():.1%} {whole:.0%}")
         print(f"{'x'.join(map(str, grid)):>13s}  font {tile.font_px} px, period {tile.period}, "
               f"search {searched:.1f} s, mask {built:.2f} s | " + " | ".join(planes))

@@ -106,13 +106,13 @@ def main() -> None:
     protected, key = protect_volume(model, mri, pet, colour_table=DEMO_TABLE, notice=lambda _: None)
     mask = sitk.GetImageFromArray(np.moveaxis(model.identifier_mask(key), 0, key.axis))
     mask.CopyInformation(mri)
-    clean = protected
+    images = {"protected": protected, "mask": mask, "mri": mri}
     if args.clean:  # the unlocked fusion, stored as the protected volume is (8-bit RGB), so both are shown alike
         unlocked = sitk.GetArrayFromImage(unlock_volume(model, protected, key))
-        clean = sitk.GetImageFromArray(np.round(np.clip(unlocked, 0, 1) * 255).astype(np.uint8), isVector=True)
-        clean.CopyInformation(protected)
-    views = {name: oriented(image) for name, image in (("protected", protected), ("clean", clean), ("mask", mask),
-                                                        ("mri", mri))}
+        images["clean"] = sitk.GetImageFromArray(np.round(np.clip(unlocked, 0, 1) * 255).astype(np.uint8),
+                                                 isVector=True)
+        images["clean"].CopyInformation(protected)
+    views = {name: oriented(image) for name, image in images.items()}
     scene_reader = RapidOCR(params={"Global.log_level": "critical"})
     shown_view = "mask" if args.mask_only else "clean" if args.clean else "protected"
     head = fit_normalisation(views["mri"][0]).apply(np.asarray(views["mri"][0])) > HEAD_LEVEL
@@ -151,7 +151,8 @@ def main() -> None:
         rate = read / max(1, len(indices))
         print(f"{plane:9s} {len(indices):6d} {read:10d} {rate:6.0%} {copyright:9d} {scene:9d} "
               f"{scene / max(1, len(indices)):6.0%} {min(cover):12.1%} "
-              f"{max(cover):6.1%}" + (f" {windowed:10d} {windowed / max(1, len(indices)):6.0%}" if args.windows else ""))
+              f"{max(cover):6.1%}"
+              + (f" {windowed:10d} {windowed / max(1, len(indices)):6.0%}" if args.windows else ""))
 
 
 if __name__ == "__main__":

@@ -183,6 +183,17 @@ def test_a_version_6_key_cannot_hold_the_diagonal_tile(tmp_path: Path, sliced_al
         read_key(tmp_path / "v6.amifkey")
 
 
+def test_a_tile_with_an_anchor_outside_its_period_is_refused(tmp_path: Path, sliced_along_y) -> None:
+    key = sliced_along_y[2]
+    write_key(tmp_path / "k.amifkey", key)
+    _, header, payload = parts((tmp_path / "k.amifkey").read_bytes())
+    crafted = json.loads(header)
+    crafted["identifier_lattice"]["anchors"][0][0] = crafted["identifier_lattice"]["period"][0]
+    (tmp_path / "crafted.amifkey").write_bytes(rebuild(json.dumps(crafted).encode(), payload))
+    with pytest.raises(amif_core.KeyFormatError, match="identifier_lattice.anchors u"):
+        read_key(tmp_path / "crafted.amifkey")
+
+
 def test_a_3d_identifier_key_lists_no_offsets(tmp_path: Path, sliced_along_y) -> None:
     key = sliced_along_y[2]
     write_key(tmp_path / "k.amifkey", key)

@@ -24,7 +24,7 @@ without searching. Design and figures: docs/identifier.md.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -188,15 +188,21 @@ def _place(boxes: list[tuple[np.ndarray, np.ndarray]], period: tuple[int, int, i
     return anchors
 
 
-def _tile(text: str, tile: DiagonalTile) -> np.ndarray:
-    """The tile's fundamental domain, (Pu, Pv) {0, 1} uint8."""
-    pattern = np.zeros(tile.period[:2], dtype=np.uint8)
-    for axis in range(3):
-        r, c = np.nonzero(word_bitmap(text, tile.font_px, tile.planes[axis]))
-        u, v = _on_tile(r, c, axis)
-        wu, wv = _wrap(u + tile.anchors[axis][0], v + tile.anchors[axis][1], tile.period)
+def _pattern(words: list[np.ndarray], period: tuple[int, int, int],
+             anchors: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """The tile's fundamental domain, (Pu, Pv) {0, 1} uint8: each plane's word (numpy axes 0, 1, 2;
+    :func:`word_bitmap`) at its anchor."""
+    pattern = np.zeros(period[:2], dtype=np.uint8)
+    for axis, word in enumerate(words):
+        u, v = _on_tile(*np.nonzero(word), axis)
+        wu, wv = _wrap(u + anchors[axis][0], v + anchors[axis][1], period)
         pattern[wu, wv] = 1
     return pattern
+
+
+def _words(text: str, tile: DiagonalTile) -> list[np.ndarray]:
+    """The tile's three words, as :func:`word_bitmap` draws them for numpy axes 0, 1, 2."""
+    return [word_bitmap(text, tile.font_px, tile.planes[axis]) for axis in range(3)]
 
 
 def _read(pattern: np.ndarray, shear: int, z: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -216,37 +222,30 @@ def _spread(pattern: np.ndarray, shear: int, zyx: tuple[int, int, int]) -> float
                for a in range(3))
 
 
-def _slice_to_tile(rows: np.ndarray, cols: np.ndarray, axis: int, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Where pixel (row, col) of slice ``index`` across numpy ``axis`` reads the tile: (u, v) before wrapping."""
-    if axis == 0:
-        return rows - index, cols - index
-    if axis == 1:
-        return index - rows, cols - rows
-    return cols - rows, index - rows
+def whole_word_shares(tile: DiagonalTile, word_shapes: list[tuple[int, int]],
+                      zyx: tuple[int, int, int]) -> list[float]:
+    """Per plane (numpy axes 0, 1, 2 of ``zyx``), the share in [0, 1] of its slices that hold at least one whole
+    upright copy of its word: a copy starts where the slice reads the tile at that word's anchor.
 
-
-def whole_word_share(tile: DiagonalTile, word_shapes: list[tuple[int, int]], zyx: tuple[int, int, int]) -> float:
-    """The least share, over the three planes, of slices that hold at least one whole upright copy of their
-    plane's word, in [0, 1]: a copy starts where the slice reads the tile at that word's anchor.
-
-    ``word_shapes``: the (rows, cols) of each plane's word (numpy axes 0, 1,
-    2 of ``zyx``; a (1, 1) word leaves its plane out). A plane D slices deep
-    is sampled every D // 48-th slice.
+    ``word_shapes``: the (rows, cols) of each plane's word. A plane D
+    slices deep is sampled every D // 48-th slice.
     """
-    least = 1.0
+    shares = []
     for axis, (height, width) in enumerate(word_shapes):
         rows, cols = (zyx[a] for a in range(3) if a != axis)
         if height > rows or width > cols:
-            return 0.0
+            shares.append(0.0)
+            continue
         r, c = np.ogrid[: rows - height + 1, : cols - width + 1]
-        step = max(1, zyx[axis] // 48)
+        u, v = _on_tile(r, c, axis)  # slice 0 of the plane; slice i reads the tile i * shift further on
+        shift = ((-1, -1), (1, 0), (0, 1))[axis]
         held = []
-        for index in range(0, zyx[axis], step):
-            u, v = _slice_to_tile(r, c, axis, index)
-            wu, wv = _wrap(u - tile.anchors[axis][0], v - tile.anchors[axis][1], tile.period)
+        for index in range(0, zyx[axis], max(1, zyx[axis] // 48)):
+            wu, wv = _wrap(u + shift[0] * index - tile.anchors[axis][0], v + shift[1] * index - tile.anchors[axis][1],
+                           tile.period)
             held.append(bool(((wu == 0) & (wv == 0)).any()))
-        least = min(least, float(np.mean(held)))
-    return least
+        shares.append(float(np.mean(held)))
+    return shares
 
 
 @lru_cache(maxsize=16)
@@ -258,13 +257,13 @@ def _search(text: str, font_px: int, planes: tuple[Orientation, Orientation, Ori
     coarse = max(1, round(font_px / LAYOUT_GRID_PX))
     # The coarse grid is fast but rounds the words' boxes up; the full grid, then a sparser tile, catch what it misses.
     for scale, sparser in ((coarse, 1.0), (1, 1.0), (1, 1.25)):
-        tile = _search_at(text, font_px, planes, zyx, words, boxes, margin, scale, sparser)
+        tile = _search_at(font_px, planes, zyx, words, boxes, margin, scale, sparser)
         if tile is not None:
             return tile
     return None
 
 
-def _search_at(text: str, font_px: int, planes: tuple[Orientation, Orientation, Orientation],
+def _search_at(font_px: int, planes: tuple[Orientation, Orientation, Orientation],
                zyx: tuple[int, int, int], words: list[np.ndarray], boxes: list[tuple[np.ndarray, np.ndarray]],
                margin: int, scale: int, sparser: float) -> DiagonalTile | None:
     """The best of :data:`SEARCH_TRIES` seeded layouts searched on a grid ``scale`` voxels coarse, the tile
@@ -293,8 +292,9 @@ def _search_at(text: str, font_px: int, planes: tuple[Orientation, Orientation, 
         if scale > 1 and _overlaps(boxes, anchors, full):
             continue
         candidate = DiagonalTile(font_px=font_px, period=full, anchors=tuple(anchors), planes=planes)
-        spread = _spread(_tile(text, candidate), full[2], zyx)
-        score = (spread <= MAX_SPREAD, whole_word_share(candidate, [word.shape for word in words], zyx), -spread)
+        spread = _spread(_pattern(words, full, candidate.anchors), full[2], zyx)
+        held = min(whole_word_shares(candidate, [word.shape for word in words], zyx))
+        score = (spread <= MAX_SPREAD, held, -spread)
         if best is None or score > best[0]:
             best = (score, candidate)
         if best[0][:2] == (True, 1.0):
@@ -321,8 +321,7 @@ def volume_tile(text: str, shape: tuple[int, int, int], style: IdentifierStyle =
             if extent > zyx[a]:
                 return None
     tile = _search(text, font_px, planes.orientations, zyx)
-    return None if tile is None else DiagonalTile(font_px=tile.font_px, period=tile.period, anchors=tile.anchors,
-                                                  planes=tile.planes, axis=planes.axis)
+    return None if tile is None else replace(tile, axis=planes.axis)
 
 
 @lru_cache(maxsize=1)  # one volume's mask (uint8, the volume's size): protect, then its key's unlock, reuse it
@@ -331,7 +330,7 @@ def _volume_mask(text: str, zyx: tuple[int, int, int], tile: DiagonalTile) -> np
     # Slice z is the tile at (y - z, x - z): one window of the tile laid over (y', x') in [-depth, rows) x
     # [-depth, cols), shifted diagonally by z, so no index array of the volume's size is built.
     y, x = np.ogrid[-depth:rows, -depth:cols]
-    plane = _read(_tile(text, tile), tile.period[2], np.zeros((1, 1), np.int64), y, x)
+    plane = _read(_pattern(_words(text, tile), tile.period, tile.anchors), tile.period[2], 0, y, x)
     mask = np.empty(zyx, dtype=np.uint8)
     for z in range(depth):
         mask[z] = plane[depth - z : depth - z + rows, depth - z : depth - z + cols]
