@@ -174,33 +174,23 @@ def test_keys_of_format_6_with_the_text_plate_lattice_still_unlock(model: amif_c
     assert np.abs(unlocked - clean).max() < 1e-3
 
 
-def test_a_version_6_key_cannot_hold_the_diagonal_tile(tmp_path: Path, sliced_along_y) -> None:
-    key = sliced_along_y[2]
-    write_key(tmp_path / "k.amifkey", key)
+def _anchor_outside_period(header: dict) -> dict:
+    header["identifier_lattice"]["anchors"][0][0] = header["identifier_lattice"]["period"][0]
+    return header
+
+
+@pytest.mark.parametrize("craft, version, refusal", [
+    (lambda header: header, 6, "identifier_lattice must be null or hold"),  # version 6 cannot hold the diagonal tile
+    (_anchor_outside_period, 7, "identifier_lattice.anchors u"),
+    (lambda header: {**header, "mask_offsets": [[0, 0]] * header["shape"][0]}, 7, "none with identifier_lattice"),
+], ids=["tile-in-version-6", "anchor-outside-period", "offsets-with-a-3d-identifier"])
+def test_a_malformed_3d_identifier_key_is_refused(tmp_path: Path, sliced_along_y, craft, version: int,
+                                                   refusal: str) -> None:
+    write_key(tmp_path / "k.amifkey", sliced_along_y[2])
     _, header, payload = parts((tmp_path / "k.amifkey").read_bytes())
-    (tmp_path / "v6.amifkey").write_bytes(rebuild(header, payload, version=6))
-    with pytest.raises(amif_core.KeyFormatError, match="identifier_lattice must be null or hold"):
-        read_key(tmp_path / "v6.amifkey")
-
-
-def test_a_tile_with_an_anchor_outside_its_period_is_refused(tmp_path: Path, sliced_along_y) -> None:
-    key = sliced_along_y[2]
-    write_key(tmp_path / "k.amifkey", key)
-    _, header, payload = parts((tmp_path / "k.amifkey").read_bytes())
-    crafted = json.loads(header)
-    crafted["identifier_lattice"]["anchors"][0][0] = crafted["identifier_lattice"]["period"][0]
-    (tmp_path / "crafted.amifkey").write_bytes(rebuild(json.dumps(crafted).encode(), payload))
-    with pytest.raises(amif_core.KeyFormatError, match="identifier_lattice.anchors u"):
-        read_key(tmp_path / "crafted.amifkey")
-
-
-def test_a_3d_identifier_key_lists_no_offsets(tmp_path: Path, sliced_along_y) -> None:
-    key = sliced_along_y[2]
-    write_key(tmp_path / "k.amifkey", key)
-    _, header, payload = parts((tmp_path / "k.amifkey").read_bytes())
-    crafted = {**json.loads(header), "mask_offsets": [[0, 0]] * key.shape[0]}
-    (tmp_path / "crafted.amifkey").write_bytes(rebuild(json.dumps(crafted).encode(), payload))
-    with pytest.raises(amif_core.KeyFormatError, match="none with identifier_lattice"):
+    crafted = craft(json.loads(header))
+    (tmp_path / "crafted.amifkey").write_bytes(rebuild(json.dumps(crafted).encode(), payload, version=version))
+    with pytest.raises(amif_core.KeyFormatError, match=refusal):
         read_key(tmp_path / "crafted.amifkey")
 
 
